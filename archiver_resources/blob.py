@@ -1,0 +1,318 @@
+"""The UconDB blob: the legacy text format that packs one run's FHiCL files into one document.
+
+Layout (legacy §7.1, kept byte for byte): a header ``Start of Record⏎Run Number: <run>⏎Packed on
+<TS> UTC⏎``, then per file ``⏎#####⏎<basename>:⏎#####⏎<content>``, then the footer
+``⏎End of Record⏎Run Number: <run>⏎Packed on <TS> UTC⏎``; files in the §7.2 order; UTF-8 bytes;
+MD5 over those bytes. ``Packed on`` comes from the caller (the archived configuration's time), never
+from the wall clock, so re-packing the same content gives the same bytes.
+
+Ambiguous content is refused, not guessed at: legacy readers split a blob with the regular
+expression ``⏎#####⏎(.+?):⏎#####⏎`` and end the last file at the first ``⏎End of Record⏎``. A file
+whose content would create an extra marker (alone, or together with the marker that always follows
+it) or contains an ``End of Record`` footer line would be split wrongly by every existing consumer,
+so :func:`pack` raises :class:`BlobError` naming the file instead. With that rule
+``unpack(pack(x)) == x`` holds for every accepted file set (keys = basenames).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import zlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Iterator, Mapping
+
+from archiver_resources.errors import BlobError
+
+# Files that go last, in this order (legacy §7.2), matched case-insensitively.
+END_FILES_ORDER = (
+    "boot.fcl", "known_boardreaders_list.fcl", "setup.fcl", "environment.fcl", "metadata.fcl",
+    "settings.fcl", "ranks.fcl", "RunHistory.fcl", "RunHistory2.fcl",
+)
+_END_RANK = {name.lower(): i for i, name in enumerate(END_FILES_ORDER)}
+
+# C-locale month abbreviations; built here so the process locale never matters.
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+# The legacy splitter's marker pattern (extract_files_from_blob).
+MARKER_RE = re.compile(r"\n#####\n(.+?):\n#####\n")
+_FOOTER_LINE = "\nEnd of Record\n"
+_MARKER_PREFIX = "\n#####\n"
+_HEADER_RE = re.compile(r"Start of Record\nRun Number: (\d+)\nPacked on ([^\n]*) UTC\n")
+
+# The legacy --validate rule (§7.4): reported name → FHiCL key searched in metadata.fcl.
+VALIDATE_FILE = "metadata.fcl"
+VALIDATE_KEYS = {"components": "components", "configuration": "config_name",
+                 "projectversion": "sbndaq_commit_or_version"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Timestamp, checksums
+# ---------------------------------------------------------------------------------------------
+
+def format_packed_on(dt: datetime) -> str:
+    """``%b %d %H:%M`` of ``dt`` in UTC with C-locale month names (naive = already UTC)."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc)
+    return f"{_MONTHS[dt.month - 1]} {dt.day:02d} {dt.hour:02d}:{dt.minute:02d}"
+
+
+def md5_hex(data: bytes) -> str:
+    """Hex MD5 of the exact blob bytes (Decision 2)."""
+    return hashlib.md5(data).hexdigest()
+
+
+def adler32(data: bytes) -> int:
+    """Unsigned Adler-32 of the blob bytes, as UconDB reports it."""
+    return zlib.adler32(data) & 0xFFFFFFFF
+
+
+# ---------------------------------------------------------------------------------------------
+# Packing
+# ---------------------------------------------------------------------------------------------
+
+def header_text(run_number: int, packed_on: str) -> str:
+    return f"Start of Record\nRun Number: {run_number}\nPacked on {packed_on} UTC\n"
+
+
+def footer_text(run_number: int, packed_on: str) -> str:
+    return f"\nEnd of Record\nRun Number: {run_number}\nPacked on {packed_on} UTC\n"
+
+
+def section_marker(name: str) -> str:
+    return f"\n#####\n{name}:\n#####\n"
+
+
+def basename(relpath: str) -> str:
+    """Section name of a file: the last component of its relative (posix) path."""
+    return PurePosixPath(relpath).name
+
+
+def order_files(relpaths: Iterable[str], *, run: int | None = None) -> list[str]:
+    """Relative paths in blob order (§7.2); BlobError when two basenames clash case-insensitively."""
+    seen: dict[str, str] = {}
+    for relpath in relpaths:
+        name = basename(relpath)
+        _check_name(name, relpath, run)
+        key = name.lower()
+        if key in seen:
+            first, second = sorted((seen[key], relpath))
+            raise BlobError(
+                f"two files share the basename {name!r} (compared case-insensitively): "
+                f"{first!r} and {second!r}; the blob names sections by basename, so one would be "
+                "lost. Rename or remove one of them.", run=run)
+        seen[key] = relpath
+    regular = sorted((k for k in seen if k not in _END_RANK))
+    ending = sorted((k for k in seen if k in _END_RANK), key=_END_RANK.__getitem__)
+    return [seen[k] for k in regular + ending]
+
+
+def _check_name(name: str, relpath: str, run: int | None) -> None:
+    if not name:
+        raise BlobError(f"file {relpath!r} has an empty basename", run=run)
+    if "\n" in name or "\r" in name:
+        raise BlobError(f"file {relpath!r}: a line break in a file name cannot be packed", run=run)
+
+
+def check_content(name: str, content: str, *, run: int | None = None) -> None:
+    """Refuse content that legacy readers would split wrongly (see the module docstring)."""
+    if not isinstance(content, str):
+        raise BlobError(f"file {name!r}: content must be text, got {type(content).__name__}",
+                        run=run)
+    match = MARKER_RE.search(content)
+    if match is None:
+        # A marker may also straddle the end of the content and the "⏎#####⏎" that follows it.
+        last = content.rfind(_MARKER_PREFIX)
+        if last >= 0:
+            match = MARKER_RE.search(content[last:] + _MARKER_PREFIX)
+    if match is not None:
+        raise BlobError(
+            f"file {name!r} contains a line sequence '#####', '{match.group(1)}:', '#####' that "
+            "reads as a blob section marker; it cannot be packed unambiguously", run=run)
+    if _FOOTER_LINE in content or content.endswith(_FOOTER_LINE.rstrip("\n")):
+        raise BlobError(
+            f"file {name!r} contains an 'End of Record' line that reads as the blob footer; "
+            "it cannot be packed unambiguously", run=run)
+
+
+def iter_pack(run_number: int, files: Mapping[str, str], packed_at: datetime) -> Iterator[bytes]:
+    """Yield the blob's UTF-8 bytes piece by piece (header, each section, footer).
+
+    Every check (names, clashes, content) runs before the first piece is yielded, so a consumer
+    never receives part of a blob that is then refused.
+    """
+    run_number = _check_run(run_number)
+    if not files:
+        raise BlobError("no files to pack", run=run_number)
+    ordered = order_files(files.keys(), run=run_number)
+    for relpath in ordered:
+        check_content(relpath, files[relpath], run=run_number)
+    stamp = format_packed_on(packed_at)
+    return _generate(run_number, files, ordered, stamp)
+
+
+def _generate(run: int, files: Mapping[str, str], ordered: list[str], stamp: str) -> Iterator[bytes]:
+    yield header_text(run, stamp).encode("utf-8")
+    for relpath in ordered:
+        yield section_marker(basename(relpath)).encode("utf-8")
+        yield _encode(files[relpath], relpath, run)
+    yield footer_text(run, stamp).encode("utf-8")
+
+
+def _encode(content: str, relpath: str, run: int) -> bytes:
+    try:
+        return content.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BlobError(f"file {relpath!r} cannot be encoded as UTF-8: {exc.reason}",
+                        run=run) from exc
+
+
+def _check_run(run_number: int) -> int:
+    if isinstance(run_number, bool) or not isinstance(run_number, int) or run_number < 0:
+        raise BlobError(f"run number must be a non-negative integer, got {run_number!r}")
+    return run_number
+
+
+def pack(run_number: int, files: Mapping[str, str], packed_at: datetime) -> bytes:
+    """The blob of one run as UTF-8 bytes (keys: relative paths; sections named by basename)."""
+    return b"".join(iter_pack(run_number, files, packed_at))
+
+
+@dataclass(frozen=True)
+class PackedFile:
+    """A blob written to disk by :func:`pack_to_file`."""
+
+    path: Path
+    size: int
+    md5: str
+    adler32: int
+
+
+def pack_to_file(path: str | os.PathLike, run_number: int, files: Mapping[str, str],
+                 packed_at: datetime) -> PackedFile:
+    """Stream the blob into ``path`` atomically (temporary file + rename, Decision 10)."""
+    target = Path(path)
+    pieces = iter_pack(run_number, files, packed_at)  # validates before anything is written
+    digest, adler, size = hashlib.md5(), 1, 0
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for piece in pieces:
+                out.write(piece)
+                digest.update(piece)
+                adler = zlib.adler32(piece, adler)
+                size += len(piece)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return PackedFile(target, size, digest.hexdigest(), adler & 0xFFFFFFFF)
+
+
+# ---------------------------------------------------------------------------------------------
+# Unpacking
+# ---------------------------------------------------------------------------------------------
+
+def unpack(data: bytes) -> tuple[int, dict[str, str]]:
+    """Parse a blob strictly: returns (run number, basename → content).
+
+    Header and footer must agree (run and ``Packed on``); the footer is taken from the end of
+    the blob, so only section markers delimit files.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BlobError(f"blob is not valid UTF-8 (byte {exc.start})") from exc
+    head = _HEADER_RE.match(text)
+    if head is None:
+        raise BlobError("blob does not start with 'Start of Record⏎Run Number: <n>⏎Packed on … UTC⏎'")
+    run = int(head.group(1))
+    footer = footer_text(run, head.group(2))
+    if not text.endswith(footer):
+        raise BlobError("blob does not end with the footer matching its header "
+                        f"(expected {footer!r})", run=run)
+    body = text[head.end():len(text) - len(footer)]
+    return run, _split_body(body, run)
+
+
+def _split_body(body: str, run: int) -> dict[str, str]:
+    matches = list(MARKER_RE.finditer(body))
+    if not matches:
+        raise BlobError("blob holds no file sections", run=run)
+    if matches[0].start() != 0:
+        raise BlobError("unexpected text between the header and the first file section", run=run)
+    files: dict[str, str] = {}
+    for i, match in enumerate(matches):
+        name = match.group(1)
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(body)
+        if name in files:
+            raise BlobError(f"blob holds two sections named {name!r}", run=run)
+        files[name] = body[match.end():end]
+    return files
+
+
+def split_blob(text: str) -> dict[str, str]:
+    """Legacy ``extract_files_from_blob`` (§7.5): name → content, later duplicates win."""
+    matches = list(MARKER_RE.finditer(text))
+    if not matches:
+        raise BlobError("No file markers found in blob")
+    files: dict[str, str] = {}
+    for i, match in enumerate(matches):
+        start = match.end()
+        if i + 1 < len(matches):
+            end = matches[i + 1].start()
+        else:
+            found = text.find(_FOOTER_LINE, start)
+            end = found if found >= 0 else len(text)
+        files[match.group(1)] = text[start:end]
+    return files
+
+
+# ---------------------------------------------------------------------------------------------
+# Legacy --validate (§7.4)
+# ---------------------------------------------------------------------------------------------
+
+_VALIDATE_SPLIT_RE = re.compile(r"#####\n(.+?):\n#####\n([\s\S]*?)(?=(?:\n#####)|(?:\nEnd of Record))")
+
+
+def validate_split(text: str) -> dict[str, str]:
+    """The --validate splitter: content ends at the next ``⏎#####`` or ``⏎End of Record``."""
+    return {m.group(1): m.group(2) for m in _VALIDATE_SPLIT_RE.finditer(text)}
+
+
+def validate_metadata(files: Mapping[str, str]) -> list[str]:
+    """The legacy --validate rule over split files; returns the errors (empty list = passed).
+
+    In ``metadata.fcl`` each of ``components``, ``config_name`` and ``sbndaq_commit_or_version``
+    must match ``<key>:\\s+(.+)`` exactly once (unanchored search); a missing file counts three.
+    """
+    if not files:
+        return ["No files found in blob"]
+    content = files.get(VALIDATE_FILE)
+    if content is None:
+        return [f"{param}: file '{VALIDATE_FILE}' not found" for param in VALIDATE_KEYS]
+    errors = []
+    for param, key in VALIDATE_KEYS.items():
+        count = len(re.findall(f"{key}:\\s+(.+)", content))
+        if count == 0:
+            errors.append(f"{param}: no matches for parameter '{key}'")
+        elif count > 1:
+            errors.append(f"{param}: multiple matches for parameter '{key}'")
+    return errors
+
+
+def validated_values(files: Mapping[str, str]) -> dict[str, str]:
+    """The values --validate reports (quotes removed) for the keys that matched exactly once."""
+    content = files.get(VALIDATE_FILE, "")
+    values = {}
+    for param, key in VALIDATE_KEYS.items():
+        found = re.findall(f"{key}:\\s+(.+)", content)
+        if len(found) == 1:
+            values[param] = found[0].replace('"', "").strip()
+    return values
