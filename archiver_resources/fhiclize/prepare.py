@@ -1,0 +1,177 @@
+"""Preparation of a run's FHiCL file set in memory: what the legacy archiver built in its temporary
+import and update directories (legacy_archiver.md §5.1, §5.2), plus the ``schema.fcl`` it adds."""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+
+from ..errors import ConfigError
+from .converters import CONVERTERS
+from .generators import run_history, run_history2
+from .hashes import entity_name
+
+__all__ = [
+    "GENERATORS",
+    "PreparedRun",
+    "SchemaNotFoundError",
+    "default_schema_text",
+    "load_schema_text",
+    "prepare_run",
+]
+
+GENERATORS = frozenset({"RunHistory", "RunHistory2"})
+"""Generator names of ``fhiclize_generate`` (the converter names are the keys of ``CONVERTERS``)."""
+
+METADATA_TXT = "metadata.txt"
+SCHEMA_FCL = "schema.fcl"
+RUN_HISTORY_FCL = "RunHistory.fcl"
+RUN_HISTORY2_FCL = "RunHistory2.fcl"
+DEFAULT_CONFIG_NAME = "standard"
+_CONFIG_NAME_LINE = re.compile(r"^Config name:\s+(.*)")
+
+
+class SchemaNotFoundError(ConfigError):
+    """``<artdaq_db.fcl_conf_dir>/schema.fcl`` does not exist (legacy message kept)."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"Schema not found at {path}")
+        self.path = str(path)
+
+
+@functools.lru_cache(maxsize=1)
+def default_schema_text() -> str:
+    """The ``schema.fcl`` shipped in this package (run_history and system_layout rules)."""
+    resource = importlib.resources.files(__package__).joinpath(SCHEMA_FCL)
+    return resource.read_text(encoding="utf-8")
+
+
+def load_schema_text(fcl_conf_dir: Optional[str]) -> str:
+    """``<fcl_conf_dir>/schema.fcl`` when a directory is configured, else the shipped default."""
+    if fcl_conf_dir is None:
+        return default_schema_text()
+    path = Path(fcl_conf_dir) / SCHEMA_FCL
+    if not path.is_file():
+        raise SchemaNotFoundError(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read schema.fcl: {error}", key="artdaq_db.fcl_conf_dir",
+                          path=str(path)) from error
+
+
+def _config_name(metadata_text: Optional[str]) -> str:
+    """Legacy §4: the first non-empty ``Config name:`` value with ``/`` → ``_``; else ``standard``."""
+    for line in (metadata_text or "").splitlines():
+        match = _CONFIG_NAME_LINE.match(line)
+        if match and match.group(1).strip():
+            return match.group(1).strip().replace("/", "_")
+    return DEFAULT_CONFIG_NAME
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run's FHiCL file set, ready for artdaqDB.
+
+    ``insert_files`` (relative path → FHiCL text) is the initial insert, ``schema.fcl`` included;
+    ``update_files`` is the RunHistory2 update (``RunHistory2.fcl`` + ``schema.fcl``) or ``None``;
+    ``skipped`` names each run-record file that is not stored, with the reason.
+    """
+
+    run: int
+    config_name: str
+    insert_files: dict[str, str]
+    update_files: Optional[dict[str, str]]
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _stored_name(relpath: str, enabled: frozenset[str]) -> tuple[Optional[str], str]:
+    """Where a run-record file goes: (stored path, "") or (None, why it is not stored)."""
+    if relpath.endswith(".fcl"):
+        return relpath, ""
+    if relpath.endswith(".txt") and "/" not in relpath:
+        stem = relpath[: -len(".txt")]
+        if stem not in CONVERTERS:
+            return None, "no converter for this .txt file; the legacy archiver never loaded it"
+        if stem not in enabled:
+            return None, f"converter '{stem}' disabled by fhiclize_generate; .txt files are never loaded"
+        return f"{stem}.fcl", ""
+    if relpath.endswith(".txt"):
+        return None, "only top-level .txt files are converted; the legacy archiver never loaded it"
+    return None, "not a FHiCL file; the legacy archiver copied it but never loaded it into artdaqDB"
+
+
+def _add(files: dict[str, str], path: str, text: str, source: str, run: int,
+         warnings: list[str]) -> None:
+    """Add one stored file; a later source replaces an earlier one, as files did on disk."""
+    if path in files:
+        warnings.append(f"run {run}: {path} from the run record replaced by {source}")
+    files[path] = text
+
+
+def _entity_clash_warnings(run: int, files: Mapping[str, str]) -> list[str]:
+    seen: dict[str, str] = {}
+    warnings = []
+    for path in files:
+        entity = entity_name(path)
+        if entity in seen:
+            warnings.append(f"run {run}: {seen[entity]} and {path} are both entity '{entity}'; "
+                            "artdaqDB keeps only one of them")
+        seen[entity] = path
+    return warnings
+
+
+def prepare_run(run: int, files: Mapping[str, str], *, enabled: frozenset[str], schema_text: str,
+                config_name: Optional[str] = None) -> PreparedRun:
+    """The initial-insert and update file sets of run ``run`` (legacy §5.1, §5.2), in memory.
+
+    ``files`` maps the run record's relative posix paths to decoded text; ``enabled`` holds the
+    ``fhiclize_generate`` names. Top-level ``<stem>.txt`` with an enabled converter become
+    ``<stem>.fcl``; other ``*.fcl`` files pass unchanged; ``RunHistory.fcl`` and ``schema.fcl``
+    are added. ``config_name`` overrides the legacy §4 rule applied to ``metadata.txt``.
+    """
+    insert: dict[str, str] = {}
+    warnings: list[str] = []
+    skipped: list[str] = []
+    converted: list[tuple[str, str, str]] = []
+    for relpath, text in files.items():
+        stored, reason = _stored_name(relpath, enabled)
+        if stored is None:
+            skipped.append(f"{relpath}: {reason}")
+        elif stored == relpath:
+            insert[relpath] = text
+        else:
+            converted.append((relpath, stored, CONVERTERS[stored[: -len(".fcl")]](text)))
+    for relpath, stored, text in converted:
+        _add(insert, stored, text, f"the conversion of {relpath}", run, warnings)
+
+    metadata = files.get(METADATA_TXT)
+    if "RunHistory" in enabled:
+        if metadata is None:
+            warnings.append(f"run {run}: cannot generate {RUN_HISTORY_FCL}: "
+                            f"{METADATA_TXT} not found in the run record")
+        else:
+            _add(insert, RUN_HISTORY_FCL, run_history(run, metadata),
+                 f"the generated {RUN_HISTORY_FCL}", run, warnings)
+    _add(insert, SCHEMA_FCL, schema_text, "the configured schema.fcl", run, warnings)
+    warnings.extend(_entity_clash_warnings(run, insert))
+
+    update = None
+    if "RunHistory2" in enabled and metadata is not None:
+        run_history2_text = run_history2(metadata)
+        if run_history2_text is not None:
+            update = {RUN_HISTORY2_FCL: run_history2_text, SCHEMA_FCL: schema_text}
+
+    return PreparedRun(
+        run=run,
+        config_name=config_name if config_name is not None else _config_name(metadata),
+        insert_files=insert,
+        update_files=update,
+        warnings=warnings,
+        skipped=skipped,
+    )
