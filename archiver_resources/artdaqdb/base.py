@@ -1,0 +1,462 @@
+"""The artdaqDB interface (`ArtdaqDB`) and the logic every backend shares.
+
+Shared here: configuration names and versions (exact matching), the document plan of a run (entity
+per file, collection per entity, the ``hashes`` entity), artdaq_database document records, oids,
+timestamps, and the public methods built on a few backend primitives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Iterable, Mapping, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+from archiver_resources.errors import AlreadyArchivedError, ArtdaqDBError, NotArchivedError
+
+RUN_HISTORY = "RunHistory"
+SYSTEM_LAYOUT = "SystemLayout"
+SYSTEM_METADATA = "SystemMetadata"
+SCHEMA_ENTITY = "schema"
+HASHES_ENTITY = "hashes"
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.000%z"
+INDEX_KEYS = ("version", "configurations.name", "entities.name", "aliases.active.name", "runs.name")
+
+Clock = Callable[[], datetime]
+
+
+def local_now() -> datetime:
+    """The default clock: now, in local time, timezone-aware."""
+    return datetime.now().astimezone()
+
+
+# --------------------------------------------------------------------------------------------
+# Names and versions
+# --------------------------------------------------------------------------------------------
+
+def configuration_name(run: int, config: str) -> str:
+    """``<run>/<config>``, the configuration (and first version) name of an archived run."""
+    if not isinstance(run, int) or isinstance(run, bool) or run < 0:
+        raise ArtdaqDBError(f"invalid run number {run!r}")
+    if not config or "/" in config or config != config.strip():
+        raise ArtdaqDBError(f"invalid configuration name {config!r}", run=run)
+    return f"{run}/{config}"
+
+
+_RUN_NAME = re.compile(r"^\s*(\d+)/(.+)$")
+
+
+def split_configuration_name(name: str) -> Optional[tuple[int, str]]:
+    """``"1234/standard"`` → ``(1234, "standard")``; ``None`` for names that are not run history."""
+    match = _RUN_NAME.match(name)
+    if not match:
+        return None
+    return int(match.group(1)), match.group(2).strip()
+
+
+def version_number(name: str, version: str) -> Optional[int]:
+    """0 for the initial version ``name``, N for ``<name>v<N>``, ``None`` for anything else (exact)."""
+    if version == name:
+        return 0
+    match = re.fullmatch(re.escape(name) + r"v(\d+)", version)
+    return int(match.group(1)) if match else None
+
+
+def sort_versions(name: str, versions: Iterable[str]) -> list[str]:
+    """The exact versions of configuration ``name`` in numeric order (``v10`` after ``v9``)."""
+    numbered = {v: version_number(name, v) for v in set(versions)}
+    return sorted((v for v, n in numbered.items() if n is not None), key=lambda v: numbered[v])
+
+
+def next_version(name: str, versions: Iterable[str]) -> str:
+    """``<name>v<N+1>``, N the largest exact ``v<N>`` suffix among ``versions`` (0 if none)."""
+    numbers = [version_number(name, v) for v in versions]
+    return f"{name}v{max([n for n in numbers if n is not None] + [0]) + 1}"
+
+
+# --------------------------------------------------------------------------------------------
+# Timestamps, oids, URIs
+# --------------------------------------------------------------------------------------------
+
+def format_timestamp(moment: datetime) -> str:
+    """artdaq_database timestamp ``%FT%T.000%z`` in local time (naive datetimes count as local)."""
+    return moment.astimezone().strftime(TIMESTAMP_FORMAT)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """Inverse of :func:`format_timestamp`; always timezone-aware."""
+    try:
+        return datetime.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError as exc:
+        raise ArtdaqDBError(f"unreadable artdaqDB timestamp {text!r}: {exc}") from exc
+
+
+def new_oid() -> str:
+    """A filesystemdb oid: the first 24 hex digits of a version-4 UUID (13th character ``4``)."""
+    return uuid.uuid4().hex[:24]
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with any password replaced by ``***`` (user names and hosts stay)."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc
+    userinfo, _, hosts = netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
+
+
+def archive_uri(uri: str, mode: str) -> str:
+    """The database actually written: ``verbatim`` (legacy archiver default) or ``append``
+    (conftool's rule: the database name plus ``_archive``)."""
+    if mode == "verbatim":
+        return uri
+    if mode != "append":
+        raise ArtdaqDBError(f"archive_suffix_mode must be 'verbatim' or 'append', not {mode!r}")
+    match = re.match(r"^([a-z]+://[^/]*/)([^?]*)(.*)$", uri)
+    if not match or not match.group(2):
+        raise ArtdaqDBError(f"cannot derive the _archive database from {redact_uri(uri)}")
+    head, name, tail = match.groups()
+    name = name.rstrip("/")
+    return f"{head}{name}_archive{tail}"
+
+
+# --------------------------------------------------------------------------------------------
+# Hashes entity
+# --------------------------------------------------------------------------------------------
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8")).hexdigest()
+
+
+def _hashes_text_fallback(entity_texts: Mapping[str, str]) -> str:
+    lines = [f"{entity}:{_md5(text)}" for entity, text in sorted(entity_texts.items())
+             if entity != SCHEMA_ENTITY]
+    lines.append(f"configuration:{_md5(','.join(lines))}")
+    return "\n".join(lines)
+
+
+def hashes_text(files: Mapping[str, str]) -> str:
+    """The ``hashes`` entity text for prepared files (relative path → FHiCL text).
+
+    Uses ``archiver_resources.fhiclize.hashes.hashes_text`` when present (keyed by entity names, so
+    both implementations agree); the rule is artdaq_database §6.2.
+    """
+    entity_texts = {entity: text for entity, (_, text) in plan_entities(files).items()}
+    try:
+        from archiver_resources.fhiclize.hashes import hashes_text as shared
+    except ImportError:
+        return _hashes_text_fallback(entity_texts)
+    return shared({f"{entity}.fcl": text for entity, text in entity_texts.items()})
+
+
+_HASH_LINE = re.compile(r'^\s*([^\s:#]+)\s*:\s*"?([0-9a-fA-F]{32})"?\s*(?:#.*)?$')
+
+
+def parse_hashes(text: str) -> dict[str, str]:
+    """``{entity: md5}`` from a hashes entity, raw (``boot:abc…``) or regenerated FHiCL
+    (``boot: "abc…"``); ``configuration`` is included. Lines that are not hashes are skipped."""
+    result = {}
+    for line in text.splitlines():
+        match = _HASH_LINE.match(line)
+        if match:
+            result[match.group(1)] = match.group(2).lower()
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Document plan and records
+# --------------------------------------------------------------------------------------------
+
+def entity_name(relpath: str) -> str:
+    """The entity of a prepared file: its base name without ``.fcl``."""
+    base = relpath.replace("\\", "/").rsplit("/", 1)[-1]
+    if not base.endswith(".fcl") or base == ".fcl":
+        raise ArtdaqDBError(f"file {relpath!r} is not a FHiCL file (*.fcl); cannot archive it")
+    return base[: -len(".fcl")]
+
+
+def collection_of(entity: str) -> str:
+    """``schema`` → ``SystemLayout``; every other run-history entity → ``RunHistory``."""
+    return SYSTEM_LAYOUT if entity == SCHEMA_ENTITY else RUN_HISTORY
+
+
+def plan_entities(files: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """``{entity: (relpath, text)}``; two files with one entity name are an error naming both."""
+    plan: dict[str, tuple[str, str]] = {}
+    for relpath, text in files.items():
+        entity = entity_name(relpath)
+        if entity in plan:
+            raise ArtdaqDBError(
+                f"files {plan[entity][0]!r} and {relpath!r} both map to entity {entity!r}")
+        plan[entity] = (relpath, text)
+    return plan
+
+
+@dataclass(frozen=True)
+class PlannedDocument:
+    """One document to store: entity, collection and FHiCL text."""
+
+    entity: str
+    collection: str
+    text: str
+    relpath: str  # the prepared file's relative path (``hashes.fcl`` for the hashes entity)
+
+
+def plan_documents(run: int, files: Mapping[str, str], *, with_hashes: bool) -> list[PlannedDocument]:
+    """Documents of one insert or update, ordered RunHistory entities, ``hashes``, then ``schema``
+    (the SystemLayout document is the commit marker of the native stores, so it comes last)."""
+    plan = plan_entities(files)
+    if SCHEMA_ENTITY not in plan:
+        raise ArtdaqDBError("prepared files lack schema.fcl", run=run)
+    if with_hashes and HASHES_ENTITY in plan:
+        raise ArtdaqDBError("prepared files already contain a hashes.fcl entity", run=run)
+    docs = [PlannedDocument(e, collection_of(e), t, p) for e, (p, t) in sorted(plan.items())
+            if e != SCHEMA_ENTITY]
+    if with_hashes:
+        docs.append(PlannedDocument(HASHES_ENTITY, RUN_HISTORY, hashes_text(files), "hashes.fcl"))
+    schema_path, schema = plan[SCHEMA_ENTITY]
+    docs.append(PlannedDocument(SCHEMA_ENTITY, SYSTEM_LAYOUT, schema, schema_path))
+    return docs
+
+
+def build_record(doc: PlannedDocument, *, run: int, name: str, version: str, timestamp: str,
+                 oid: str) -> dict:
+    """The complete artdaq_database document record (spec §3) of one planned document."""
+    from archiver_resources.fhicl import fhicl_to_record
+
+    record = dict(fhicl_to_record(doc.text, doc.entity, timestamp=timestamp))
+    assigned = lambda value: {"name": value, "assigned": timestamp}  # noqa: E731
+    record.update({
+        "version": version,
+        "entities": [assigned(doc.entity)],
+        "configurations": [assigned(name)],
+        "changelog": "notprovided",
+        "bookkeeping": {
+            "isdeleted": False, "isreadonly": False, "created": timestamp,
+            "updates": [
+                {"event": "setVersion", "timestamp": timestamp, "value": {"name": version}},
+                {"event": "setCollection", "timestamp": timestamp, "value": {"name": doc.collection}},
+                {"event": "addEntity", "timestamp": timestamp, "value": assigned(doc.entity)},
+                {"event": "addConfiguration", "timestamp": timestamp, "value": assigned(name)},
+                {"event": "addRun", "timestamp": timestamp, "value": assigned(str(run))},
+            ],
+        },
+        "_id": {"$oid": oid},
+        "collection": doc.collection,
+        "aliases": {"active": [], "history": []},
+        "runs": [assigned(str(run))],
+        "attachments": [],
+        "configtype": "notprovided",
+    })
+    return record
+
+
+def record_entity(record: Mapping) -> str:
+    """The entity name of a stored record (skipping ``notprovided`` placeholders)."""
+    names = [e.get("name") for e in record.get("entities", []) if e.get("name") != "notprovided"]
+    if names:
+        return names[0]
+    return record.get("origin", {}).get("name", "")
+
+
+def record_assigned(record: Mapping, name: str) -> Optional[datetime]:
+    """The ``assigned`` time of configuration ``name`` on a record, if any."""
+    for entry in record.get("configurations", []):
+        if entry.get("name") == name and entry.get("assigned"):
+            return parse_timestamp(entry["assigned"])
+    return None
+
+
+def newest_per_entity(name: str, records: Iterable[Mapping]) -> dict[str, Mapping]:
+    """``{entity: record}`` keeping the record of the highest version of ``name`` per entity."""
+    best: dict[str, tuple[int, Mapping]] = {}
+    for record in records:
+        number = version_number(name, record.get("version", ""))
+        if number is None:
+            number = -1
+        entity = record_entity(record)
+        if entity not in best or number >= best[entity][0]:
+            best[entity] = (number, record)
+    return {entity: record for entity, (_, record) in best.items()}
+
+
+def records_to_files(name: str, records: Iterable[Mapping]) -> dict[str, str]:
+    """``{<entity>.fcl: regenerated FHiCL}`` from a configuration's records (highest version wins)."""
+    from archiver_resources.fhicl import record_to_fhicl
+
+    return {f"{entity}.fcl": record_to_fhicl(dict(record))
+            for entity, record in sorted(newest_per_entity(name, records).items())}
+
+
+# --------------------------------------------------------------------------------------------
+# The interface
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    """What one insert or update stored."""
+
+    run: int
+    configuration: str
+    version: str
+    entities: tuple[str, ...]
+    document_ids: tuple[str, ...] = ()
+    assigned: Optional[datetime] = None
+    extra: dict = field(default_factory=dict)
+
+
+class ArtdaqDB(ABC):
+    """One artdaqDB run-history database. Public methods are shared; backends implement the
+    underscore primitives. Names are matched exactly (never by prefix)."""
+
+    #: whether archive_run stores the ``hashes`` entity (bulkloader does not)
+    writes_hashes = True
+
+    def __init__(self, uri: str, *, clock: Optional[Clock] = None):
+        self.uri = uri
+        self._clock: Clock = clock or local_now
+
+    # ---- primitives -------------------------------------------------------------------------
+
+    @abstractmethod
+    def _configuration_names(self) -> Iterable[str]:
+        """Every committed configuration name (from indexes only, no document reads)."""
+
+    @abstractmethod
+    def _has_configuration(self, name: str) -> bool:
+        """Whether configuration ``name`` is committed (exact)."""
+
+    @abstractmethod
+    def _versions(self, name: str) -> list[str]:
+        """Committed versions of configuration ``name`` (any order)."""
+
+    @abstractmethod
+    def _records(self, name: str) -> list[dict]:
+        """Every document record of configuration ``name`` (all versions)."""
+
+    @abstractmethod
+    def _store(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
+               initial: bool) -> ArchiveResult:
+        """Store ``docs`` as version :meth:`_version_for` (computed under the backend's guard);
+        for ``initial``, refuse with AlreadyArchivedError if the configuration exists."""
+
+    def _version_for(self, run: int, name: str, *, initial: bool) -> str:
+        """The version a store writes: checks existence, ``<name>`` or ``<name>v<N+1>``."""
+        exists = self._has_configuration(name)
+        if initial:
+            if exists:
+                raise AlreadyArchivedError(f"configuration {name} is already archived", run=run)
+            return name
+        if not exists:
+            raise NotArchivedError(f"configuration {name} not found for update", run=run)
+        return next_version(name, self._versions(name))
+
+    def _assigned_of(self, name: str) -> Optional[datetime]:
+        """Newest assigned time of ``name``; backends may answer from an index."""
+        times = [t for t in (record_assigned(r, name) for r in self._records(name)) if t]
+        return max(times) if times else None
+
+    # ---- public API ---------------------------------------------------------------------------
+
+    def archive_run(self, run: int, config: str, files: Mapping[str, str]) -> ArchiveResult:
+        """Initial insert of version ``<run>/<config>`` (plus ``hashes`` when the backend writes it)."""
+        name = configuration_name(run, config)
+        docs = plan_documents(run, files, with_hashes=self.writes_hashes)
+        self._version_for(run, name, initial=True)
+        return self._store(run, name, docs, self._timestamp(), initial=True)
+
+    def update_run(self, run: int, config: str, files: Mapping[str, str]) -> str:
+        """Add ``files`` (RunHistory2 + schema) as version ``<run>/<config>v<N+1>``."""
+        name = configuration_name(run, config)
+        docs = plan_documents(run, files, with_hashes=False)
+        self._version_for(run, name, initial=False)
+        return self._store(run, name, docs, self._timestamp(), initial=False).version
+
+    def archived_runs(self) -> dict[int, str]:
+        """``{run: "<run>/<config>"}``; a run with several configurations maps to its newest."""
+        by_run: dict[int, list[str]] = {}
+        for name in self._configuration_names():
+            parsed = split_configuration_name(name)
+            if parsed:
+                by_run.setdefault(parsed[0], []).append(name.strip())
+        return {run: self._newest(names) for run, names in by_run.items()}
+
+    def find_configuration(self, run: int) -> Optional[str]:
+        """The configuration name archived for ``run`` (newest if several), or ``None``."""
+        return self.archived_runs().get(run)
+
+    def is_archived(self, run: int, config: str) -> bool:
+        """Whether configuration ``<run>/<config>`` exists (exact match, never a prefix)."""
+        return self._has_configuration(configuration_name(run, config))
+
+    def versions(self, run: int, config: str) -> list[str]:
+        """Versions of ``<run>/<config>`` in order: ``<run>/<config>``, ``…v1``, ``…v2``, …"""
+        name = configuration_name(run, config)
+        return sort_versions(name, self._versions(name))
+
+    def export_run(self, run: int, config: Optional[str] = None) -> dict[str, str]:
+        """``{<entity>.fcl: regenerated FHiCL}`` over every version of the configuration, the
+        highest version winning per entity (so RunHistory2 and the newer schema are included)."""
+        name = self._require(run, config)
+        return records_to_files(name, self._records(name))
+
+    def read_hashes(self, run: int, config: str) -> Optional[str]:
+        """The ``hashes`` entity as regenerated FHiCL (compare with :func:`parse_hashes`)."""
+        name = self._require(run, config)
+        records = newest_per_entity(name, self._records(name))
+        if HASHES_ENTITY not in records:
+            return None
+        from archiver_resources.fhicl import record_to_fhicl
+
+        return record_to_fhicl(dict(records[HASHES_ENTITY]))
+
+    def archived_at(self, run: int, config: str) -> datetime:
+        """Newest ``assigned`` time of the configuration's documents (timezone-aware)."""
+        name = self._require(run, config)
+        moment = self._assigned_of(name)
+        if moment is None:
+            raise ArtdaqDBError(f"configuration {name} has no assigned time", run=run)
+        return moment
+
+    def describe(self) -> str:
+        """The database URI without its password."""
+        return redact_uri(self.uri)
+
+    def close(self) -> None:
+        """Release connections; the default holds none."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()!r})"
+
+    # ---- helpers ------------------------------------------------------------------------------
+
+    def _timestamp(self) -> str:
+        return format_timestamp(self._clock())
+
+    def _require(self, run: int, config: Optional[str]) -> str:
+        name = configuration_name(run, config) if config is not None else self.find_configuration(run)
+        if name is None or not self._has_configuration(name):
+            raise NotArchivedError(
+                f"no configuration {name or f'{run}/*'} in artdaqDB {self.describe()}", run=run)
+        return name
+
+    def _newest(self, names: list[str]) -> str:
+        if len(names) == 1:
+            return names[0]
+        epoch = datetime.min.replace(tzinfo=local_now().tzinfo)
+        return max(sorted(names), key=lambda n: self._assigned_of(n) or epoch)

@@ -1,0 +1,438 @@
+"""The native filesystemdb backend: artdaq_database's on-disk format, written crash-safely.
+
+Documents are written first (temp file, fsync, no-overwrite link), indexes next, and a per-write
+journal file is removed last: that removal is the commit. A journal left behind by a killed writer
+is rolled back (its documents and index entries removed) by the next writer. Writers hold an
+``fcntl.flock`` on every collection they touch, so concurrent processes never lose index entries.
+"""
+
+from __future__ import annotations
+
+import bisect
+import fcntl
+import getpass
+import hashlib
+import json
+import logging
+import os
+import platform
+import threading
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
+
+from archiver_resources.errors import ArtdaqDBError
+
+from .base import (
+    INDEX_KEYS, RUN_HISTORY, SYSTEM_LAYOUT, SYSTEM_METADATA, ArchiveResult, ArtdaqDB, Clock,
+    PlannedDocument, build_record, format_timestamp, new_oid, parse_timestamp, version_number,
+)
+
+log = logging.getLogger(__name__)
+
+JOURNAL_DIR = ".archiver-pending"  # inside SystemLayout/; not a collection, not *.json documents
+LOCK_FILE = ".lock"
+
+
+def empty_index() -> dict:
+    """The ``index.json`` template of artdaq_database §2.1."""
+    return {"ouid": [], "version": {}, "configurations.name": {}, "entities.name": {},
+            "aliases.active.name": {}, "runs.name": {}, "configurations.assigned": {}}
+
+
+def _get(record: dict, dotted: str) -> list[str]:
+    """Values of an index key on a record: ``version`` or the names in ``configurations`` …"""
+    if dotted == "version":
+        value = record.get("version")
+        return [value] if isinstance(value, str) else []
+    node: object = record
+    for part in dotted.split(".")[:-1]:
+        node = node.get(part, []) if isinstance(node, dict) else []
+    return [e["name"] for e in node if isinstance(e, dict) and isinstance(e.get("name"), str)] \
+        if isinstance(node, list) else []
+
+
+def _insort(values: list, value) -> None:
+    position = bisect.bisect_left(values, value)
+    if position == len(values) or values[position] != value:
+        values.insert(position, value)
+
+
+def index_add(index: dict, oid: str, record: dict) -> None:
+    """Add a document's ``version``, configuration, entity, alias and run names (and each
+    configuration's ``assigned``) to ``index``."""
+    _insort(index["ouid"], oid)
+    for key in INDEX_KEYS:
+        for value in _get(record, key):
+            _insort(index[key].setdefault(value, []), oid)
+    for entry in record.get("configurations", []):
+        if entry.get("name") and entry.get("assigned"):
+            _insort(index["configurations.assigned"].setdefault(entry["name"], []), entry["assigned"])
+
+
+def index_remove(index: dict, oids: set[str], records: Iterable[dict] = ()) -> None:
+    """Remove ``oids`` everywhere (and the ``assigned`` times of their configurations when the
+    configuration keeps no document)."""
+    index["ouid"] = [o for o in index["ouid"] if o not in oids]
+    for key in INDEX_KEYS:
+        for value in list(index[key]):
+            kept = [o for o in index[key][value] if o not in oids]
+            if kept:
+                index[key][value] = kept
+            else:
+                del index[key][value]
+    for name in list(index["configurations.assigned"]):
+        if name not in index["configurations.name"]:
+            del index["configurations.assigned"][name]
+
+
+def _valid_index(data: object) -> bool:
+    return isinstance(data, dict) and all(isinstance(data.get(k), dict) for k in INDEX_KEYS) \
+        and isinstance(data.get("ouid"), list)
+
+
+def atomic_write(path: Path, data: bytes, *, fsync: bool, overwrite: bool) -> None:
+    """Write ``data`` to a hidden temp file beside ``path`` and move it into place; without
+    ``overwrite`` an existing ``path`` is an error (hard link, which refuses to replace)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        if fsync:
+            handle.flush()
+            os.fsync(handle.fileno())
+    try:
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
+    except FileExistsError as exc:
+        raise ArtdaqDBError(f"refusing to overwrite existing document {path}") from exc
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Collection:
+    """One filesystemdb collection directory: documents, ``index.json`` and a lock file."""
+
+    def __init__(self, root: Path, name: str, *, fsync: bool = True):
+        self.name = name
+        self.path = root / name
+        self.index_path = self.path / "index.json"
+        self.fsync = fsync
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: Optional[int] = None
+        self._cache: Optional[tuple[tuple, dict]] = None
+
+    # ---- locking ------------------------------------------------------------------------------
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Exclusive ``flock`` on ``<collection>/.lock`` (re-entrant within this object)."""
+        with self._thread_lock:
+            if self._depth == 0:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o664)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._fd is not None:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    os.close(self._fd)
+                    self._fd = None
+
+    @property
+    def locked(self) -> bool:
+        return self._depth > 0
+
+    # ---- documents ----------------------------------------------------------------------------
+
+    def doc_path(self, oid: str) -> Path:
+        return self.path / f"{oid}.json"
+
+    def write_document(self, oid: str, record: dict) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        data = json.dumps(record, ensure_ascii=False).encode("utf-8")
+        atomic_write(self.doc_path(oid), data, fsync=self.fsync, overwrite=False)
+
+    def read_document(self, oid: str) -> Optional[dict]:
+        try:
+            return json.loads(self.doc_path(oid).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            raise ArtdaqDBError(f"document {self.doc_path(oid)} is not valid JSON: {exc}") from exc
+
+    def has_document(self, oid: str) -> bool:
+        return self.doc_path(oid).exists()
+
+    def delete_document(self, oid: str) -> None:
+        self.doc_path(oid).unlink(missing_ok=True)
+
+    def document_oids(self) -> list[str]:
+        """Oids of every ``<oid>.json`` document file (a directory scan)."""
+        if not self.path.is_dir():
+            return []
+        return sorted(p.name[:-5] for p in os.scandir(self.path)
+                      if p.name.endswith(".json") and p.name != "index.json"
+                      and not p.name.startswith("."))
+
+    # ---- index --------------------------------------------------------------------------------
+
+    def load_index(self) -> dict:
+        """The parsed ``index.json`` (empty template when missing); a corrupt index is rebuilt
+        from the documents with a warning, and saved when this process holds the lock."""
+        try:
+            stat = self.index_path.stat()
+        except FileNotFoundError:
+            return empty_index()
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._cache and self._cache[0] == key:
+            return self._cache[1]
+        try:
+            data = json.loads(self.index_path.read_bytes())
+            if not _valid_index(data):
+                raise ValueError("not an artdaq_database index")
+            data.setdefault("configurations.assigned", {})
+        except ValueError as exc:
+            log.warning("artdaqDB index %s is corrupt (%s); rebuilding it from the documents",
+                        self.index_path, exc)
+            data = self.rebuild_index()
+            return data
+        self._cache = (key, data)
+        return data
+
+    def save_index(self, index: dict) -> None:
+        if not self.locked:
+            raise ArtdaqDBError(f"internal: index {self.index_path} written without its lock")
+        data = json.dumps(index, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        atomic_write(self.index_path, data, fsync=self.fsync, overwrite=True)
+        self._cache = None
+
+    def rebuild_index(self) -> dict:
+        """Rebuild ``index.json`` from every document of the collection (takes the lock)."""
+        with self.lock():
+            index = empty_index()
+            for oid in self.document_oids():
+                record = self.read_document(oid)
+                if record is not None:
+                    index_add(index, oid, record)
+            self.save_index(index)
+            return index
+
+
+class FilesystemArtdaqDB(ArtdaqDB):
+    """artdaq_database filesystemdb at ``filesystemdb:///abs/path`` (the root directory)."""
+
+    def __init__(self, uri: str, *, clock: Optional[Clock] = None, fsync: bool = True):
+        super().__init__(uri, clock=clock)
+        self.root = filesystem_root(uri)
+        self._collections = {name: Collection(self.root, name, fsync=fsync)
+                             for name in (RUN_HISTORY, SYSTEM_LAYOUT)}
+        self.fsync = fsync
+        #: test hook called with a stage name during writes (crash-injection tests)
+        self.hook: Optional[Callable[[str], None]] = None
+
+    # ---- primitives ---------------------------------------------------------------------------
+
+    def collection(self, name: str) -> Collection:
+        if name not in self._collections:
+            self._collections[name] = Collection(self.root, name, fsync=self.fsync)
+        return self._collections[name]
+
+    def _configuration_names(self) -> Iterable[str]:
+        names = self.collection(SYSTEM_LAYOUT).load_index()["configurations.name"]
+        pending = {j["name"] for j in self._journals() if j.get("initial")}
+        return [n for n in names if n not in pending]
+
+    def _committed_oids(self, collection: str, name: str) -> list[str]:
+        oids = self.collection(collection).load_index()["configurations.name"].get(name, [])
+        if not oids:
+            return []
+        pending = self._pending_oids()
+        return [o for o in oids if o not in pending]
+
+    def _has_configuration(self, name: str) -> bool:
+        layout = self.collection(SYSTEM_LAYOUT)
+        return any(layout.has_document(o) for o in self._committed_oids(SYSTEM_LAYOUT, name))
+
+    def _versions(self, name: str) -> list[str]:
+        oids = set(self._committed_oids(SYSTEM_LAYOUT, name))
+        index = self.collection(SYSTEM_LAYOUT).load_index()["version"]
+        return [v for v, owners in index.items()
+                if version_number(name, v) is not None and oids.intersection(owners)]
+
+    def _records(self, name: str) -> list[dict]:
+        records = []
+        for collection in (RUN_HISTORY, SYSTEM_LAYOUT):
+            store = self.collection(collection)
+            for oid in self._committed_oids(collection, name):
+                record = store.read_document(oid)
+                if record is not None:  # index entries pointing at missing documents are ignored
+                    records.append(record)
+        return records
+
+    def _store(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
+               initial: bool) -> ArchiveResult:
+        with self._write_lock():
+            self._recover()
+            version = self._version_for(run, name, initial=initial)
+            planned = [(doc, new_oid()) for doc in docs]
+            journal = self._write_journal(name, version, initial, planned)
+            self._stage("journal")
+            touched: dict[str, list[tuple[str, dict]]] = {}
+            for doc, oid in planned:
+                record = build_record(doc, run=run, name=name, version=version,
+                                      timestamp=timestamp, oid=oid)
+                self.collection(doc.collection).write_document(oid, record)
+                touched.setdefault(doc.collection, []).append((oid, record))
+                self._stage(f"document:{doc.entity}")
+            for collection_name, written in sorted(touched.items()):
+                store = self.collection(collection_name)
+                if self.fsync:
+                    fsync_dir(store.path)
+                index = store.load_index()
+                for oid, record in written:
+                    index_add(index, oid, record)
+                store.save_index(index)
+                self._stage(f"index:{collection_name}")
+            journal.unlink()  # the commit
+            if self.fsync:
+                fsync_dir(journal.parent)
+            self._stage("committed")
+        return ArchiveResult(
+            run=run, configuration=name, version=version,
+            entities=tuple(doc.entity for doc, _ in planned),
+            document_ids=tuple(oid for _, oid in planned),
+            assigned=parse_timestamp(timestamp))
+
+    # ---- crash safety -------------------------------------------------------------------------
+
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        """Locks of RunHistory and SystemLayout, always in this (sorted) order."""
+        with ExitStack() as stack:
+            for name in sorted((RUN_HISTORY, SYSTEM_LAYOUT)):
+                stack.enter_context(self.collection(name).lock())
+            self._ensure_system_metadata()
+            yield
+
+    def _stage(self, stage: str) -> None:
+        if self.hook is not None:
+            self.hook(stage)
+
+    @property
+    def _journal_dir(self) -> Path:
+        return self.collection(SYSTEM_LAYOUT).path / JOURNAL_DIR
+
+    def _journal_paths(self) -> list[Path]:
+        try:
+            return sorted(p for p in self._journal_dir.iterdir() if p.name.endswith(".journal"))
+        except FileNotFoundError:
+            return []
+
+    def _journals(self) -> list[dict]:
+        journals = []
+        for path in self._journal_paths():
+            try:
+                journals.append(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError):
+                continue  # being written or unreadable: recovery under the lock handles it
+        return journals
+
+    def _pending_oids(self) -> set[str]:
+        return {oid for j in self._journals() for _, oid in j.get("documents", [])}
+
+    def _write_journal(self, name: str, version: str, initial: bool,
+                       planned: list[tuple[PlannedDocument, str]]) -> Path:
+        self._journal_dir.mkdir(parents=True, exist_ok=True)
+        path = self._journal_dir / (hashlib.md5(version.encode()).hexdigest() + ".journal")
+        body = {"name": name, "version": version, "initial": initial, "pid": os.getpid(),
+                "documents": [[doc.collection, oid] for doc, oid in planned]}
+        atomic_write(path, json.dumps(body).encode(), fsync=self.fsync, overwrite=True)
+        return path
+
+    def _recover(self) -> None:
+        """Roll back writes whose journal survived its writer (we hold every lock)."""
+        for path in self._journal_paths():
+            try:
+                journal = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                log.warning("discarding unreadable artdaqDB journal %s", path)
+                path.unlink(missing_ok=True)
+                continue
+            log.warning("rolling back interrupted artdaqDB write of %s (version %s, pid %s)",
+                        journal.get("name"), journal.get("version"), journal.get("pid"))
+            by_collection: dict[str, set[str]] = {}
+            for collection, oid in journal.get("documents", []):
+                by_collection.setdefault(collection, set()).add(oid)
+            for collection, oids in sorted(by_collection.items()):
+                store = self.collection(collection)
+                for oid in oids:
+                    store.delete_document(oid)
+                index = store.load_index()
+                if oids.intersection(index["ouid"]):
+                    index_remove(index, oids)
+                    store.save_index(index)
+            path.unlink(missing_ok=True)
+
+    def recover(self) -> None:
+        """Roll back interrupted writes now (otherwise done by the next write)."""
+        with self._write_lock():
+            self._recover()
+
+    def rebuild_index(self, collection: str) -> dict:
+        """Rebuild ``<collection>/index.json`` from its documents (the ``rebuild_database_index``
+        utility); interrupted writes are rolled back first."""
+        with self._write_lock():
+            index = self.collection(collection).rebuild_index()
+            self._recover()
+        return index
+
+    def _ensure_system_metadata(self) -> None:
+        directory = self.root / SYSTEM_METADATA
+        if directory.is_dir():
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        oid = new_oid()
+        record = {"document": {
+            "name": "artdaq", "uri": self.uri, "locale": "en_US.UTF-8",
+            "create_time": format_timestamp(self._clock()),
+            "create_user": os.environ.get("USER") or _user(),
+            "uname": dict(platform.uname()._asdict()), "database_format": 3},
+            "_id": {"$oid": oid}}
+        atomic_write(directory / f"{oid}.json", json.dumps(record).encode(), fsync=self.fsync,
+                     overwrite=False)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def filesystem_root(uri: str) -> Path:
+    """The root directory of a ``filesystemdb:///abs/path`` URI (one trailing ``/`` removed,
+    shell variables expanded)."""
+    prefix = "filesystemdb://"
+    if not uri.startswith(prefix):
+        raise ArtdaqDBError(f"not a filesystemdb URI: {uri}")
+    path = os.path.expandvars(uri[len(prefix):])
+    if path.endswith("/") and len(path) > 1:
+        path = path[:-1]
+    if not path.startswith("/"):
+        raise ArtdaqDBError(f"filesystemdb URI needs an absolute path (three slashes): {uri}")
+    return Path(path)
