@@ -14,9 +14,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable, Mapping, Optional
-from urllib.parse import urlsplit, urlunsplit
-
 from archiver_resources.errors import AlreadyArchivedError, ArtdaqDBError, NotArchivedError
+from archiver_resources.redaction import redact_uri
 
 RUN_HISTORY = "RunHistory"
 SYSTEM_LAYOUT = "SystemLayout"
@@ -98,20 +97,6 @@ def parse_timestamp(text: str) -> datetime:
 def new_oid() -> str:
     """A filesystemdb oid: the first 24 hex digits of a version-4 UUID (13th character ``4``)."""
     return uuid.uuid4().hex[:24]
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with any password replaced by ``***`` (user names and hosts stay)."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc
-    userinfo, _, hosts = netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
 
 
 def archive_uri(uri: str, mode: str) -> str:

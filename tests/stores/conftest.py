@@ -55,7 +55,7 @@ def install_fake_tools(bin_dir: Path, log_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FAKE_TOOLS_LOG", str(log_path))
 
 
-BACKENDS = ["filesystem", "mongomock"]  # adapters added with their fakes
+BACKENDS = ["filesystem", "mongomock", "conftoolp-fake", "bulktools-fake", "bulktools-fake-remote"]
 if MONGODB_URI:
     BACKENDS.append("mongodb-real")
 
