@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
 from ..errors import ConfigError
+from ..runrecords import DEFAULT_CONFIG_NAME, config_name_from_metadata
 from .converters import CONVERTERS
 from .generators import run_history, run_history2
 from .hashes import entity_name
@@ -31,8 +31,6 @@ METADATA_TXT = "metadata.txt"
 SCHEMA_FCL = "schema.fcl"
 RUN_HISTORY_FCL = "RunHistory.fcl"
 RUN_HISTORY2_FCL = "RunHistory2.fcl"
-DEFAULT_CONFIG_NAME = "standard"
-_CONFIG_NAME_LINE = re.compile(r"^Config name:\s+(.*)")
 
 
 class SchemaNotFoundError(ConfigError):
@@ -65,12 +63,10 @@ def load_schema_text(fcl_conf_dir: Optional[str]) -> str:
 
 
 def _config_name(metadata_text: Optional[str]) -> str:
-    """Legacy §4: the first non-empty ``Config name:`` value with ``/`` → ``_``; else ``standard``."""
-    for line in (metadata_text or "").splitlines():
-        match = _CONFIG_NAME_LINE.match(line)
-        if match and match.group(1).strip():
-            return match.group(1).strip().replace("/", "_")
-    return DEFAULT_CONFIG_NAME
+    """Legacy §4 rule (owned by runrecords); no metadata.txt → ``standard``."""
+    if metadata_text is None:
+        return DEFAULT_CONFIG_NAME
+    return config_name_from_metadata(metadata_text)
 
 
 @dataclass(frozen=True)
