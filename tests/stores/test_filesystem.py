@@ -1,0 +1,246 @@
+"""filesystemdb specifics: the on-disk layout of the spec, atomicity, recovery, locking, SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from archiver_resources.artdaqdb import open_artdaqdb
+from archiver_resources.artdaqdb.filesystem import (
+    JOURNAL_DIR, FilesystemArtdaqDB, empty_index, filesystem_root,
+)
+from archiver_resources.errors import AlreadyArchivedError, ArtdaqDBError
+from tests.stores.samples import insert_files, update_files
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def fsdb(tmp_path, clock) -> FilesystemArtdaqDB:
+    return open_artdaqdb(f"filesystemdb://{tmp_path}/fsdb_archive", clock=clock)
+
+
+def docs(root: Path, collection: str) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (root / collection).glob("*.json")
+            if p.name != "index.json"}
+
+
+def test_layout_matches_the_worked_example(fsdb, clock):
+    files = {"schema.fcl": insert_files(1234)["schema.fcl"], "1234/EventBuilder1.fcl": "a: 1\n",
+             "1234/boot.fcl": "b: 2\n", "1234/metadata.fcl": 'c: "x"\n'}
+    result = fsdb.archive_run(1234, "standard", files)
+    root = fsdb.root
+    assert sorted(p.name for p in root.iterdir()) == ["RunHistory", "SystemLayout", "SystemMetadata"]
+    (meta,) = docs(root, "SystemMetadata").values()
+    assert meta["document"]["name"] == "artdaq" and meta["document"]["database_format"] == 3
+    assert meta["document"]["locale"] == "en_US.UTF-8"
+    layout, history = docs(root, "SystemLayout"), docs(root, "RunHistory")
+    assert len(layout) == 1 and len(history) == 4
+    ts = clock.now.strftime("%Y-%m-%dT%H:%M:%S.000%z")
+    for oid, record in {**layout, **history}.items():
+        assert len(oid) == 24 and oid[12] == "4" and int(oid, 16) >= 0
+        assert record["_id"] == {"$oid": oid}
+        assert record["version"] == "1234/standard"
+        assert record["configurations"] == [{"name": "1234/standard", "assigned": ts}]
+        assert record["runs"] == [{"name": "1234", "assigned": ts}]
+        assert record["origin"]["format"] == "fhicl" and record["origin"]["source"] == "fhicl_to_json"
+        assert record["aliases"] == {"active": [], "history": []} and record["attachments"] == []
+        assert record["configtype"] == "notprovided"
+        assert set(record["bookkeeping"]) >= {"isdeleted", "isreadonly", "created", "updates"}
+    assert [r["collection"] for r in layout.values()] == ["SystemLayout"]
+    assert {r["collection"] for r in history.values()} == {"RunHistory"}
+    index = json.loads((root / "RunHistory" / "index.json").read_text())
+    assert set(index) == set(empty_index())
+    oids = sorted(history)
+    assert index["ouid"] == oids
+    assert index["version"] == {"1234/standard": oids}
+    assert index["configurations.name"] == {"1234/standard": oids}
+    assert index["runs.name"] == {"1234": oids}
+    assert index["aliases.active.name"] == {}
+    assert index["configurations.assigned"] == {"1234/standard": [ts]}
+    by_entity = {r["entities"][0]["name"]: oid for oid, r in history.items()}
+    assert index["entities.name"] == {e: [o] for e, o in by_entity.items()}
+    assert set(by_entity) == {"EventBuilder1", "boot", "metadata", "hashes"}
+    assert set(result.document_ids) == set(oids) | set(layout)
+    assert not any(p.name.startswith(".") and "tmp" in p.name for p in root.rglob("*"))
+    assert not list((root / "SystemLayout" / JOURNAL_DIR).glob("*"))
+
+
+def test_uri_rules(tmp_path):
+    assert filesystem_root("filesystemdb:///data/adb/fsdb/") == Path("/data/adb/fsdb")
+    with pytest.raises(ArtdaqDBError, match="absolute"):
+        filesystem_root("filesystemdb://relative/path")
+    db = open_artdaqdb(f"filesystemdb://{tmp_path}/db", archive_suffix_mode="append")
+    assert db.root == tmp_path / "db_archive"
+    assert open_artdaqdb(f"filesystemdb://{tmp_path}/db_archive").root == tmp_path / "db_archive"
+
+
+def test_listing_reads_only_the_index(fsdb):
+    fsdb.archive_run(1, "standard", insert_files(1, n_processes=1))
+    for path in (fsdb.root / "RunHistory").glob("*.json"):
+        if path.name != "index.json":
+            path.unlink()
+    assert fsdb.archived_runs() == {1: "1/standard"}
+
+
+def test_corrupt_index_is_rebuilt(fsdb, caplog):
+    fsdb.archive_run(1, "standard", insert_files(1, n_processes=1))
+    fsdb.archive_run(2, "standard", insert_files(2, n_processes=1))
+    good = json.loads((fsdb.root / "SystemLayout" / "index.json").read_text())
+    (fsdb.root / "SystemLayout" / "index.json").write_text('{"ouid": [')
+    reopened = FilesystemArtdaqDB(fsdb.uri)
+    assert reopened.archived_runs() == {1: "1/standard", 2: "2/standard"}
+    assert "corrupt" in caplog.text
+    assert json.loads((fsdb.root / "SystemLayout" / "index.json").read_text()) == good
+
+
+def test_rebuild_index_from_documents(fsdb, clock):
+    fsdb.archive_run(3, "standard", insert_files(3))
+    fsdb.update_run(3, "standard", update_files())
+    path = fsdb.root / "RunHistory" / "index.json"
+    before = json.loads(path.read_text())
+    path.unlink()
+    assert fsdb.rebuild_index("RunHistory") == before
+    assert json.loads(path.read_text()) == before
+
+
+def test_document_deleted_behind_the_index(fsdb):
+    files = insert_files(4)
+    fsdb.archive_run(4, "standard", files)
+    index = json.loads((fsdb.root / "RunHistory" / "index.json").read_text())
+    (boot_oid,) = index["entities.name"]["boot"]
+    (fsdb.root / "RunHistory" / f"{boot_oid}.json").unlink()
+    exported = fsdb.export_run(4, "standard")
+    assert "boot.fcl" not in exported and "metadata.fcl" in exported
+    (schema_oid,) = json.loads((fsdb.root / "SystemLayout" / "index.json").read_text())[
+        "configurations.name"]["4/standard"]
+    (fsdb.root / "SystemLayout" / f"{schema_oid}.json").unlink()
+    assert not fsdb.is_archived(4, "standard")
+    fsdb.archive_run(4, "standard", files)  # re-archiving a damaged run is possible
+    assert fsdb.is_archived(4, "standard") and "boot.fcl" in fsdb.export_run(4, "standard")
+
+
+def test_interrupted_write_is_not_archived_and_is_rolled_back(fsdb):
+    class Crash(Exception):
+        pass
+
+    def crash(stage):
+        if stage == "index:RunHistory":
+            raise Crash(stage)
+
+    fsdb.hook = crash
+    with pytest.raises(Crash):
+        fsdb.archive_run(5, "standard", insert_files(5))
+    fsdb.hook = None
+    # the dying process released nothing cleanly: a journal is left behind
+    assert list((fsdb.root / "SystemLayout" / JOURNAL_DIR).glob("*.journal"))
+    assert not fsdb.is_archived(5, "standard") and fsdb.archived_runs() == {}
+    result = fsdb.archive_run(5, "standard", insert_files(5))
+    assert set(docs(fsdb.root, "RunHistory")) | set(docs(fsdb.root, "SystemLayout")) \
+        == set(result.document_ids)
+
+
+def test_temp_files_never_become_documents(fsdb, monkeypatch):
+    seen = []
+    fsdb.hook = lambda stage: seen.append(sorted(p.name for p in (fsdb.root / "RunHistory").iterdir()))
+    fsdb.archive_run(6, "standard", insert_files(6))
+    for names in seen:
+        assert all(n.endswith(".json") or n == ".lock" for n in names), names
+
+
+def _archiver_script(root: Path, run: int, pause_at: str = "", marker: str = "") -> str:
+    return textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from archiver_resources.artdaqdb.filesystem import FilesystemArtdaqDB
+        from archiver_resources.errors import AlreadyArchivedError
+        from tests.stores.samples import insert_files
+        db = FilesystemArtdaqDB("filesystemdb://{root}")
+        def hook(stage):
+            if stage == {pause_at!r}:
+                open({marker!r}, "w").write(stage)
+                time.sleep(60)
+        db.hook = hook
+        try:
+            db.archive_run({run}, "standard", insert_files({run}, n_processes=8))
+        except AlreadyArchivedError:
+            print("ALREADY"); sys.exit(3)
+        print("OK")
+    """)
+
+
+@pytest.mark.parametrize("pause_at", ["journal", "document:component03", "index:RunHistory",
+                                      "index:SystemLayout"])
+def test_sigkill_mid_archive_leaves_run_unarchived(tmp_path, pause_at):
+    root = tmp_path / "db_archive"
+    marker = tmp_path / "paused"
+    proc = subprocess.Popen([sys.executable, "-c", _archiver_script(root, 77, pause_at, str(marker))])
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert proc.poll() is None, "archiver exited before reaching the pause"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    db = FilesystemArtdaqDB(f"filesystemdb://{root}")
+    assert not db.is_archived(77, "standard")
+    assert db.archived_runs() == {}
+    result = db.archive_run(77, "standard", insert_files(77, n_processes=8))
+    assert db.is_archived(77, "standard")
+    stored = set(docs(root, "RunHistory")) | set(docs(root, "SystemLayout"))
+    assert stored == set(result.document_ids)  # the orphans were removed
+    assert len(db.export_run(77)) == len(insert_files(77, n_processes=8)) + 1
+
+
+def test_two_processes_archive_the_same_run(tmp_path):
+    root = tmp_path / "db_archive"
+    script = _archiver_script(root, 88)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    outcomes = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    assert outcomes == ["ALREADY", "ALREADY", "OK"]
+    db = FilesystemArtdaqDB(f"filesystemdb://{root}")
+    assert len(docs(root, "SystemLayout")) == 1
+    assert len(docs(root, "RunHistory")) == 8 + 4  # processes + RunHistory, metadata, boot, hashes
+
+
+def test_concurrent_processes_lose_no_index_entries(tmp_path):
+    root = tmp_path / "db_archive"
+    procs = [subprocess.Popen([sys.executable, "-c", _archiver_script(root, run)])
+             for run in range(200, 206)]
+    assert [p.wait(60) for p in procs] == [0] * 6
+    db = FilesystemArtdaqDB(f"filesystemdb://{root}")
+    assert sorted(db.archived_runs()) == list(range(200, 206))
+    index = json.loads((root / "RunHistory" / "index.json").read_text())
+    assert len(index["ouid"]) == 6 * 12
+
+
+def test_update_after_interrupted_update(fsdb, clock):
+    fsdb.archive_run(9, "standard", insert_files(9))
+
+    def crash(stage):
+        if stage.startswith("index:SystemLayout"):
+            raise RuntimeError("killed")
+
+    fsdb.hook = crash
+    with pytest.raises(RuntimeError):
+        fsdb.update_run(9, "standard", update_files())
+    fsdb.hook = None
+    assert fsdb.versions(9, "standard") == ["9/standard"]
+    assert "RunHistory2.fcl" not in fsdb.export_run(9)
+    assert fsdb.update_run(9, "standard", update_files()) == "9/standardv1"
+    assert "RunHistory2.fcl" in fsdb.export_run(9)
+    with pytest.raises(AlreadyArchivedError):
+        fsdb.archive_run(9, "standard", insert_files(9))
