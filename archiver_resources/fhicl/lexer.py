@@ -80,6 +80,9 @@ def position(text: str, pos: int) -> tuple[int, int, str]:
 def syntax_error(text: str, pos: int, reason: str, name: str) -> FhiclSyntaxError:
     """A ``FhiclSyntaxError`` for ``reason`` at text position ``pos``."""
     line, column, excerpt = position(text, pos)
+    if len(excerpt) > 100:  # a window around the column, so the message shows the culprit
+        left = max(0, column - 60)
+        excerpt = ("…" if left else "") + excerpt[left:left + 100]
     return FhiclSyntaxError(reason, name=name, line=line, column=column, excerpt=excerpt)
 
 
