@@ -1,0 +1,437 @@
+"""HTTP client of the UconDB API (3.9.7) for run-record-archiver: one blob per run, key = tag = run.
+
+Talks HTTP directly with ``requests`` (digest auth for writes, anonymous reads, real timeouts,
+bounded retries with exponential backoff and jitter). Errors are ``UconDBError`` /
+``DuplicateKeyError`` with one-line messages that never contain a password.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import html
+import json
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping, Optional
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import HTTPDigestAuth
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util.retry import Retry
+
+from archiver_resources.errors import DuplicateKeyError, UconDBError
+
+#: Statuses a front end (proxy, load balancer) answers while UconDB is unavailable; retried by
+#: urllib3 inside the transport adapter, together with connection errors and timeouts.
+GATEWAY_STATUSES = frozenset({502, 503, 504})
+#: Longest error text kept from a reply body (the rest is a traceback or HTML noise).
+MAX_REASON_CHARS = 300
+_H3 = re.compile(r"<h3>(.*?)</h3>", re.IGNORECASE | re.DOTALL)
+_TAGS = re.compile(r"<[^>]+>")
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class VersionMeta:
+    """Metadata of one stored version (the server's metadata JSON, §5 of the API reference)."""
+
+    id: int
+    key: Optional[str]
+    data_key: str
+    data_size: int
+    adler32: int
+    tr: float
+    tv: float
+    tags: tuple[str, ...]
+    folder: str
+    object: str
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> "VersionMeta":
+        """Build from a metadata object; raises KeyError/TypeError/ValueError when malformed."""
+        key = doc.get("key")
+        return cls(
+            id=int(doc["id"]), key=None if key is None else str(key),
+            data_key=str(doc["data_key"]), data_size=int(doc["data_size"]),
+            adler32=int(doc["adler32"]), tr=float(doc["tr"]), tv=float(doc.get("tv") or 0.0),
+            tags=tuple(str(t) for t in doc.get("tags") or ()), folder=str(doc["folder"]),
+            object=str(doc["object"]),
+        )
+
+    @property
+    def run(self) -> Optional[int]:
+        """The run number when the key is exactly a decimal run number, else None."""
+        return run_of_key(self.key)
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A downloaded blob: the exact bytes received and the version metadata from the headers."""
+
+    data: bytes
+    meta: Optional[VersionMeta]
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.data).hexdigest()
+
+
+def run_of_key(key: Optional[str]) -> Optional[int]:
+    """``"1234"`` → 1234; ``None``, ``"abc"``, ``"0123"`` or ``"+5"`` → None (exact decimal only)."""
+    if key is None or not re.fullmatch(r"[0-9]+", key):
+        return None
+    run = int(key)
+    return run if str(run) == key else None
+
+
+def reason_from_body(body: bytes) -> str:
+    """One line from an error reply: the ``<h3>`` exception text of the 500 page, else the text."""
+    text = body[:65536].decode("utf-8", "replace")
+    match = _H3.search(text)
+    if match:
+        text = match.group(1)
+    text = _SPACES.sub(" ", html.unescape(_TAGS.sub(" ", text))).strip()
+    if len(text) > MAX_REASON_CHARS:
+        text = text[:MAX_REASON_CHARS] + "…"
+    return text or "(empty body)"
+
+
+def is_duplicate_key_reply(response: requests.Response) -> bool:
+    """True for the 500 UconDB answers when the key is taken (``… already exists``)."""
+    return response.status_code == 500 and b"already exists" in response.content.lower()
+
+
+def iter_json_array(chunks: Iterable[bytes]) -> Iterator[Any]:
+    """Yield the items of a JSON array arriving in byte chunks, without holding the whole text."""
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    buffer, started, finished = "", False, False
+    for chunk in _with_final(chunks):
+        final = chunk is None
+        buffer += utf8.decode(b"" if final else chunk, final=final)
+        pos = 0
+        while not finished:
+            while pos < len(buffer) and buffer[pos] in " \t\r\n,":
+                pos += 1
+            if pos >= len(buffer):
+                break
+            if not started:
+                if buffer[pos] != "[":
+                    raise ValueError("reply is not a JSON array")
+                started, pos = True, pos + 1
+                continue
+            if buffer[pos] == "]":
+                finished, pos = True, pos + 1
+                break
+            try:
+                item, pos = decoder.raw_decode(buffer, pos)
+            except json.JSONDecodeError:
+                if final:
+                    raise
+                break  # incomplete item: wait for more bytes
+            yield item
+        buffer = buffer[pos:]
+    if not finished:
+        raise ValueError("JSON array truncated")
+
+
+def _with_final(chunks: Iterable[bytes]) -> Iterator[Optional[bytes]]:
+    yield from chunks
+    yield None
+
+
+def _display_url(url: str) -> str:
+    """The URL without user info (never show credentials embedded in a URL)."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and the exceptions it wraps (requests → urllib3 → socket)."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [a for a in current.args if isinstance(a, BaseException)]
+        for inner in (getattr(current, "reason", None), current.__cause__, current.__context__):
+            if isinstance(inner, BaseException):
+                todo.append(inner)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    """A timeout (connect or read), not a refused connection (urllib3 files those alike)."""
+    causes = list(_causes(exc))
+    if any(isinstance(c, NewConnectionError) for c in causes):
+        return False
+    return any(isinstance(c, (requests.Timeout, Urllib3Timeout, TimeoutError)) for c in causes)
+
+
+def _short_cause(exc: BaseException) -> str:
+    """A one-line cause of a requests/urllib3 exception (not the giant nested repr)."""
+    cause: BaseException = exc
+    for _ in range(5):
+        inner = cause.args[0] if cause.args and isinstance(cause.args[0], BaseException) else None
+        if isinstance(cause, MaxRetryError) and cause.reason is not None:
+            inner = cause.reason
+        if inner is None:
+            break
+        cause = inner
+    text = str(cause)
+    text = re.sub(r"<[^>]*>: ", "", text)  # drop "<urllib3.connection.HTTPConnection object …>: "
+    return f"{type(cause).__name__}: {_SPACES.sub(' ', text)[:200]}"
+
+
+class UconDBClient:
+    """Client of one UconDB folder/object: put, get, list runs; see docs/architecture.md.
+
+    Retries: connection errors, timeouts and 502/503/504 are retried by urllib3's ``Retry`` in
+    the transport adapter (all methods, POST included). A 500 is retried here, with a second
+    urllib3 ``Retry`` giving the same backoff and jitter, because only the body tells a
+    transient 500 from the duplicate-key 500, which is never retried. Each budget is
+    ``retries`` extra attempts.
+    """
+
+    def __init__(self, server_url: str, folder: str, object_name: str, *,
+                 user: Optional[str] = None, password: Optional[str] = None,
+                 timeout: float = 10.0, retries: int = 3, backoff_factor: float = 0.5,
+                 verify_tls: bool = True, ca_bundle: Optional[str] = None):
+        self.server_url = server_url.rstrip("/")
+        self.folder = folder
+        self.object_name = object_name
+        self.timeout = float(timeout)
+        self.retries = int(retries)
+        self.backoff_factor = float(backoff_factor)
+        self._user = user
+        # One digest state per realm: create_folder uses the folder as given, puts '<ns>.<folder>'.
+        self._put_auth = HTTPDigestAuth(user, password or "") if user else None
+        self._folder_auth = HTTPDigestAuth(user, password or "") if user else None
+        self._session = requests.Session()
+        self._session.verify = ca_bundle if ca_bundle else bool(verify_tls)
+        adapter = HTTPAdapter(max_retries=self._transport_retry())
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def __repr__(self) -> str:
+        return (f"UconDBClient(server_url={_display_url(self.server_url)!r}, "
+                f"folder={self.folder!r}, object={self.object_name!r}, "
+                f"auth={'digest' if self._put_auth else 'none'}, timeout={self.timeout})")
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> "UconDBClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- retry policies ----
+
+    def _transport_retry(self) -> Retry:
+        return Retry(
+            total=self.retries, connect=self.retries, read=self.retries, status=self.retries,
+            other=0, redirect=0, allowed_methods=None, status_forcelist=GATEWAY_STATUSES,
+            backoff_factor=self.backoff_factor, backoff_jitter=self.backoff_factor,
+            raise_on_status=False, raise_on_redirect=False, respect_retry_after_header=True,
+        )
+
+    def _application_retry(self) -> Retry:
+        return Retry(
+            total=self.retries, status=self.retries, allowed_methods=None,
+            status_forcelist={500}, backoff_factor=self.backoff_factor,
+            backoff_jitter=self.backoff_factor, raise_on_status=True,
+            respect_retry_after_header=True,
+        )
+
+    # ---- URLs ----
+
+    def _names_fit_path(self) -> bool:
+        """Folder and object can travel as path segments (no '/' and no '=' inside)."""
+        return not any(c in name for name in (self.folder, self.object_name) for c in "/=")
+
+    def _object_url(self, params: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+        """``/data/<F>/<O>`` plus query parameters, or the equivalent all-query form."""
+        if self._names_fit_path():
+            path = f"/data/{quote(self.folder, safe='')}/{quote(self.object_name, safe='')}"
+            return path, dict(params)
+        return "/data", {"folder": self.folder, "object": self.object_name, **params}
+
+    def _key_url(self, run: int, params: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+        """``/data/<F>/<O>/key=<run>`` (the documented fetch by version key)."""
+        path, query = self._object_url({})
+        if path == "/data":
+            return path, {**query, "key": str(int(run)), **params}
+        return f"{path}/key={int(run)}", dict(params)
+
+    # ---- the one request path ----
+
+    def _request(self, method: str, path: str, *, what: str, run: Optional[int] = None,
+                 params: Optional[Mapping[str, str]] = None, data: Optional[bytes] = None,
+                 auth: Optional[HTTPDigestAuth] = None, stream: bool = False) -> requests.Response:
+        """Send one logical request with timeouts and retries; return any non-5xx reply."""
+        url = self.server_url + path
+        retry = self._application_retry()
+        while True:
+            try:
+                response = self._session.request(method, url, params=params, data=data,
+                                                 auth=auth, timeout=self.timeout, stream=stream,
+                                                 allow_redirects=False)
+            except requests.RequestException as exc:
+                raise self._transport_error(exc, what, run) from None
+            if response.status_code < 500 or response.status_code in GATEWAY_STATUSES:
+                return response
+            if is_duplicate_key_reply(response):
+                return response
+            try:
+                retry = retry.increment(method, url, response=response.raw)
+            except MaxRetryError:
+                return response
+            response.close()
+            retry.sleep(response.raw)
+
+    def _transport_error(self, exc: requests.RequestException, what: str,
+                         run: Optional[int]) -> UconDBError:
+        """A one-line, retryable error for a timeout or connection failure after the retries."""
+        if _is_timeout(exc):
+            reason = f"no answer within {self.timeout:g} s"
+        else:
+            reason = f"cannot reach {_display_url(self.server_url)}"
+        return UconDBError(f"{what}: {reason} after {self.retries} retries "
+                           f"({_short_cause(exc)})", run=run, retryable=True)
+
+    def _check(self, response: requests.Response, what: str, run: Optional[int]) -> None:
+        """Raise the typed error of a non-2xx reply (DuplicateKeyError for a taken key)."""
+        status = response.status_code
+        if status < 300:
+            return
+        if is_duplicate_key_reply(response):
+            raise DuplicateKeyError(f"{what}: {reason_from_body(response.content)}",
+                                    run=run, status=status, retryable=False)
+        if status == 401:
+            raise UconDBError(f"{what}: authentication failed (HTTP 401); check the UconDB "
+                              "writer user name and password", run=run, status=status)
+        raise UconDBError(f"{what}: HTTP {status}: {reason_from_body(response.content)}",
+                          run=run, status=status, retryable=status >= 500)
+
+    def _where(self) -> str:
+        return f"{self.folder}/{self.object_name}"
+
+    # ---- API ----
+
+    def server_version(self) -> str:
+        """The server's version text (``GET /version``), e.g. ``3.9.7``."""
+        what = f"version of {_display_url(self.server_url)}"
+        response = self._request("GET", "/version", what=what)
+        self._check(response, what, None)
+        return response.text.strip()
+
+    def create_folder(self) -> None:
+        """Create the folder (idempotent on the server; needs writer credentials)."""
+        what = f"create folder {self.folder}"
+        response = self._request("GET", "/create_folder", what=what,
+                                 params={"folder": self.folder}, auth=self._folder_auth)
+        self._check(response, what, None)
+
+    def put_blob(self, run: int, data: bytes, *, override: bool = False) -> VersionMeta:
+        """Upload ``data`` as the version with key = tag = run; returns its metadata.
+
+        Raises DuplicateKeyError when the key exists (the caller verifies by MD5).
+        ``override=True`` moves the key to the new version: only for an operator's explicit
+        ``new_version`` decision, never automatically.
+        """
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("put_blob expects bytes (encode the blob once, send those bytes)")
+        what = f"put run {run} into {self._where()}"
+        params = {"key": str(int(run)), "tag": str(int(run)),
+                  "override": "yes" if override else "no", "full_meta": "yes"}
+        path, query = self._object_url(params)
+        response = self._request("POST", path, what=what, run=run, params=query,
+                                 data=bytes(data), auth=self._put_auth)
+        self._check(response, what, run)
+        return self._meta_from_body(response, what, run)
+
+    def get_blob(self, run: int) -> Blob:
+        """Download the version with key = run (exact bytes); UconDBError(status=404) if none."""
+        what = f"get run {run} from {self._where()}"
+        path, query = self._key_url(run, {})
+        response = self._request("GET", path, what=what, run=run, params=query)
+        self._check(response, what, run)
+        data = response.content
+        meta = self._meta_from_header(response, what, run)
+        if meta is not None:
+            self._check_download(data, meta, what, run)
+        return Blob(data=data, meta=meta)
+
+    def version_meta(self, run: int) -> Optional[VersionMeta]:
+        """Metadata of the version with key = run, or None when there is none."""
+        what = f"metadata of run {run} in {self._where()}"
+        path, query = self._key_url(run, {"meta_only": "yes"})
+        response = self._request("GET", path, what=what, run=run, params=query)
+        if response.status_code == 404:
+            return None
+        self._check(response, what, run)
+        return self._meta_from_body(response, what, run)
+
+    def existing_runs(self) -> set[int]:
+        """Runs with a version in the object (keys that are exact decimal run numbers)."""
+        what = f"list versions of {self._where()}"
+        response = self._request("GET", "/versions", what=what, stream=True,
+                                 params={"folder": self.folder, "object": self.object_name})
+        with response:
+            if response.status_code == 404 and b"Object" in response.content[:200]:
+                return set()  # the object has no version yet
+            self._check(response, what, None)
+            runs: set[int] = set()
+            try:
+                for item in iter_json_array(response.iter_content(chunk_size=65536)):
+                    run = run_of_key(item.get("key") if isinstance(item, dict) else None)
+                    if run is not None:
+                        runs.add(run)
+            except (ValueError, requests.RequestException) as exc:
+                raise UconDBError(f"{what}: malformed or truncated reply ({_short_cause(exc)})",
+                                  retryable=True) from None
+            return runs
+
+    # ---- reply parsing ----
+
+    @staticmethod
+    def _meta_from_body(response: requests.Response, what: str,
+                        run: Optional[int]) -> VersionMeta:
+        try:
+            return VersionMeta.from_json(json.loads(response.content))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UconDBError(f"{what}: unexpected metadata reply ({type(exc).__name__}: "
+                              f"{reason_from_body(response.content)[:100]})", run=run) from None
+
+    @staticmethod
+    def _meta_from_header(response: requests.Response, what: str,
+                          run: Optional[int]) -> Optional[VersionMeta]:
+        header = response.headers.get("X-UConDB-metadata")
+        if not header:
+            return None
+        try:
+            return VersionMeta.from_json(json.loads(header))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UconDBError(f"{what}: malformed X-UConDB-metadata header "
+                              f"({type(exc).__name__})", run=run) from None
+
+    @staticmethod
+    def _check_download(data: bytes, meta: VersionMeta, what: str, run: Optional[int]) -> None:
+        if len(data) != meta.data_size:
+            raise UconDBError(f"{what}: received {len(data)} bytes, server reports "
+                              f"{meta.data_size}", run=run, retryable=True)
+        if zlib.adler32(data) != meta.adler32:
+            raise UconDBError(f"{what}: adler32 of received bytes differs from the server's",
+                              run=run, retryable=True)
