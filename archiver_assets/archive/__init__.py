@@ -1,0 +1,1 @@
+"""The archive domain: run partitions, the two archive assets, their checks, sensor and jobs."""

@@ -1,0 +1,195 @@
+"""The two archive assets: `artdaqdb_config` (run record → artdaqDB) and `ucondb_blob`
+(artdaqDB → UconDB, MD5-verified), one partition per run.
+
+They are thin adapters over ``archiver_resources.archiving``: they loop over the run's (or the
+batch's) partitions, report per-partition metadata an operator can act on, and fail the
+partitions whose run could not be archived, naming run and cause.
+"""
+
+import time
+from typing import Callable
+
+import dagster as dg
+
+from archiver_assets.partitions import run_of, runs_partitions
+from archiver_resources.archiving import ImportOutcome, MigrateOutcome, import_run, migrate_run
+from archiver_resources.errors import ArchiverError
+from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
+from archiver_resources.runrecords import list_runs
+
+FORCE_TAG = "archiver/force"
+OWNERS = ["team:daq-operations"]
+DEFAULT_BACKFILL_BATCH = 25
+
+# Transient trouble (store briefly unreachable, lock held) is retried with backoff inside the
+# run; permanent errors (bad input, integrity) fail at once via Failure(allow_retries=False).
+STORE_RETRY_POLICY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL,
+                                    jitter=dg.Jitter.PLUS_MINUS)
+
+
+def _is_forced(context) -> bool:
+    return str(context.run.tags.get(FORCE_TAG, "")).lower() in ("1", "true", "yes")
+
+
+def locate_run_dir(run_records_dir, run: int):
+    """The directory of a run: `<dir>/<run>` or, failing that, its zero-padded spelling."""
+    direct = run_records_dir / str(run)
+    if direct.is_dir():
+        return direct
+    listing = list_runs(run_records_dir)
+    if run in listing.errors:
+        raise listing.errors[run]
+    if run in listing.runs:
+        return listing.runs[run]
+    from archiver_resources.errors import RunRecordError
+
+    raise RunRecordError(f"run directory not found under {run_records_dir}", run=run,
+                         retryable=False)
+
+
+def _process_partitions(context, what: str, work: Callable[[int], object],
+                        metadata_of: Callable[[object], dict]) -> dg.MaterializeResult:
+    """Run ``work`` for every partition of this step; one failure fails the step at the end.
+
+    Per-partition metadata is attached with ``add_asset_metadata`` so a batched (range) run
+    still records what happened to each run.
+    """
+    keys = list(context.partition_keys)
+    failures: dict = {}
+    retryable = True
+    started = time.monotonic()
+    for index, key in enumerate(keys, start=1):
+        run = run_of(key)
+        try:
+            outcome = work(run)
+        except ArchiverError as error:
+            failures[run] = str(error)
+            retryable = retryable and error.retryable
+            context.log.error(f"✗ Run {run} {what} failed: {error}")
+        else:
+            metadata = metadata_of(outcome)
+            if len(keys) > 1:
+                context.add_asset_metadata(metadata, partition_key=key)
+            else:
+                context.add_asset_metadata(metadata)
+            context.log.info(f"✓ Run {run} {what}: {getattr(outcome, 'action', 'done')}")
+        if len(keys) > 1 and (index % 10 == 0 or index == len(keys)):
+            context.log.info(f"Progress: {index}/{len(keys)} runs processed "
+                             f"({index - len(failures)} successful, {len(failures)} failed)")
+    elapsed = time.monotonic() - started
+    if failures:
+        lines = "\n".join(f"- run {run}: {reason}" for run, reason in sorted(failures.items()))
+        raise dg.Failure(
+            description=f"{len(failures)} of {len(keys)} run(s) could not be {what}:\n{lines}",
+            metadata={"failed_runs": dg.MetadataValue.json(sorted(failures)),
+                      "duration_s": round(elapsed, 3)},
+            allow_retries=retryable,
+        )
+    return dg.MaterializeResult(metadata={"runs_in_step": len(keys),
+                                          "step_duration_s": round(elapsed, 3)})
+
+
+def _import_metadata(outcome: ImportOutcome, artdaqdb_uri: str) -> dict:
+    metadata = {
+        "run": dg.MetadataValue.int(outcome.run),
+        "configuration": outcome.configuration,
+        "action": outcome.action,
+        "versions": dg.MetadataValue.json(outcome.versions),
+        "file_count": dg.MetadataValue.int(outcome.file_count),
+        "stored_files": dg.MetadataValue.int(outcome.stored_files),
+        "bytes": dg.MetadataValue.int(outcome.total_bytes),
+        "finished_rule": outcome.finished_rule,
+        "finished_reason": outcome.finished_reason,
+        "fingerprint_sha256": outcome.fingerprint,
+        "artdaqdb": artdaqdb_uri,
+        "duration_s": dg.MetadataValue.float(round(outcome.duration_s, 4)),
+    }
+    if outcome.warnings:
+        metadata["warnings"] = dg.MetadataValue.json(outcome.warnings[:50])
+    if outcome.latin1_files:
+        metadata["latin1_decoded_files"] = dg.MetadataValue.json(outcome.latin1_files)
+    return metadata
+
+
+def _migrate_metadata(outcome: MigrateOutcome, ucondb_where: str) -> dict:
+    metadata = {
+        "run": dg.MetadataValue.int(outcome.run),
+        "configuration": outcome.configuration,
+        "action": outcome.action,
+        "ucondb_version_id": dg.MetadataValue.int(outcome.version_id or 0),
+        "ucondb_data_key": str(outcome.data_key or ""),
+        "size_bytes": dg.MetadataValue.int(outcome.size),
+        "md5": outcome.md5,
+        "adler32": dg.MetadataValue.int(outcome.adler32),
+        "file_count": dg.MetadataValue.int(outcome.file_count),
+        "packed_on": outcome.packed_on,
+        "ucondb": ucondb_where,
+        "duration_s": dg.MetadataValue.float(round(outcome.duration_s, 4)),
+    }
+    if outcome.replaced_version_id is not None:
+        metadata["replaced_version_id"] = dg.MetadataValue.int(outcome.replaced_version_id)
+    return metadata
+
+
+def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
+    """The two archive assets; backfills group up to ``backfill_batch_size`` runs per Dagster run."""
+    backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=max(1, backfill_batch_size))
+
+    @dg.asset(
+        partitions_def=runs_partitions,
+        group_name="archive",
+        kinds={"python", "artdaqdb"},
+        owners=OWNERS,
+        pool="artdaqdb",
+        retry_policy=STORE_RETRY_POLICY,
+        backfill_policy=backfill_policy,
+        description=(
+            "The run's configuration in artdaqDB (`<run>/<config>`): the run record's text files "
+            "fhiclized, with RunHistory.fcl and schema.fcl, plus the RunHistory2 update once the "
+            "stop time is known. Re-materializing an archived run verifies it; it never inserts "
+            "a second copy. Tag a run `archiver/force=true` to archive a run that is not finished."
+        ),
+    )
+    def artdaqdb_config(context: dg.AssetExecutionContext, run_records: RunRecordsResource,
+                        artdaqdb: ArtdaqDBResource) -> dg.MaterializeResult:
+        settings = run_records.import_settings()
+        force = _is_forced(context)
+        where = artdaqdb.describe()
+        with artdaqdb.open() as store:
+            def work(run: int) -> ImportOutcome:
+                run_dir = locate_run_dir(run_records.run_records_dir, run)
+                return import_run(run, run_dir, store, settings, force=force)
+
+            return _process_partitions(context, "imported", work,
+                                       lambda outcome: _import_metadata(outcome, where))
+
+    @dg.asset(
+        partitions_def=runs_partitions,
+        deps=[artdaqdb_config],
+        group_name="archive",
+        kinds={"python", "ucondb"},
+        owners=OWNERS,
+        pool="ucondb",
+        retry_policy=STORE_RETRY_POLICY,
+        backfill_policy=backfill_policy,
+        automation_condition=(dg.AutomationCondition.eager()
+                              & dg.AutomationCondition.all_deps_blocking_checks_passed()),
+        description=(
+            "The run's blob in UconDB (key = run number): artdaqDB's export packed in the legacy "
+            "text format with a deterministic `Packed on` time, uploaded, downloaded again and "
+            "MD5-compared byte for byte. A mismatch fails the partition; an existing different "
+            "blob is never overwritten unless `app.on_existing: new_version`."
+        ),
+    )
+    def ucondb_blob(context: dg.AssetExecutionContext, artdaqdb: ArtdaqDBResource,
+                    ucondb: UconDBResource) -> dg.MaterializeResult:
+        where = ucondb.describe()
+        policy = ucondb.on_existing
+        with artdaqdb.open() as store, ucondb.client() as client:
+            def work(run: int) -> MigrateOutcome:
+                return migrate_run(run, store, client, on_existing=policy)
+
+            return _process_partitions(context, "migrated and verified", work,
+                                       lambda outcome: _migrate_metadata(outcome, where))
+
+    return artdaqdb_config, ucondb_blob

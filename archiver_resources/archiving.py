@@ -1,0 +1,236 @@
+"""The two stages of archiving one run, as plain functions over the stores: import (run record →
+artdaqDB) and migration (artdaqDB → UconDB blob, MD5-verified).
+
+Both Dagster assets and the plain benchmark loop call these, so the rules live in one place:
+finished runs only, never a second version by accident, never an overwrite without the operator's
+policy, and MD5 over the exact bytes sent and received.
+"""
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional
+
+from archiver_resources.blob import adler32, md5_hex, pack
+from archiver_resources.errors import (
+    AlreadyArchivedError,
+    DuplicateKeyError,
+    IntegrityError,
+    NotArchivedError,
+    RunRecordError,
+)
+from archiver_resources.fhiclize import prepare_run
+from archiver_resources.fhiclize.hashes import hashes_text
+from archiver_resources.runrecords import finished_state, read_run_record
+
+log = logging.getLogger(__name__)
+
+ON_EXISTING_POLICIES = ("skip", "verify", "new_version", "fail")
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    """What the import stage needs to know besides the run: the converter set and the rules."""
+
+    enabled: frozenset
+    schema_text: str
+    finished_after_seconds: float = 3600.0
+    max_file_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass
+class ImportOutcome:
+    """What happened to one run in the import stage (becomes materialization metadata)."""
+
+    run: int
+    configuration: str
+    action: str  # "inserted" | "verified" | "updated"
+    versions: list = field(default_factory=list)
+    file_count: int = 0
+    total_bytes: int = 0
+    stored_files: int = 0
+    finished_rule: str = ""
+    finished_reason: str = ""
+    fingerprint: str = ""
+    warnings: list = field(default_factory=list)
+    latin1_files: list = field(default_factory=list)
+    duration_s: float = 0.0
+
+
+@dataclass
+class MigrateOutcome:
+    """What happened to one run in the migration stage (becomes materialization metadata)."""
+
+    run: int
+    configuration: str
+    action: str  # "uploaded" | "verified-existing" | "replaced" | "skipped-existing"
+    version_id: Optional[int] = None
+    data_key: Optional[str] = None
+    size: int = 0
+    md5: str = ""
+    adler32: int = 0
+    file_count: int = 0
+    packed_on: str = ""
+    replaced_version_id: Optional[int] = None
+    duration_s: float = 0.0
+
+
+def prepare_from_disk(run: int, run_dir: Path, settings: ImportSettings, *, force: bool = False):
+    """Read a finished run record and fhiclize it; returns (record, finished, prepared).
+
+    Raises RunRecordError for an unfinished run (unless forced) or unreadable input, so nothing
+    reaches a store.
+    """
+    finished = finished_state(run, run_dir, min_age_seconds=settings.finished_after_seconds,
+                              force=force)
+    if not finished.finished:
+        raise RunRecordError(f"run is not finished yet: {finished.reason}", run=run,
+                             retryable=True)
+    record = read_run_record(run, run_dir, max_file_bytes=settings.max_file_bytes)
+    texts = {f.relpath: record.read_text(f.relpath) for f in record.files}
+    prepared = prepare_run(run, texts, enabled=settings.enabled, schema_text=settings.schema_text)
+    return record, finished, prepared
+
+
+def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
+               force: bool = False) -> ImportOutcome:
+    """Archive one run record into artdaqDB as ``<run>/<config>`` (idempotent).
+
+    A run already archived is verified against its stored ``hashes`` entity instead of being
+    inserted again; the RunHistory2 update is added once the stop time is known.
+    """
+    started = time.monotonic()
+    record, finished, prepared = prepare_from_disk(run, run_dir, settings, force=force)
+    config = prepared.config_name
+    outcome = ImportOutcome(
+        run=run, configuration=f"{run}/{config}", action="inserted",
+        file_count=len(record.files), total_bytes=record.total_bytes,
+        stored_files=len(prepared.insert_files), finished_rule=finished.rule,
+        finished_reason=finished.reason, fingerprint=record.fingerprint,
+        warnings=list(record.warnings) + list(prepared.warnings),
+        latin1_files=list(getattr(record, "latin1_files", [])),
+    )
+    try:
+        artdaqdb.archive_run(run, config, prepared.insert_files)
+    except AlreadyArchivedError:
+        verify_import_hashes(run, config, prepared.insert_files, artdaqdb)
+        outcome.action = "verified"
+    if prepared.update_files:
+        versions = artdaqdb.versions(run, config)
+        if not any(v != f"{run}/{config}" for v in versions):
+            artdaqdb.update_run(run, config, prepared.update_files)
+            if outcome.action == "verified":
+                outcome.action = "updated"
+    outcome.versions = artdaqdb.versions(run, config)
+    outcome.duration_s = time.monotonic() - started
+    return outcome
+
+
+def parse_hashes(text: str) -> dict:
+    """``entity:md5`` lines of a hashes entity → {entity: md5}; tolerant of FHiCL quoting."""
+    result = {}
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or ":" not in line:
+            continue
+        key, value = line.split(":", 1)
+        result[key.strip()] = value.strip().strip('"').strip("'")
+    return result
+
+
+def verify_import_hashes(run: int, config: str, insert_files: Mapping[str, str], artdaqdb) -> dict:
+    """Compare artdaqDB's stored ``hashes`` entity with the hashes of the prepared files.
+
+    Returns the expected mapping; raises IntegrityError naming the entities that differ.
+    """
+    expected = parse_hashes(hashes_text(insert_files))
+    stored_text = artdaqdb.read_hashes(run, config)
+    if stored_text is None:
+        raise IntegrityError("artdaqDB holds no hashes entity for this configuration", run=run)
+    stored = parse_hashes(stored_text)
+    if stored != expected:
+        differing = sorted(k for k in set(stored) | set(expected) if stored.get(k) != expected.get(k))
+        raise IntegrityError(
+            "the run record differs from what artdaqDB holds (entities: "
+            + ", ".join(differing[:10]) + (" ..." if len(differing) > 10 else "") + ")",
+            run=run, expected=expected.get("configuration", ""),
+            actual=stored.get("configuration", ""))
+    return expected
+
+
+def build_blob(run: int, artdaqdb, configuration: Optional[str] = None):
+    """Export the run from artdaqDB and pack it; returns (config name, files, packed_at, bytes).
+
+    The ``Packed on`` time is the configuration's own time in artdaqDB, so re-packing the same
+    content gives the same bytes and the same MD5.
+    """
+    config_full = configuration or artdaqdb.find_configuration(run)
+    if not config_full:
+        raise NotArchivedError("no configuration found in artdaqDB", run=run)
+    config = config_full.split("/", 1)[1] if "/" in config_full else config_full
+    files = artdaqdb.export_run(run, config)
+    packed_at = artdaqdb.archived_at(run, config)
+    data = pack(run, files, packed_at)
+    return f"{run}/{config}", files, packed_at, data
+
+
+def migrate_run(run: int, artdaqdb, ucondb, *, on_existing: str = "verify") -> MigrateOutcome:
+    """Upload one run's blob to UconDB keyed by run number and prove the stored bytes match.
+
+    A duplicate key counts as archived only when the stored bytes' MD5 equals ours; otherwise
+    the policy decides (verify/fail: IntegrityError; skip: report; new_version: override and
+    record the replaced version id). Raises IntegrityError on any MD5 mismatch after upload.
+    """
+    if on_existing not in ON_EXISTING_POLICIES:
+        raise ValueError(f"on_existing must be one of {ON_EXISTING_POLICIES}, not {on_existing!r}")
+    started = time.monotonic()
+    configuration, files, packed_at, data = build_blob(run, artdaqdb)
+    want = md5_hex(data)
+    outcome = MigrateOutcome(run=run, configuration=configuration, action="uploaded",
+                             size=len(data), md5=want, adler32=adler32(data),
+                             file_count=len(files), packed_on=packed_at.isoformat())
+    try:
+        meta = ucondb.put_blob(run, data)
+        outcome.version_id, outcome.data_key = meta.id, meta.data_key
+    except DuplicateKeyError:
+        existing = ucondb.get_blob(run)
+        got = md5_hex(existing.data)
+        if got == want:
+            outcome.action = "verified-existing"
+            if existing.meta is not None:
+                outcome.version_id, outcome.data_key = existing.meta.id, existing.meta.data_key
+            outcome.duration_s = time.monotonic() - started
+            return outcome
+        if on_existing == "skip":
+            outcome.action = "skipped-existing"
+            if existing.meta is not None:
+                outcome.version_id = existing.meta.id
+            outcome.md5 = got
+            outcome.duration_s = time.monotonic() - started
+            return outcome
+        if on_existing in ("verify", "fail"):
+            raise IntegrityError(
+                "UconDB already holds a different blob for this run (not overwritten; "
+                "set on_existing: new_version to replace it deliberately)",
+                run=run, expected=want, actual=got)
+        meta = ucondb.put_blob(run, data, override=True)
+        outcome.action = "replaced"
+        outcome.replaced_version_id = existing.meta.id if existing.meta is not None else None
+        outcome.version_id, outcome.data_key = meta.id, meta.data_key
+    verify_uploaded(run, ucondb, want, len(data))
+    outcome.duration_s = time.monotonic() - started
+    return outcome
+
+
+def verify_uploaded(run: int, ucondb, want_md5: str, want_size: Optional[int] = None) -> str:
+    """Download the run's blob by key and compare the MD5 of the raw bytes; returns the MD5."""
+    blob = ucondb.get_blob(run)
+    got = md5_hex(blob.data)
+    if got != want_md5:
+        raise IntegrityError("MD5 of the blob UconDB serves differs from the blob we packed",
+                             run=run, expected=want_md5, actual=got)
+    if want_size is not None and len(blob.data) != want_size:
+        raise IntegrityError("size of the blob UconDB serves differs", run=run,
+                             expected=str(want_size), actual=str(len(blob.data)))
+    return got
