@@ -55,9 +55,17 @@ def install_fake_tools(bin_dir: Path, log_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("FAKE_TOOLS_LOG", str(log_path))
 
 
-BACKENDS = ["filesystem", "mongomock", "conftoolp-fake", "bulktools-fake", "bulktools-fake-remote"]
-if MONGODB_URI:
-    BACKENDS.append("mongodb-real")
+BACKENDS = ["filesystem", "mongomock", "conftoolp-fake", "bulktools-fake", "bulktools-fake-remote",
+            pytest.param("mongodb-real", marks=[pytest.mark.mongodb, pytest.mark.skipif(
+                not MONGODB_URI, reason="set ARCHIVER_TEST_MONGODB_URI to test a real MongoDB")])]
+
+
+def real_mongodb_uri(database: str) -> str:
+    """ARCHIVER_TEST_MONGODB_URI with its database replaced by ``database``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(MONGODB_URI)
+    return urlunsplit(parts._replace(path="/" + database))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -81,11 +89,7 @@ def open_store(backend, tmp_path, clock, monkeypatch):
         uri = "mongodb://daq:s3cret@localhost:27017/test_db_archive"
         factory = lambda **kw: open_artdaqdb(uri, clock=clock, mongo_client=client, **kw)  # noqa: E731
     elif backend == "mongodb-real":
-        name = f"archiver_test_{uuid.uuid4().hex[:8]}_archive"
-        base, _, query = MONGODB_URI.partition("?")
-        uri = base.rstrip("/").rsplit("/", 1)[0] + "/" + name + (f"?{query}" if query else "")
-        if base.count("/") < 3:
-            uri = base.rstrip("/") + "/" + name + (f"?{query}" if query else "")
+        uri = real_mongodb_uri(f"archiver_test_{uuid.uuid4().hex[:8]}_archive")
         factory = lambda **kw: open_artdaqdb(uri, clock=clock, **kw)  # noqa: E731
     elif backend == "conftoolp-fake":
         from tests.stores import fake_conftoolp
