@@ -244,14 +244,36 @@ def test_converters_accept_the_generated_text_files(tmp_path):
     converters = getattr(fhiclize, "CONVERTERS", None)
     if not converters or not hasattr(fhicl, "fhicl_to_record"):
         pytest.skip("converters or FHiCL parser not available yet")
-    for run, profile in ((1, "small"), (2, "typical")):
-        run_dir = generate_run_record(tmp_path, run, profile=profile, finished=run == 2)
+    methods = set()
+    for run in range(1, 9):  # several seeds/runs so both process management methods appear
+        run_dir = generate_run_record(tmp_path, run, profile="small" if run % 2 else "typical",
+                                      finished=run % 3 != 0)
         for stem, convert in converters.items():
             out = convert((run_dir / f"{stem}.txt").read_text())
             assert out.strip(), stem
             fhicl.fhicl_to_record(out, f"{stem}.fcl")
         metadata = converters["metadata"]((run_dir / "metadata.txt").read_text())
         assert "components: [" in metadata and "boardreader_logfiles: [" in metadata
+        method = re.search(r'process_management_method: "(\w+)"', metadata).group(1)
+        methods.add(method)
+        if method == "pmt":
+            assert "pmt_logfiles_wildcard: " in metadata and "process_manager_logfiles: [" in metadata
+    assert methods == {"direct", "pmt"}
+
+
+def test_runrecords_sees_finished_and_running_generated_runs(tmp_path):
+    runrecords = pytest.importorskip("archiver_resources.runrecords")
+    if not hasattr(runrecords, "finished_state"):
+        pytest.skip("archiver_resources.runrecords.finished_state not available yet")
+    import time
+    done = generate_run_record(tmp_path, 100)
+    running = generate_run_record(tmp_path, 101, finished=False, mtime=time.time())
+    crashed = generate_run_record(tmp_path, 102, finished=False)  # old mtime: finished by age
+    assert runrecords.finished_state(100, done, min_age_seconds=3600).rule == "stop_time"
+    assert runrecords.finished_state(101, running, min_age_seconds=3600).rule == "running"
+    assert runrecords.finished_state(102, crashed, min_age_seconds=3600).rule == "age"
+    mark_finished(running)
+    assert runrecords.finished_state(101, running, min_age_seconds=3600).finished
 
 
 # ---------------------------------------------------------------------------- API edges
