@@ -174,7 +174,9 @@ class StoreSummary:
 
 @dataclass(frozen=True)
 class DagsterStatus:
-    """What Dagster knows: failed partitions per asset, failed checks → the partitions they failed on."""
+    """What Dagster knows: failed partitions per asset key, and failed checks (``asset:check``) →
+    the partition keys they failed on (an unpartitioned check: one key such as ``-``). Empty
+    lists are not shown."""
 
     failed_partitions: Mapping[str, Sequence[str]] = field(default_factory=dict)
     failed_checks: Mapping[str, Sequence[str]] = field(default_factory=dict)
@@ -307,7 +309,7 @@ def build_report(filesystem: RunsInput, artdaqdb: RunsInput, ucondb: RunsInput, 
     failure = None
     for name in STORES:
         if inputs[name] is None:
-            failure = QueryFailure(name, errors.get(name, "no result"))
+            failure = QueryFailure(name, _hide_password(str(errors.get(name, "no result"))))
             break
         stores[name] = StoreSummary(name, STORE_TITLES[name], where[name],
                                     as_sorted_runs(inputs[name]))

@@ -192,6 +192,12 @@ def test_query_failure_stops_report():
     ]
 
 
+def test_query_failure_message_hides_uri_password():
+    report = build_report({1}, None, None, locations=LOCATIONS,
+                          errors={"artdaqdb": "cannot reach mongodb://arch:s3cr3t@db:27017/x"})
+    assert report.lines()[-1] == "✗ ArtdaqDB query failed: cannot reach mongodb://arch:***@db:27017/x"
+
+
 def test_query_failure_first_store():
     report = build_report(None, None, None, locations=LOCATIONS, errors={"filesystem": "gone"})
     assert report.lines()[-1] == "✗ Filesystem query failed: gone"
