@@ -10,6 +10,7 @@ import json
 import logging
 import smtplib
 import socket
+import ssl
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -39,6 +40,7 @@ class EmailSettings:
     smtp_password: Optional[str] = field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
     enabled: bool = True
+    ca_file: Optional[str] = None  # extra CA bundle for STARTTLS (default: system CAs)
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for s in (self.smtp_password,) if s)
@@ -276,7 +278,7 @@ def send_email(settings: EmailSettings, subject: str, body: str) -> SendResult:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port,
                           timeout=settings.timeout) as smtp:
             if settings.smtp_use_tls:
-                smtp.starttls()
+                smtp.starttls(context=ssl.create_default_context(cafile=settings.ca_file))
             if settings.smtp_user and settings.smtp_password:
                 smtp.login(settings.smtp_user, settings.smtp_password)
             smtp.send_message(message)

@@ -3,6 +3,9 @@ incoming webhook on a local HTTP server, email on a local aiosmtpd server; failu
 raise and never log a secret."""
 
 import json
+import shutil
+import ssl
+import subprocess
 import logging
 import socket
 import threading
@@ -287,6 +290,52 @@ def test_email_starttls_unsupported_fails_cleanly(smtp_server, caplog):
                             host=HOST, clock=_clock).notify_failures("import", [1])
     assert not result.ok and "STARTTLS" in result.error
     assert smtp_server.handler_.envelopes == []
+    _assert_no_secret(caplog.text)
+
+
+@pytest.fixture
+def tls_smtp_server(tmp_path):
+    """aiosmtpd requiring STARTTLS (and TLS before AUTH), with a throw-away self-signed cert."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not available to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    handler, auth = _MailHandler(), _Authenticator()
+    controller = Controller(handler, hostname="127.0.0.1", port=_free_port(), tls_context=context,
+                            require_starttls=True, authenticator=auth)
+    controller.start()
+    controller.handler_, controller.auth_, controller.cert_ = handler, auth, str(cert)
+    yield controller
+    controller.stop()
+
+
+def test_email_starttls_and_login(tls_smtp_server):
+    settings = _email(tls_smtp_server.port, smtp_use_tls=True, smtp_user="arch",
+                      smtp_password=PASSWORD, ca_file=tls_smtp_server.cert_)
+    [result] = Notifier(email=settings, host=HOST, clock=_clock).notify_failures("import", [4])
+    assert result == SendResult("email", True, None)
+    assert [login for _, login, _ in tls_smtp_server.auth_.calls] == [b"arch"]
+    _, message = _received(tls_smtp_server)
+    assert _body(message) == "The following runs failed during the import stage:\n\n4\n"
+
+
+def test_email_without_starttls_refused_by_tls_server(tls_smtp_server):
+    [result] = Notifier(email=_email(tls_smtp_server.port), host=HOST,
+                        clock=_clock).notify_failures("import", [4])
+    assert not result.ok and tls_smtp_server.handler_.envelopes == []
+
+
+def test_email_starttls_untrusted_certificate(tls_smtp_server, caplog):
+    settings = _email(tls_smtp_server.port, smtp_use_tls=True, smtp_user="arch",
+                      smtp_password=PASSWORD)
+    with caplog.at_level(logging.WARNING):
+        [result] = Notifier(email=settings, host=HOST, clock=_clock).notify_failures("import", [4])
+    assert not result.ok and "CERTIFICATE_VERIFY_FAILED" in result.error
+    assert tls_smtp_server.auth_.calls == []
     _assert_no_secret(caplog.text)
 
 
