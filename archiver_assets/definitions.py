@@ -15,8 +15,14 @@ from archiver_resources.resources import resources_for_config
 
 
 def build_definitions(config_path=None, *, backfill_batch_size=None,
-                      sensor_interval_seconds=30) -> dg.Definitions:
-    """Everything the code location offers, reading one config.yaml."""
+                      sensor_interval_seconds=None) -> dg.Definitions:
+    """Everything the code location offers, reading one config.yaml.
+
+    ``ARCHIVER_BACKFILL_BATCH_SIZE`` (runs per backfill run, default 25) and
+    ``ARCHIVER_SENSOR_INTERVAL_SECONDS`` (default 30) tune the deployment without code changes.
+    """
+    sensor_interval_seconds = sensor_interval_seconds or int(
+        os.environ.get("ARCHIVER_SENSOR_INTERVAL_SECONDS", 30))
     batch = backfill_batch_size or int(os.environ.get("ARCHIVER_BACKFILL_BATCH_SIZE",
                                                       DEFAULT_BACKFILL_BATCH))
     assets = build_archive_assets(batch)
