@@ -419,6 +419,10 @@ class UconDBApp:
     # ---- service endpoints ----
 
     async def root(self, request: Request, relpath: str, params: Params) -> Response:
+        return await self.redirect_to_ui(request)
+
+    async def redirect_to_ui(self, request: Request) -> Response:
+        """``GET /`` → 302 to the (not reproduced) HTML browser, as the real server."""
         return Response(b"", 302, headers={"Location": "./UI/index"}, media_type=HTML)
 
     async def version(self, request: Request, relpath: str, params: Params) -> Response:
@@ -713,7 +717,7 @@ def create_app(db_url: str, *, prefix: str = "/app", authentication: str = "RFC2
     ucon = UconDBApp(storage, authentication=authentication, users=users, read_only=read_only,
                      max_body_bytes=max_body_bytes)
     routes = [
-        Route(prefix or "/", ucon.root, methods=ALL_METHODS),
+        Route(prefix or "/", ucon.redirect_to_ui, methods=ALL_METHODS),
         Route(f"{prefix}/{{rest:path}}", ucon.dispatch, methods=ALL_METHODS),
     ]
     app = Starlette(routes=routes)

@@ -12,7 +12,7 @@ import secrets
 import socket
 import threading
 from pathlib import Path
-from typing import Iterable, Optional, Union
+from typing import Iterable, Mapping, Optional, Union
 
 import uvicorn
 
@@ -94,11 +94,12 @@ def start_local_ucondb(tmp_path: Union[str, Path], *, user: str = "archiver",
                        namespace: str = "public", authentication: str = "RFC2617",
                        read_only: bool = False, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                        db_url: Optional[str] = None, testing_faults: Union[bool, TestingFaults] = False,
-                       ) -> LocalUconDB:
+                       users: Optional[Mapping[str, Mapping[str, str]]] = None) -> LocalUconDB:
     """Start a local UconDB server over SQLite in ``tmp_path`` and return its running handle.
 
     ``folder`` (default ``sbnd_runs``) and ``extra_folders`` are created; the password is random
-    unless given. ``testing_faults=True`` enables fault injection (``handle.faults``).
+    unless given; ``users`` replaces the default ``{'*': {user: password}}`` Authorization
+    mapping. ``testing_faults=True`` enables fault injection (``handle.faults``).
     """
     password = password or secrets.token_urlsafe(16)
     Path(tmp_path).mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,8 @@ def start_local_ucondb(tmp_path: Union[str, Path], *, user: str = "archiver",
         TestingFaults() if testing_faults else None)
     folders = ([folder] if folder else []) + list(extra_folders)
     app = create_app(db_url, prefix=prefix, authentication=authentication,
-                     users={"*": {user: password}}, namespace=namespace, read_only=read_only,
+                     users=users if users is not None else {"*": {user: password}},
+                     namespace=namespace, read_only=read_only,
                      max_body_bytes=max_body_bytes, create_folders=folders, testing_faults=faults)
     handle = LocalUconDB(app, free_loopback_socket(), user=user, password=password,
                          prefix=prefix, folder=folder, db_url=db_url, faults=faults)
