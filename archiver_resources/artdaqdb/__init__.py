@@ -20,7 +20,8 @@ BACKENDS = ("auto", "filesystem", "mongo", "conftoolp", "bulktools")
 def open_artdaqdb(database_uri: str, *, use_tools: bool = False, remote_host: Optional[str] = None,
                   tool_timeout: float = 300.0, archive_suffix_mode: str = "verbatim",
                   backend: str = "auto", clock=None, mongo_client: Any = None,
-                  conftoolp_module: Any = None, fsync: bool = True) -> ArtdaqDB:
+                  conftoolp_module: Any = None, fsync: bool = True,
+                  tool_path: Optional[str] = None) -> ArtdaqDB:
     """Open the run-history database.
 
     ``database_uri`` is used verbatim as the archive database (legacy behaviour: operators give
@@ -28,7 +29,7 @@ def open_artdaqdb(database_uri: str, *, use_tools: bool = False, remote_host: Op
     name as conftool.py does. Backend choice (``backend="auto"``): ``use_tools`` → bulkloader /
     bulkdownloader adapter; otherwise ``mongodb://`` → native MongoDB, anything else → native
     filesystemdb. ``backend="conftoolp"`` selects the legacy SWIG module (``ArtdaqDBError`` if it
-    cannot be imported).
+    cannot be imported). ``tool_path`` is put first on the bulk tools' PATH (legacy ``<project>/lib``).
     """
     if backend not in BACKENDS:
         raise ArtdaqDBError(f"unknown artdaqDB backend {backend!r}; choose one of {BACKENDS}")
@@ -39,7 +40,8 @@ def open_artdaqdb(database_uri: str, *, use_tools: bool = False, remote_host: Op
         from .bulktools import BulkToolsArtdaqDB
 
         return BulkToolsArtdaqDB(uri, remote_host=remote_host, timeout=tool_timeout, clock=clock,
-                                 conftoolp_module=conftoolp_module, mongo_client=mongo_client)
+                                 conftoolp_module=conftoolp_module, mongo_client=mongo_client,
+                                 tool_path=tool_path)
     if backend == "conftoolp":
         from .conftoolp_backend import ConftoolpArtdaqDB
 

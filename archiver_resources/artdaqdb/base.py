@@ -175,14 +175,11 @@ def collection_of(entity: str) -> str:
 
 
 def plan_entities(files: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """``{entity: (relpath, text)}``; two files with one entity name are an error naming both."""
+    """``{entity: (relpath, text)}``; when two files give one entity the later one counts, as in
+    the legacy import (``prepare_run`` already warned about it)."""
     plan: dict[str, tuple[str, str]] = {}
     for relpath, text in files.items():
-        entity = entity_name(relpath)
-        if entity in plan:
-            raise ArtdaqDBError(
-                f"files {plan[entity][0]!r} and {relpath!r} both map to entity {entity!r}")
-        plan[entity] = (relpath, text)
+        plan[entity_name(relpath)] = (relpath, text)
     return plan
 
 

@@ -382,6 +382,8 @@ class FilesystemArtdaqDB(ArtdaqDB):
                 store = self.collection(collection)
                 for oid in oids:
                     store.delete_document(oid)
+                    for leftover in store.path.glob(f".{oid}.json.tmp-*"):
+                        leftover.unlink(missing_ok=True)
                 index = store.load_index()
                 if oids.intersection(index["ouid"]):
                     index_remove(index, oids)

@@ -244,3 +244,48 @@ def test_update_after_interrupted_update(fsdb, clock):
     assert "RunHistory2.fcl" in fsdb.export_run(9)
     with pytest.raises(AlreadyArchivedError):
         fsdb.archive_run(9, "standard", insert_files(9))
+
+
+def test_failed_document_write_leaves_no_partial_file(fsdb, monkeypatch):
+    import archiver_resources.artdaqdb.filesystem as fs
+
+    real_link, count = os.link, [0]
+
+    def failing_link(src, dst):
+        count[0] += 1
+        if count[0] == 3:
+            raise OSError(28, "No space left on device")
+        return real_link(src, dst)
+
+    monkeypatch.setattr(fs.os, "link", failing_link)
+    with pytest.raises(OSError):
+        fsdb.archive_run(10, "standard", insert_files(10))
+    monkeypatch.setattr(fs.os, "link", real_link)
+    assert not [p for p in fsdb.root.rglob(".*tmp*")]
+    assert len(docs(fsdb.root, "RunHistory")) == 1  # (1st link: SystemMetadata) complete docs only
+    assert not fsdb.is_archived(10, "standard")
+    fsdb.archive_run(10, "standard", insert_files(10))
+    assert len(docs(fsdb.root, "RunHistory")) == 7
+
+
+def test_recovery_removes_temp_files_of_killed_writers(fsdb):
+    def crash(stage):
+        raise KeyboardInterrupt(stage)
+
+    fsdb.hook = crash
+    with pytest.raises(KeyboardInterrupt):
+        fsdb.archive_run(11, "standard", insert_files(11))
+    fsdb.hook = None
+    (journal,) = (fsdb.root / "SystemLayout" / JOURNAL_DIR).glob("*.journal")
+    collection, oid = json.loads(journal.read_text())["documents"][0]
+    leftover = fsdb.root / collection / f".{oid}.json.tmp-999-1"
+    leftover.write_text('{"half": ')
+    fsdb.recover()
+    assert not leftover.exists() and not journal.exists()
+
+
+def test_same_entity_twice_keeps_the_later_file(fsdb):
+    files = insert_files(12)
+    files["12/boot.fcl"] = "replaced: true\n"
+    fsdb.archive_run(12, "standard", files)
+    assert "replaced" in fsdb.export_run(12)["boot.fcl"]
