@@ -291,23 +291,12 @@ class FilesystemArtdaqDB(ArtdaqDB):
             version = self._version_for(run, name, initial=initial)
             planned = [(doc, new_oid()) for doc in docs]
             journal = self._write_journal(name, version, initial, planned)
-            self._stage("journal")
-            touched: dict[str, list[tuple[str, dict]]] = {}
-            for doc, oid in planned:
-                record = build_record(doc, run=run, name=name, version=version,
-                                      timestamp=timestamp, oid=oid)
-                self.collection(doc.collection).write_document(oid, record)
-                touched.setdefault(doc.collection, []).append((oid, record))
-                self._stage(f"document:{doc.entity}")
-            for collection_name, written in sorted(touched.items()):
-                store = self.collection(collection_name)
-                if self.fsync:
-                    fsync_dir(store.path)
-                index = store.load_index()
-                for oid, record in written:
-                    index_add(index, oid, record)
-                store.save_index(index)
-                self._stage(f"index:{collection_name}")
+            try:
+                self._stage("journal")
+                self._write_planned(run, name, version, planned, timestamp)
+            except BaseException:
+                self._rollback_quietly()
+                raise
             journal.unlink()  # the commit
             if self.fsync:
                 fsync_dir(journal.parent)
@@ -318,7 +307,35 @@ class FilesystemArtdaqDB(ArtdaqDB):
             document_ids=tuple(oid for _, oid in planned),
             assigned=parse_timestamp(timestamp))
 
+    def _write_planned(self, run: int, name: str, version: str,
+                       planned: list[tuple[PlannedDocument, str]], timestamp: str) -> None:
+        """Documents first (each complete before it is visible), then one index per collection."""
+        touched: dict[str, list[tuple[str, dict]]] = {}
+        for doc, oid in planned:
+            record = build_record(doc, run=run, name=name, version=version,
+                                  timestamp=timestamp, oid=oid)
+            self.collection(doc.collection).write_document(oid, record)
+            touched.setdefault(doc.collection, []).append((oid, record))
+            self._stage(f"document:{doc.entity}")
+        for collection_name, written in sorted(touched.items()):
+            store = self.collection(collection_name)
+            if self.fsync:
+                fsync_dir(store.path)
+            index = store.load_index()
+            for oid, record in written:
+                index_add(index, oid, record)
+            store.save_index(index)
+            self._stage(f"index:{collection_name}")
+
     # ---- crash safety -------------------------------------------------------------------------
+
+    def _rollback_quietly(self) -> None:
+        """Undo a write that raised (we still hold the locks); if that fails too, the journal
+        stays and the next writer rolls it back."""
+        try:
+            self._recover()
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            log.exception("could not roll back an interrupted artdaqDB write of %s", self.root)
 
     @contextmanager
     def _write_lock(self) -> Iterator[None]:

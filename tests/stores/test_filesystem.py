@@ -140,8 +140,10 @@ def test_interrupted_write_is_not_archived_and_is_rolled_back(fsdb):
     with pytest.raises(Crash):
         fsdb.archive_run(5, "standard", insert_files(5))
     fsdb.hook = None
-    # the dying process released nothing cleanly: a journal is left behind
-    assert list((fsdb.root / "SystemLayout" / JOURNAL_DIR).glob("*.journal"))
+    # an error (not a kill) is rolled back at once: nothing of the attempt is left
+    assert not list((fsdb.root / "SystemLayout" / JOURNAL_DIR).glob("*.journal"))
+    assert docs(fsdb.root, "RunHistory") == {} and docs(fsdb.root, "SystemLayout") == {}
+    assert json.loads((fsdb.root / "RunHistory" / "index.json").read_text())["ouid"] == []
     assert not fsdb.is_archived(5, "standard") and fsdb.archived_runs() == {}
     result = fsdb.archive_run(5, "standard", insert_files(5))
     assert set(docs(fsdb.root, "RunHistory")) | set(docs(fsdb.root, "SystemLayout")) \
@@ -253,7 +255,7 @@ def test_failed_document_write_leaves_no_partial_file(fsdb, monkeypatch):
 
     def failing_link(src, dst):
         count[0] += 1
-        if count[0] == 3:
+        if count[0] == 4:
             raise OSError(28, "No space left on device")
         return real_link(src, dst)
 
@@ -262,22 +264,20 @@ def test_failed_document_write_leaves_no_partial_file(fsdb, monkeypatch):
         fsdb.archive_run(10, "standard", insert_files(10))
     monkeypatch.setattr(fs.os, "link", real_link)
     assert not [p for p in fsdb.root.rglob(".*tmp*")]
-    assert len(docs(fsdb.root, "RunHistory")) == 1  # (1st link: SystemMetadata) complete docs only
+    assert docs(fsdb.root, "RunHistory") == {}  # the two complete documents were rolled back
     assert not fsdb.is_archived(10, "standard")
     fsdb.archive_run(10, "standard", insert_files(10))
     assert len(docs(fsdb.root, "RunHistory")) == 7
 
 
 def test_recovery_removes_temp_files_of_killed_writers(fsdb):
-    def crash(stage):
-        raise KeyboardInterrupt(stage)
+    from archiver_resources.artdaqdb.base import plan_documents
 
-    fsdb.hook = crash
-    with pytest.raises(KeyboardInterrupt):
-        fsdb.archive_run(11, "standard", insert_files(11))
-    fsdb.hook = None
-    (journal,) = (fsdb.root / "SystemLayout" / JOURNAL_DIR).glob("*.journal")
-    collection, oid = json.loads(journal.read_text())["documents"][0]
+    planned = [(doc, f"{i:024x}") for i, doc in enumerate(plan_documents(
+        11, insert_files(11), with_hashes=True))]
+    with fsdb._write_lock():  # what a writer SIGKILLed right after its journal leaves behind
+        journal = fsdb._write_journal("11/standard", "11/standard", True, planned)
+    collection, oid = planned[0][0].collection, planned[0][1]
     leftover = fsdb.root / collection / f".{oid}.json.tmp-999-1"
     leftover.write_text('{"half": ')
     fsdb.recover()
