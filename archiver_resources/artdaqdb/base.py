@@ -365,12 +365,21 @@ class ArtdaqDB(ABC):
 
     def archived_runs(self) -> dict[int, str]:
         """``{run: "<run>/<config>"}``; a run with several configurations maps to its newest."""
-        by_run: dict[int, list[str]] = {}
-        for name in self._configuration_names():
-            parsed = split_configuration_name(name)
-            if parsed:
-                by_run.setdefault(parsed[0], []).append(name.strip())
-        return {run: self._newest(names) for run, names in by_run.items()}
+        by_run: dict[int, str] = {}
+        several: dict[int, list[str]] = {}
+        for name in self._configuration_names():  # hot loop over up to 10^5 names: no regex
+            head, slash, config = name.partition("/")
+            head = head.strip()
+            if not slash or not config.strip() or not (head.isascii() and head.isdigit()):
+                continue
+            run = int(head)
+            if run in by_run:
+                several.setdefault(run, [by_run[run]]).append(name.strip())
+            else:
+                by_run[run] = name.strip()
+        for run, names in several.items():
+            by_run[run] = self._newest(names)
+        return by_run
 
     def find_configuration(self, run: int) -> Optional[str]:
         """The configuration name archived for ``run`` (newest if several), or ``None``."""

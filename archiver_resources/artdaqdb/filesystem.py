@@ -255,7 +255,7 @@ class FilesystemArtdaqDB(ArtdaqDB):
     def _configuration_names(self) -> Iterable[str]:
         names = self.collection(SYSTEM_LAYOUT).load_index()["configurations.name"]
         pending = {j["name"] for j in self._journals() if j.get("initial")}
-        return [n for n in names if n not in pending]
+        return [n for n in names if n not in pending] if pending else names.keys()
 
     def _committed_oids(self, collection: str, name: str) -> list[str]:
         oids = self.collection(collection).load_index()["configurations.name"].get(name, [])
