@@ -82,7 +82,7 @@ class Blob:
 
 
 def run_of_key(key: Optional[str]) -> Optional[int]:
-    """``"1234"`` → 1234; ``None``, ``"abc"``, ``"0123"`` or ``"+5"`` → None (exact decimal only)."""
+    """``"1234"`` → 1234; ``None``, ``"abc"``, ``"0123"``, ``"+5"`` → None (exact decimal only)."""
     if key is None or not re.fullmatch(r"[0-9]+", key):
         return None
     run = int(key)

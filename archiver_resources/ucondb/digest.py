@@ -56,7 +56,7 @@ def parse_header(header: str) -> dict[str, str]:
 
 
 def lookup_password(authorization: Authorization, realm: str, user: str) -> Optional[str]:
-    """Password of ``user`` in ``realm``: the realm's entry, else ``'*'``; the user, else ``'*'``."""
+    """Password of ``user`` in ``realm``: realm entry else ``'*'``; user else ``'*'``."""
     users = authorization.get(realm)
     if users is None:
         users = authorization.get("*")
@@ -75,7 +75,8 @@ def _md5(text: str) -> str:
 def expected_response(fields: Mapping[str, str], method: str, realm: str, password: str) -> str:
     ha1 = _md5(f"{fields['username']}:{realm}:{password}")
     ha2 = _md5(f"{method}:{fields['uri']}")
-    return _md5(":".join([ha1, fields["nonce"], fields["nc"], fields["cnonce"], fields["qop"], ha2]))
+    parts = [ha1, fields["nonce"], fields["nc"], fields["cnonce"], fields["qop"], ha2]
+    return _md5(":".join(parts))
 
 
 def verify(header: str, method: str, realm: str, authorization: Authorization) -> bool:

@@ -33,7 +33,7 @@ from starlette.routing import Route
 
 from archiver_resources.ucondb import digest
 from archiver_resources.ucondb.storage import (
-    CHUNK_SIZE, BodyTooLarge, FolderTables, SpooledBody, Storage,
+    BodyTooLarge, FolderTables, SpooledBody, Storage,
 )
 
 log = logging.getLogger(__name__)
@@ -285,7 +285,8 @@ class ProtocolHeaders:
 
         async def send_with_headers(message: dict) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                headers = [(k, v) for k, v in message.get("headers", [])
+                           if k.lower() != b"connection"]
                 headers += [(b"connection", b"close"), (b"x-webpie-request-id", request_id)]
                 message = {**message, "headers": headers}
             await send(message)

@@ -169,7 +169,8 @@ def _folder_tables(fid: int, qualified: str) -> FolderTables:
     )
     tags = Table(
         f"{prefix}_tags", md,
-        Column("version_id", Integer, ForeignKey(versions.c.id, ondelete="CASCADE"), nullable=False),
+        Column("version_id", Integer, ForeignKey(versions.c.id, ondelete="CASCADE"),
+               nullable=False),
         Column("tag_name", Text, nullable=False),
         PrimaryKeyConstraint("version_id", "tag_name"),
     )
@@ -225,7 +226,7 @@ class Storage:
         return f"{ns}.{folder}"
 
     def create_folder(self, name: str, *, drop: bool = False) -> str:
-        """Create a folder (idempotent); ``drop`` drops and recreates it. Returns the qualified name."""
+        """Create a folder (idempotent; ``drop`` recreates it empty); returns the qualified name."""
         if not FOLDER_NAME_RE.match(name):
             raise InvalidFolderName(name)
         ns, folder = self.split_name(name)

@@ -1,4 +1,4 @@
-"""Start a local UconDB-compatible server on a free loopback port, for tests, benchmarks and the demo.
+"""Start a local UconDB-compatible server on a free loopback port (tests, benchmarks, the demo).
 
 ``start_local_ucondb(tmp_path)`` returns a running ``LocalUconDB`` handle (``.base_url`` ending in
 ``/app``, ``.user``, ``.password``, ``.stop()``; also a context manager). Reusable by any test
@@ -93,7 +93,8 @@ def start_local_ucondb(tmp_path: Union[str, Path], *, user: str = "archiver",
                        extra_folders: Iterable[str] = (), prefix: str = "/app",
                        namespace: str = "public", authentication: str = "RFC2617",
                        read_only: bool = False, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                       db_url: Optional[str] = None, testing_faults: Union[bool, TestingFaults] = False,
+                       db_url: Optional[str] = None,
+                       testing_faults: Union[bool, TestingFaults] = False,
                        users: Optional[Mapping[str, Mapping[str, str]]] = None) -> LocalUconDB:
     """Start a local UconDB server over SQLite in ``tmp_path`` and return its running handle.
 
