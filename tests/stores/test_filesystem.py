@@ -150,12 +150,18 @@ def test_interrupted_write_is_not_archived_and_is_rolled_back(fsdb):
         == set(result.document_ids)
 
 
-def test_temp_files_never_become_documents(fsdb, monkeypatch):
-    seen = []
-    fsdb.hook = lambda stage: seen.append(sorted(p.name for p in (fsdb.root / "RunHistory").iterdir()))
+def test_visible_documents_are_always_complete(fsdb):
+    checked = []
+
+    def check(stage):
+        for path in (fsdb.root / "RunHistory").glob("*.json"):  # what a reader could open
+            json.loads(path.read_text())
+            checked.append(path.name)
+
+    fsdb.hook = check
     fsdb.archive_run(6, "standard", insert_files(6))
-    for names in seen:
-        assert all(n.endswith(".json") or n == ".lock" for n in names), names
+    assert checked
+    assert not [p for p in fsdb.root.rglob("*") if ".tmp-" in p.name]
 
 
 def _archiver_script(root: Path, run: int, pause_at: str = "", marker: str = "") -> str:
@@ -203,6 +209,7 @@ def test_sigkill_mid_archive_leaves_run_unarchived(tmp_path, pause_at):
     assert db.is_archived(77, "standard")
     stored = set(docs(root, "RunHistory")) | set(docs(root, "SystemLayout"))
     assert stored == set(result.document_ids)  # the orphans were removed
+    assert not [p for p in root.rglob("*") if ".tmp-" in p.name]  # and the killed temp files
     assert len(db.export_run(77)) == len(insert_files(77, n_processes=8)) + 1
 
 
