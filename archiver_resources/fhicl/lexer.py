@@ -5,47 +5,57 @@ import re
 
 from archiver_resources.errors import FhiclSyntaxError
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-#: a dotted/indexed key such as ``a.b[2].c`` (kept as one literal key, see the package docstring)
-KEY_PATTERN = _NAME + r"(?:\." + _NAME + r"|\[[0-9]+\])*"
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*+"
+#: a dotted/indexed key such as ``a.b[2].c`` (kept as one literal key, see the package docstring);
+#: possessive quantifiers: a name never needs to give characters back, and backtracking into it
+#: would cost time on every unquoted word that is not a key
+KEY_PATTERN = _NAME + r"(?:\." + _NAME + r"|\[[0-9]++\])*+"
 _NUMBER = (r"[+-]?(?:0[xX][0-9A-Fa-f]+|0[bB][01]+|0[oO][0-7]+|infinity"
            r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
 #: characters an unquoted atom (number, bool, nil, unquoted string) may contain
 BARE_CHARS = r"A-Za-z0-9_.+\-"
 _REF_KIND = r"(?:local|table|sequence|id|db)"
 
-# Token kinds are the indices of the outer capturing group of each alternative; inner groups
-# close before their outer group, so ``match.lastindex`` is always the kind.
-NEWLINE = 1
-INCLUDE = 2          # group 3: the file name
-COMMENT = 4
-KEY = 5              # group 6: key, group 7: protection marker (or None)
-DQSTRING = 8
-SQSTRING = 9
-COMPLEX = 10         # groups 11 and 12: real and imaginary parts
-REFERENCE = 13
-NUMBER = 14
-BARE = 15
-PUNCT = 16
-EOF = 17
+_ATOM_FAST = (r"(?:(?P<i_number>" + _NUMBER + r")|\"(?P<i_dq>(?:[^\"\\\n]|\\.)*)\""
+              r"|'(?P<i_sq>[^'\n]*)'"
+              r"|(?P<i_ref>@" + _REF_KIND + r"::" + KEY_PATTERN + r"|@erase|@nil)"
+              r"|(?P<i_bare>[" + BARE_CHARS + r"]+))"
+              r"(?![ \t\f\v]*:)(?=[\s}\],#/]|\Z)[ \t\f\v]*(?P<i_comment>(?:#|//)[^\n]*)?")
 
+# One alternative per token kind, each one outer named group; inner groups close before their
+# outer group, so ``match.lastindex`` is always the kind. ``item`` is the fast path for the most
+# common line, ``key: atom # comment``: it matches exactly when the ``key`` token followed by one
+# atom token would, so both paths give the same trees.
 TOKEN = re.compile(
-    r"[ \t\f\v]*(?:"
-    r"(\n)"
-    r"|(#include[ \t]+\"([^\"\n]*)\")"
-    r"|((?:#|//)[^\n]*)"
-    r"|((" + KEY_PATTERN + r")[ \t]*(?:(@[A-Za-z_]+)[ \t]*)?:(?!:))"
-    r"|\"((?:[^\"\\\n]|\\.)*)\""
-    r"|'([^'\n]*)'"
-    r"|(\([ \t]*(" + _NUMBER + r")[ \t]*,[ \t]*(" + _NUMBER + r")[ \t]*\))"
-    r"|(@" + _REF_KIND + r"::" + KEY_PATTERN + r"|@erase(?![" + BARE_CHARS + r"])"
+    r"[ \t\f\v\n]*(?:"
+    r"(?P<include>#include[ \t]+\"(?P<include_file>[^\"\n]*)\")"
+    r"|(?P<comment>(?:#|//)[^\n]*)"
+    r"|(?P<item>(?P<i_key>" + KEY_PATTERN + r")[ \t]*(?:(?P<i_prot>@[A-Za-z_]+)[ \t]*)?:(?!:)"
+    r"[ \t\f\v]*" + _ATOM_FAST + r")"
+    r"|(?P<key>(?P<key_name>" + KEY_PATTERN + r")[ \t]*(?:(?P<key_prot>@[A-Za-z_]+)[ \t]*)?"
+    r":(?!:))"
+    r"|(?P<dqtok>\"(?P<dq>(?:[^\"\\\n]|\\.)*)\")"
+    r"|(?P<sqtok>'(?P<sq>[^'\n]*)')"
+    r"|(?P<complex>\([ \t]*(?P<re>" + _NUMBER + r")[ \t]*,[ \t]*(?P<im>" + _NUMBER
+    + r")[ \t]*\))"
+    r"|(?P<ref>@" + _REF_KIND + r"::" + KEY_PATTERN + r"|@erase(?![" + BARE_CHARS + r"])"
     r"|@nil(?![" + BARE_CHARS + r"]))"
-    r"|(" + _NUMBER + r")(?![" + BARE_CHARS + r"])"
-    r"|([" + BARE_CHARS + r"]+)"
-    r"|([{}\[\],])"
-    r"|(\Z)"
+    r"|(?P<number>" + _NUMBER + r")(?![" + BARE_CHARS + r"])"
+    r"|(?P<bare>[" + BARE_CHARS + r"]+)"
+    r"|(?P<punct>[{}\[\],])"
+    r"|(?P<eof>\Z)"
     r")"
 )
+_G = TOKEN.groupindex
+INCLUDE, COMMENT, ITEM, KEY = _G["include"], _G["comment"], _G["item"], _G["key"]
+DQSTRING, SQSTRING, COMPLEX, REFERENCE = _G["dqtok"], _G["sqtok"], _G["complex"], _G["ref"]
+DQ_CONTENT, SQ_CONTENT = _G["dq"], _G["sq"]
+NUMBER, BARE, PUNCT, EOF = _G["number"], _G["bare"], _G["punct"], _G["eof"]
+INCLUDE_FILE, KEY_NAME, KEY_PROTECTION = _G["include_file"], _G["key_name"], _G["key_prot"]
+COMPLEX_RE, COMPLEX_IM = _G["re"], _G["im"]
+#: the groups of an ``item`` token: key, protection, number, dq, sq, ref, bare, comment
+ITEM_GROUPS = tuple(_G[n] for n in ("i_key", "i_prot", "i_number", "i_dq", "i_sq", "i_ref",
+                                    "i_bare", "i_comment"))
 
 #: after a node ends: the rest of its line is only commas/blanks and maybe one comment
 TAIL = re.compile(r"[ \t\f\v,]*((?:#|//)[^\n]*)?(?=\n|\Z)")

@@ -6,8 +6,9 @@ from typing import NamedTuple
 
 from archiver_resources.fhicl import lexer as lx
 from archiver_resources.fhicl.lexer import (
-    BARE, COMMENT, COMPLEX, DQSTRING, EOF, INCLUDE, KEY, NEWLINE, NUMBER, PUNCT, REFERENCE,
-    SQSTRING, normalize_newlines, scan_failure, syntax_error,
+    BARE, COMMENT, COMPLEX, COMPLEX_IM, COMPLEX_RE, DQ_CONTENT, DQSTRING, EOF, INCLUDE,
+    INCLUDE_FILE, ITEM, ITEM_GROUPS, KEY, KEY_NAME, KEY_PROTECTION, NUMBER, PUNCT, REFERENCE,
+    SQ_CONTENT, SQSTRING, normalize_newlines, scan_failure, syntax_error,
 )
 
 #: deepest nesting of tables/sequences accepted. The metadata tree is twice as deep as the data
@@ -66,11 +67,11 @@ def parse_fhicl(text: str, name: str = "<fhicl>") -> ParsedFhicl:  # noqa: C901 
     key_comment = ""
     key_pos = 0
 
-    # line tracking for comment/annotation attachment
-    line = 1
-    at_line_start = True
-    comment_line = -1
-    comment_text = ""
+    # comment attachment: the last comment-only line, until the next token consumes it
+    pending_comment = None
+    pending_end = 0        # position of the newline ending that comment line
+    line = 1               # line number at ``counted``, updated lazily (comments, errors)
+    counted = 0
 
     pos = 0
     while True:
@@ -78,35 +79,62 @@ def parse_fhicl(text: str, name: str = "<fhicl>") -> ParsedFhicl:  # noqa: C901 
         if m is None:
             raise scan_failure(text, pos, name)
         kind = m.lastindex
-        if kind == NEWLINE:
-            line += 1
-            at_line_start = True
+        start = m.start(kind)
+        if kind == COMMENT or kind == INCLUDE:
+            first = pos == 0 or text.rfind("\n", pos, start) >= 0
             pos = m.end()
-            continue
-        if kind == COMMENT:
-            if at_line_start:
+            if not first:
+                continue  # a trailing comment: the annotation of the node before it
+            if kind == COMMENT:
                 value = m.group(COMMENT)
                 if value.startswith("#include") and (len(value) == 8 or value[8] in " \t"):
-                    raise syntax_error(text, m.start(COMMENT),
+                    raise syntax_error(text, start,
                                        'malformed #include, expected #include "file.fcl"', name)
+                line += text.count("\n", counted, start)
+                counted = start
                 comments.append({"linenum": line, "value": value})
-                comment_line = line
-                comment_text = value
-            pos = m.end()
-            continue
-        start = m.start(kind)
+                pending_comment = value
+                pending_end = pos
+                continue
         end = pos = m.end()
-        first = at_line_start
-        at_line_start = False
-        if kind == INCLUDE and not first:
-            continue  # '#include' after code on a line is a trailing comment
-        comment = comment_text if (first and comment_line == line - 1) else ""
+        if pending_comment is None:
+            comment = ""
+        else:
+            # the comment line directly above, and this token first on its line
+            comment = pending_comment if text.count("\n", pending_end, start) == 1 else ""
+            pending_comment = None
 
         if is_table and key is None:
             # ---- a table item: "key:", "@table::x", "#include", "}", prolog markers, EOF
+            if kind == ITEM:  # fast path: "key: atom # comment" as one token
+                (key, protection, number, dq, sq, ref, bare,
+                 annotation) = m.group(*ITEM_GROUPS)
+                if number is not None:
+                    raw, typ = number, "number"
+                elif bare is not None:
+                    raw, typ = bare, _BARE_TYPES.get(bare, "string_unquoted")
+                elif dq is not None:
+                    raw, typ = dq, "string_doublequoted"
+                    if key.startswith(INCLUDE_KEY_PREFIX) and lx.INCLUDE_KEY_RE.match(key):
+                        key = INCLUDE_KEY_PREFIX + str(n_includes)
+                        n_includes += 1
+                elif sq is not None:
+                    raw, typ = sq, "string_singlequoted"
+                else:
+                    raw, typ = ref, ("nil" if ref == "@nil" else "tableid")
+                meta = {"type": typ, "comment": comment, "annotation": annotation or ""}
+                if protection:
+                    meta["protection"] = protection
+                if key in data:
+                    del data[key]
+                    del children[key]
+                data[key] = raw
+                children[key] = meta
+                key = None
+                continue
             if kind == KEY:
-                key = m.group(6)
-                protection = m.group(7)
+                key = m.group(KEY_NAME)
+                protection = m.group(KEY_PROTECTION)
                 key_comment = comment
                 key_pos = start
                 continue
@@ -114,7 +142,7 @@ def parse_fhicl(text: str, name: str = "<fhicl>") -> ParsedFhicl:  # noqa: C901 
                 t = tail(text, end)
                 inc_key = INCLUDE_KEY_PREFIX + str(n_includes)
                 n_includes += 1
-                data[inc_key] = m.group(3)
+                data[inc_key] = m.group(INCLUDE_FILE)
                 children[inc_key] = {"type": "string_doublequoted", "comment": comment,
                                      "annotation": (t.group(1) or "") if t else ""}
                 continue
@@ -195,19 +223,19 @@ def parse_fhicl(text: str, name: str = "<fhicl>") -> ParsedFhicl:  # noqa: C901 
             raw = m.group(BARE)
             typ = _BARE_TYPES.get(raw, "string_unquoted")
         elif kind == DQSTRING:
-            raw = m.group(DQSTRING)
+            raw = m.group(DQ_CONTENT)
             typ = "string_doublequoted"
             if is_table and key.startswith(INCLUDE_KEY_PREFIX) and lx.INCLUDE_KEY_RE.match(key):
                 key = INCLUDE_KEY_PREFIX + str(n_includes)  # a literal include key: renumber
                 n_includes += 1
         elif kind == SQSTRING:
-            raw = m.group(SQSTRING)
+            raw = m.group(SQ_CONTENT)
             typ = "string_singlequoted"
         elif kind == REFERENCE:
             raw = m.group(REFERENCE)
             typ = "nil" if raw == "@nil" else "tableid"
         elif kind == COMPLEX:
-            raw = "(" + m.group(11) + "," + m.group(12) + ")"
+            raw = "(" + m.group(COMPLEX_RE) + "," + m.group(COMPLEX_IM) + ")"
             typ = "complex"
         elif kind == PUNCT and (text[start] == "{" or text[start] == "["):
             if len(stack) >= MAX_DEPTH:
@@ -277,7 +305,7 @@ def _value_error(text, start, kind, key, key_pos, open_pos, name):
             return syntax_error(text, key_pos, f"key '{key}' has no value", name)
         return syntax_error(text, open_pos, _close_reason("["), name)
     found = lx.describe(text, start)
-    if kind == KEY:
+    if kind == KEY or kind == ITEM:
         found = f"key {found}"
     if key is not None:
         return syntax_error(text, start, f"expected a value for key '{key}' but found {found}",
