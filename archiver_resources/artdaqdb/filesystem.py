@@ -464,6 +464,9 @@ class FilesystemArtdaqDB(ArtdaqDB):
 
     def _recover(self) -> None:
         """Roll back writes whose journal survived its writer (we hold every lock)."""
+        for directory in (self._journal_dir, *(c.path for c in self._collections.values())):
+            for leftover in directory.glob(".*.tmp-*") if directory.is_dir() else ():
+                leftover.unlink(missing_ok=True)  # every writer holds these locks: all stale
         for path in self._journal_paths():
             try:
                 journal = json.loads(path.read_text(encoding="utf-8"))
