@@ -3,21 +3,10 @@ a record, and data-tree equivalence of two FHiCL texts."""
 
 from datetime import datetime
 
-from archiver_resources.errors import ArchiverError
 from archiver_resources.fhicl.parser import parse_fhicl
-from archiver_resources.fhicl.writer import write_fhicl
+from archiver_resources.fhicl.writer import FhiclRecordError, write_fhicl
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.000%z"
-
-
-class FhiclRecordError(ArchiverError):
-    """A document record that cannot be turned back into FHiCL (no ``document.data`` tables)."""
-
-    def __init__(self, reason: str, *, name: str = ""):
-        self.reason = reason
-        self.name = name
-        prefix = f"FHiCL record {name}: " if name else "FHiCL record: "
-        super().__init__(prefix + reason)
 
 
 def format_timestamp(moment: datetime | None = None) -> str:
@@ -51,7 +40,8 @@ def fhicl_to_record(text: str, name: str, *, timestamp: datetime | str | None = 
 def record_to_fhicl(record: dict) -> str:
     """Regenerated FHiCL text of a record (or of its ``document``), deterministic for equal trees.
 
-    Raises ``FhiclRecordError`` when the record has no ``document.data`` object.
+    Raises ``FhiclRecordError`` when the record has no ``document.data`` object or a key that
+    is no FHiCL name (the text would not parse again).
     """
     if not isinstance(record, dict):
         raise FhiclRecordError(f"expected a JSON object, got {type(record).__name__}")
@@ -67,7 +57,12 @@ def record_to_fhicl(record: dict) -> str:
         if part in data and not isinstance(data[part], dict):
             raise FhiclRecordError(f"document.data.{part} is not an object", name=name)
     metadata = document.get("metadata")
-    return write_fhicl(data, metadata if isinstance(metadata, dict) else None)
+    try:
+        return write_fhicl(data, metadata if isinstance(metadata, dict) else None)
+    except FhiclRecordError as error:
+        if name and not error.name:
+            raise FhiclRecordError(error.reason, name=name) from None
+        raise
 
 
 def fhicl_equivalent(a_text: str, b_text: str, *, a_name: str = "<a>",

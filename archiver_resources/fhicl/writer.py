@@ -2,10 +2,24 @@
 metadata tree (quoting from the metadata types, comments above, annotations trailing).
 Iterative (no recursion)."""
 
+from archiver_resources.errors import ArchiverError
 from archiver_resources.fhicl import lexer as lx
 from archiver_resources.fhicl.parser import INCLUDE_KEY_PREFIX
 
 INDENT = "  "
+
+
+
+class FhiclRecordError(ArchiverError):
+    """A document record that cannot be turned back into FHiCL (no ``document.data`` tables, or a
+    key that is not a FHiCL name)."""
+
+    def __init__(self, reason: str, *, name: str = ""):
+        self.reason = reason
+        self.name = name
+        prefix = f"FHiCL record {name}: " if name else "FHiCL record: "
+        super().__init__(prefix + reason)
+
 
 _RAW_CHECKS = {
     "number": lambda v: lx.NUMBER_RE.match(v) is not None,
@@ -22,7 +36,8 @@ def write_fhicl(data: dict, metadata: dict | None = None) -> str:
 
     Leading ``#include`` keys of main are written before ``BEGIN_PROLOG`` (where they usually
     stand); the prolog is wrapped in ``BEGIN_PROLOG``/``END_PROLOG``. Missing metadata is
-    inferred from the values. The result ends with one newline, or is empty.
+    inferred from the values. The result ends with one newline, or is empty. Raises
+    ``FhiclRecordError`` for a key that is no FHiCL name.
     """
     metadata = metadata or {}
     prolog = data.get("prolog") or {}
@@ -94,7 +109,11 @@ def _write_items(items: list, metas: dict, is_table: bool, indent: str, out: lis
                 out.append(ind + (value if isinstance(value, str) and value.startswith("@table::")
                                   else key) + annotation)
                 continue
+            if not isinstance(key, str) or not lx.KEY_RE.match(key):
+                raise FhiclRecordError(f"key {key!r} is not a FHiCL name")
             protection = meta.get("protection")
+            if protection and not lx.PROTECTION_RE.match(protection):
+                raise FhiclRecordError(f"key {key!r}: protection {protection!r} is not a marker")
             head = ind + key + (" " + protection if protection else "") + ": "
         else:
             head = ind

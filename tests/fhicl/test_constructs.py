@@ -258,3 +258,62 @@ def test_values_their_type_cannot_hold_are_quoted_safely():
     parsed = parse_fhicl(text, "t")
     assert parsed.data["main"] == {"a": "has space", "b": 'say \\"hi\\"\\\\', "c": "it's"}
     assert parsed.metadata["main"]["children"]["b"]["comment"] == "# no hash"
+
+
+def test_hashes_entity_text_parses():
+    # the hashes entity of legacy §6.3: "<entity>:<md5>" lines, digests may start with a digit
+    text = ("boardreader01:0cc175b9c0f1b6a831c399e269772661\n"
+            "boot:d41d8cd98f00b204e9800998ecf8427e\n"
+            "configuration:900150983cd24fb0d6963f7d28e17f72")
+    data, meta = main_of(text)
+    assert data == {"boardreader01": "0cc175b9c0f1b6a831c399e269772661",
+                    "boot": "d41d8cd98f00b204e9800998ecf8427e",
+                    "configuration": "900150983cd24fb0d6963f7d28e17f72"}
+    assert {m["type"] for m in meta.values()} == {"string_unquoted"}
+    roundtrip(text)
+
+
+def test_include_after_main_items_stays_in_place():
+    text = 'a: 1\n#include "late.fcl"\nBEGIN_PROLOG\np: 1\nEND_PROLOG\n'
+    written = roundtrip(text)
+    assert written == 'BEGIN_PROLOG\np: 1\nEND_PROLOG\n\na: 1\n#include "late.fcl"\n'
+
+
+def test_top_level_table_splice_and_literal_include_key():
+    text = '@table::defaults\nfhicl_pound_include_7: "x.fcl"\n'
+    data, _ = main_of(text)
+    assert data == {"@table::defaults": "@table::defaults", "fhicl_pound_include_0": "x.fcl"}
+    assert roundtrip(text) == '@table::defaults\n#include "x.fcl"\n'
+
+
+def test_record_at_max_depth_survives_json():
+    import json
+    from archiver_resources.fhicl import MAX_DEPTH
+    text = "x: " + "{a:" * (MAX_DEPTH - 1) + "[1]" + "}" * (MAX_DEPTH - 1)
+    record = fhicl_to_record(text, "deep", timestamp="T")
+    again = json.loads(json.dumps(record))
+    assert again == record
+    assert parse_fhicl(record_to_fhicl(again), "deep").data == record["document"]["data"]
+
+
+def test_writer_refuses_keys_that_are_no_fhicl_names():
+    from archiver_resources.fhicl import FhiclRecordError
+    with pytest.raises(FhiclRecordError) as caught:
+        record_to_fhicl({"document": {"data": {"main": {"two words": "1"}}},
+                         "origin": {"name": "boot"}})
+    assert "boot" in str(caught.value) and "'two words'" in str(caught.value)
+
+
+def test_default_timestamp_format():
+    import re
+    stamp = fhicl_to_record("", "e")["origin"]["timestamp"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000[+-]\d{4}", stamp)
+
+
+def test_long_file():
+    text = "".join(f"k{i}: {{ v: {i} s: \"x{i}\" l: [{i}, {i + 1}] }} # c{i}\n"
+                   for i in range(20000))
+    data, meta = main_of(text)
+    assert len(data) == 20000 and data["k19999"]["l"] == ["19999", "20000"]
+    assert meta["k5"]["children"]["l"]["annotation"] == ""
+    assert meta["k5"]["children"]["s"]["annotation"] == ""

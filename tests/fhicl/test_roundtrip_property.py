@@ -161,7 +161,7 @@ def _write(parsed):
     return write_fhicl(parsed.data, parsed.metadata)
 
 
-COMMON = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+COMMON = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @COMMON
