@@ -14,6 +14,7 @@ import dagster as dg
 from archiver_assets.partitions import run_of, runs_partitions
 from archiver_resources.archiving import ImportOutcome, MigrateOutcome, import_run, migrate_run
 from archiver_resources.errors import ArchiverError
+from archiver_resources.ops_resources import MetricsResource
 from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 from archiver_resources.runrecords import list_runs
 
@@ -155,7 +156,10 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
         settings = run_records.import_settings()
         force = _is_forced(context)
         where = artdaqdb.describe()
-        with artdaqdb.open() as store:
+        metrics = MetricsResource(settings=artdaqdb.settings)  # legacy Carbon timings (§13)
+        with artdaqdb.open() as raw_store, metrics.flushed():
+            store = metrics.timed_artdaqdb(raw_store)
+
             def work(run: int) -> ImportOutcome:
                 run_dir = locate_run_dir(run_records.run_records_dir, run)
                 return import_run(run, run_dir, store, settings, force=force)
@@ -185,9 +189,14 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
                     ucondb: UconDBResource) -> dg.MaterializeResult:
         where = ucondb.describe()
         policy = ucondb.on_existing
-        with artdaqdb.open() as store, ucondb.client() as client:
+        metrics = MetricsResource(settings=ucondb.settings)  # legacy Carbon timings + counters
+        with artdaqdb.open() as raw_store, ucondb.client() as raw_client, \
+                metrics.migration_step() as counts:
+            store, client = metrics.timed_artdaqdb(raw_store), metrics.timed_ucondb(raw_client)
+
             def work(run: int) -> MigrateOutcome:
-                return migrate_run(run, store, client, on_existing=policy)
+                return counts.track(run, lambda: migrate_run(run, store, client,
+                                                             on_existing=policy))
 
             return _process_partitions(context, "migrated and verified", work,
                                        lambda outcome: _migrate_metadata(outcome, where))
