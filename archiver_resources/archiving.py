@@ -7,11 +7,13 @@ policy, and MD5 over the exact bytes sent and received.
 """
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
+from archiver_resources.artdaqdb import hashes_text, parse_hashes
 from archiver_resources.blob import adler32, md5_hex, pack
 from archiver_resources.errors import (
     AlreadyArchivedError,
@@ -21,7 +23,6 @@ from archiver_resources.errors import (
     RunRecordError,
 )
 from archiver_resources.fhiclize import prepare_run
-from archiver_resources.fhiclize.hashes import hashes_text
 from archiver_resources.runrecords import finished_state, read_run_record
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class MigrateOutcome:
 
 
 def prepare_from_disk(run: int, run_dir: Path, settings: ImportSettings, *, force: bool = False):
-    """Read a finished run record and fhiclize it; returns (record, finished, prepared).
+    """Read a finished run record and fhiclize it; returns a ``PreparedRecord``.
 
     Raises RunRecordError for an unfinished run (unless forced) or unreadable input, so nothing
     reaches a store.
@@ -90,7 +91,47 @@ def prepare_from_disk(run: int, run_dir: Path, settings: ImportSettings, *, forc
     record = read_run_record(run, run_dir, max_file_bytes=settings.max_file_bytes)
     texts = {f.relpath: record.read_text(f.relpath) for f in record.files}
     prepared = prepare_run(run, texts, enabled=settings.enabled, schema_text=settings.schema_text)
-    return record, finished, prepared
+    return PreparedRecord(record, finished, texts, prepared)
+
+
+@dataclass
+class PreparedRecord:
+    """A run record read from disk and fhiclized, ready for artdaqDB."""
+
+    record: object
+    finished: object
+    texts: dict
+    prepared: object
+
+
+_APPENDED_STOP_TIME = re.compile(r"\nDAQInterface stop time:[^\n]*\n?\Z")
+
+
+def without_appended_stop_time(texts: Mapping[str, str]) -> Optional[dict]:
+    """The run record as it was before DAQInterface appended the stop time, or None if it has
+    none: the one change a run record may see after it was archived (by the age rule)."""
+    metadata = texts.get("metadata.txt")
+    if metadata is None or not _APPENDED_STOP_TIME.search(metadata):
+        return None
+    return {**texts, "metadata.txt": _APPENDED_STOP_TIME.sub("\n", metadata, count=1)}
+
+
+def verify_archived(run: int, source: PreparedRecord, settings: ImportSettings, artdaqdb) -> dict:
+    """Check that artdaqDB's ``hashes`` entity matches this run record, allowing for a stop time
+    appended after archiving. Returns the matching hashes; raises IntegrityError otherwise."""
+    config = source.prepared.config_name
+    try:
+        return verify_import_hashes(run, config, source.prepared.insert_files, artdaqdb)
+    except IntegrityError as mismatch:
+        earlier = without_appended_stop_time(source.texts)
+        if earlier is None:
+            raise
+        before = prepare_run(run, earlier, enabled=settings.enabled,
+                             schema_text=settings.schema_text)
+        try:
+            return verify_import_hashes(run, config, before.insert_files, artdaqdb)
+        except IntegrityError:
+            raise mismatch from None
 
 
 def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
@@ -101,7 +142,8 @@ def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
     inserted again; the RunHistory2 update is added once the stop time is known.
     """
     started = time.monotonic()
-    record, finished, prepared = prepare_from_disk(run, run_dir, settings, force=force)
+    source = prepare_from_disk(run, run_dir, settings, force=force)
+    record, finished, prepared = source.record, source.finished, source.prepared
     config = prepared.config_name
     outcome = ImportOutcome(
         run=run, configuration=f"{run}/{config}", action="inserted",
@@ -114,9 +156,11 @@ def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
     try:
         artdaqdb.archive_run(run, config, prepared.insert_files)
     except AlreadyArchivedError:
-        verify_import_hashes(run, config, prepared.insert_files, artdaqdb)
+        verify_archived(run, source, settings, artdaqdb)
         outcome.action = "verified"
-    if prepared.update_files:
+    # RunHistory2 goes in once, when the stop time is known (a start time alone would freeze an
+    # update without it, the legacy defect); a run archived earlier gets it when it appears.
+    if prepared.update_files and finished.stop_time:
         versions = artdaqdb.versions(run, config)
         if not any(v != f"{run}/{config}" for v in versions):
             artdaqdb.update_run(run, config, prepared.update_files)
@@ -125,18 +169,6 @@ def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
     outcome.versions = artdaqdb.versions(run, config)
     outcome.duration_s = time.monotonic() - started
     return outcome
-
-
-def parse_hashes(text: str) -> dict:
-    """``entity:md5`` lines of a hashes entity → {entity: md5}; tolerant of FHiCL quoting."""
-    result = {}
-    for line in (text or "").splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or ":" not in line:
-            continue
-        key, value = line.split(":", 1)
-        result[key.strip()] = value.strip().strip('"').strip("'")
-    return result
 
 
 def verify_import_hashes(run: int, config: str, insert_files: Mapping[str, str], artdaqdb) -> dict:

@@ -18,7 +18,7 @@ import dagster as dg
 
 from archiver_assets.archive.assets import locate_run_dir
 from archiver_assets.partitions import run_of, runs_partitions
-from archiver_resources.archiving import build_blob, prepare_from_disk, verify_import_hashes
+from archiver_resources.archiving import build_blob, prepare_from_disk, verify_archived
 from archiver_resources.blob import md5_hex, split_blob, validate_metadata
 from archiver_resources.errors import ArchiverError, UconDBError
 from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
@@ -98,9 +98,8 @@ def hashes_match(context: dg.AssetCheckExecutionContext, run_records: RunRecords
                     description=f"run {run}: run record not on disk any more, nothing to compare "
                                 f"({error})", metadata={"run": run})
             try:
-                _, _, prepared = prepare_from_disk(run, run_dir, settings, force=True)
-                expected = verify_import_hashes(run, prepared.config_name,
-                                                prepared.insert_files, store)
+                source = prepare_from_disk(run, run_dir, settings, force=True)
+                expected = verify_archived(run, source, settings, store)
             except ArchiverError as error:
                 return dg.AssetCheckResult(passed=False, description=str(error),
                                            metadata={"run": run})

@@ -1,0 +1,116 @@
+"""The sensor's tick planning (`plan_tick`), Dagster-free: ascending order, unfinished runs
+explained and re-checked, late finishers, directories appearing below the highest run, bad
+directories, the per-tick cap and the stop-time re-request for RunHistory2."""
+
+import os
+import time
+
+from archiver_assets.archive.sensors import SensorCursor, plan_tick
+from archiver_resources.samples import generate_run_record, mark_finished
+
+AGE = 3600.0
+
+
+def make(tmp_path, run, finished=True, fresh=False, name=None):
+    path = generate_run_record(tmp_path, run, finished=finished,
+                               mtime=time.time() if fresh else None)
+    if name:
+        path.rename(tmp_path / name)
+        path = tmp_path / name
+    return path
+
+
+def test_first_tick_takes_finished_runs_in_ascending_order_and_explains_the_rest(tmp_path):
+    for run in (12, 3, 100):
+        make(tmp_path, run)
+    make(tmp_path, 101, finished=False, fresh=True)
+    plan = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=lambda: [])
+    assert plan.new_runs == [3, 12, 100]
+    assert set(plan.skipped) == {101} and "no stop time" in plan.skipped[101]
+    assert plan.cursor.highest == 101 and plan.cursor.pending == [101]
+    assert plan.full_scan
+
+
+def test_unchanged_directories_are_not_reread_and_late_finisher_is_noticed(tmp_path):
+    make(tmp_path, 1)
+    make(tmp_path, 2, finished=False, fresh=True)
+    first = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=lambda: [])
+    calls = []
+
+    def known():
+        calls.append(1)
+        return ["1"]
+
+    second = plan_tick(tmp_path, first.cursor, min_age_seconds=AGE, known_partitions=known)
+    assert second.new_runs == [] and not second.full_scan and calls == []
+    mark_finished(tmp_path / "2")
+    third = plan_tick(tmp_path, second.cursor, min_age_seconds=AGE, known_partitions=known)
+    assert third.new_runs == [2] and third.cursor.pending == []
+    make(tmp_path, 3)
+    fourth = plan_tick(tmp_path, third.cursor, min_age_seconds=AGE, known_partitions=known)
+    assert fourth.new_runs == [3] and not fourth.full_scan
+
+
+def test_directory_appearing_below_the_highest_run_triggers_one_full_comparison(tmp_path):
+    make(tmp_path, 10)
+    make(tmp_path, 20)
+    first = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=lambda: [])
+    assert first.new_runs == [10, 20]
+    make(tmp_path, 15)  # copied in late, below the highest run seen
+    second = plan_tick(tmp_path, first.cursor, min_age_seconds=AGE,
+                       known_partitions=lambda: ["10", "20"])
+    assert second.full_scan and second.new_runs == [15]
+    third = plan_tick(tmp_path, second.cursor, min_age_seconds=AGE,
+                      known_partitions=lambda: ["10", "15", "20"])
+    assert not third.full_scan and third.new_runs == []
+
+
+def test_existing_partitions_are_not_requested_again_on_a_fresh_cursor(tmp_path):
+    for run in (1, 2, 3):
+        make(tmp_path, run)
+    plan = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE,
+                     known_partitions=lambda: ["1", "2"])
+    assert plan.new_runs == [3]
+
+
+def test_zero_padded_and_duplicate_directories(tmp_path):
+    make(tmp_path, 7, name="0007")
+    make(tmp_path, 8)
+    make(tmp_path, 9, name="09")
+    (tmp_path / "8").rename(tmp_path / "008")
+    make(tmp_path, 8)  # now both "008" and "8": one run named twice
+    plan = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=lambda: [])
+    assert plan.new_runs == [7, 9]
+    assert 8 in plan.errors and "8" in plan.errors[8]
+
+
+def test_per_tick_cap_continues_next_tick_without_losing_runs(tmp_path):
+    for run in range(1, 8):
+        make(tmp_path, run)
+    cursor = SensorCursor()
+    seen = []
+    for _ in range(4):
+        plan = plan_tick(tmp_path, cursor, min_age_seconds=AGE, known_partitions=lambda: [str(r) for r in seen],
+                         max_new_runs=3)
+        seen += plan.new_runs
+        cursor = plan.cursor
+    assert seen == list(range(1, 8))
+
+
+def test_run_archived_by_age_is_requested_again_when_its_stop_time_appears(tmp_path):
+    path = make(tmp_path, 42, finished=False)  # old mtimes: finished by the age rule
+    first = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=lambda: [])
+    assert first.new_runs == [42] and first.cursor.awaiting_stop == [42]
+    second = plan_tick(tmp_path, first.cursor, min_age_seconds=AGE, known_partitions=lambda: ["42"])
+    assert second.stop_time_updates == [] and second.cursor.awaiting_stop == [42]
+    mark_finished(path)
+    os.utime(path / "metadata.txt", (1, 1))
+    third = plan_tick(tmp_path, second.cursor, min_age_seconds=AGE, known_partitions=lambda: ["42"])
+    assert third.stop_time_updates == [42] and third.cursor.awaiting_stop == []
+
+
+def test_cursor_round_trips_and_survives_garbage():
+    cursor = SensorCursor(highest=5, pending=[3], awaiting_stop=[1], directories=4)
+    assert SensorCursor.parse(cursor.dump()) == cursor
+    assert SensorCursor.parse("not json") == SensorCursor()
+    assert SensorCursor.parse(None) == SensorCursor()

@@ -1,0 +1,128 @@
+"""The per-run archiving core (`archiver_resources.archiving`) against a real filesystemdb and a
+real local UconDB server: idempotent import, RunHistory2 when the stop time appears late,
+deterministic blobs, duplicate keys verified by MD5, and the on_existing policies."""
+
+import os
+
+import pytest
+
+from archiver_resources.archiving import (
+    ImportSettings, build_blob, import_run, migrate_run, verify_uploaded,
+)
+from archiver_resources.artdaqdb import open_artdaqdb
+from archiver_resources.blob import md5_hex, unpack
+from archiver_resources.config import parse_fhiclize_generate
+from archiver_resources.errors import IntegrityError, RunRecordError
+from archiver_resources.fhiclize import default_schema_text
+from archiver_resources.samples import generate_run_record, mark_finished
+from archiver_resources.ucondb.client import UconDBClient
+from archiver_resources.ucondb.testing import start_local_ucondb
+
+SETTINGS = ImportSettings(enabled=parse_fhiclize_generate(None), schema_text=default_schema_text(),
+                          finished_after_seconds=3600)
+
+
+@pytest.fixture
+def store(tmp_path):
+    db = open_artdaqdb(f"filesystemdb://{tmp_path / 'adb' / 'db_archive'}")
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def ucondb(tmp_path):
+    server = start_local_ucondb(tmp_path / "ucon", folder="runs")
+    client = UconDBClient(server.base_url, "runs", "configuration", user=server.user,
+                          password=server.password, timeout=5, retries=1)
+    yield client
+    client.close()
+    server.stop()
+
+
+def test_import_is_idempotent_and_never_inserts_twice(tmp_path, store):
+    run_dir = generate_run_record(tmp_path / "rr", 1234)
+    first = import_run(1234, run_dir, store, SETTINGS)
+    assert first.action == "inserted" and first.configuration == "1234/standard"
+    assert first.finished_rule == "stop_time"
+    # RunHistory2 is added at once because the stop time is already known.
+    assert first.versions == ["1234/standard", "1234/standardv1"]
+    second = import_run(1234, run_dir, store, SETTINGS)
+    assert second.action == "verified" and second.versions == first.versions
+    assert store.archived_runs() == {1234: "1234/standard"}
+
+
+def test_unfinished_run_reaches_no_store_unless_forced(tmp_path, store):
+    run_dir = generate_run_record(tmp_path / "rr", 77, finished=False, mtime=None)
+    os.utime(run_dir / "metadata.txt")  # just written: the run is still going
+    os.utime(run_dir)
+    with pytest.raises(RunRecordError, match="run 77.*not finished"):
+        import_run(77, run_dir, store, SETTINGS)
+    assert store.archived_runs() == {}
+    forced = import_run(77, run_dir, store, SETTINGS, force=True)
+    assert forced.finished_rule == "forced" and forced.versions == ["77/standard"]
+
+
+def test_stop_time_appearing_later_adds_runhistory2_once(tmp_path, store):
+    run_dir = generate_run_record(tmp_path / "rr", 500, finished=False)  # old: finished by age
+    early = import_run(500, run_dir, store, SETTINGS)
+    assert early.finished_rule == "age" and early.versions == ["500/standard"]
+    mark_finished(run_dir)
+    late = import_run(500, run_dir, store, SETTINGS)
+    assert late.action == "updated" and late.versions == ["500/standard", "500/standardv1"]
+    again = import_run(500, run_dir, store, SETTINGS)
+    assert again.action == "verified" and again.versions == late.versions
+    exported = store.export_run(500, "standard")
+    assert "DAQInterface_stop_time" in exported["RunHistory2.fcl"]
+
+
+def test_changed_run_record_is_an_integrity_error_not_a_second_copy(tmp_path, store):
+    run_dir = generate_run_record(tmp_path / "rr", 9)
+    import_run(9, run_dir, store, SETTINGS)
+    (run_dir / "boot.txt").write_text((run_dir / "boot.txt").read_text() + "\nnew key: 1\n")
+    with pytest.raises(IntegrityError, match="run 9.*differs.*boot"):
+        import_run(9, run_dir, store, SETTINGS)
+    assert store.versions(9, "standard") == ["9/standard", "9/standardv1"]
+
+
+def test_blob_is_deterministic_and_round_trips_through_ucondb(tmp_path, store, ucondb):
+    run_dir = generate_run_record(tmp_path / "rr", 42)
+    import_run(42, run_dir, store, SETTINGS)
+    _, files, packed_at, data = build_blob(42, store)
+    assert build_blob(42, store)[3] == data  # same artdaqDB content, same bytes
+    run, unpacked = unpack(data)
+    assert run == 42 and set(unpacked) == {os.path.basename(p) for p in files}
+    outcome = migrate_run(42, store, ucondb)
+    assert outcome.action == "uploaded" and outcome.md5 == md5_hex(data)
+    assert verify_uploaded(42, ucondb, outcome.md5) == outcome.md5
+    # A second migration meets the duplicate key and verifies instead of failing or overwriting.
+    again = migrate_run(42, store, ucondb)
+    assert again.action == "verified-existing" and again.version_id == outcome.version_id
+
+
+def test_existing_different_blob_follows_the_on_existing_policy(tmp_path, store, ucondb):
+    run_dir = generate_run_record(tmp_path / "rr", 7, finished=False)  # archived by age
+    import_run(7, run_dir, store, SETTINGS)
+    first = migrate_run(7, store, ucondb)
+    mark_finished(run_dir)
+    import_run(7, run_dir, store, SETTINGS)  # RunHistory2 changes artdaqDB's content
+    for policy in ("verify", "fail"):
+        with pytest.raises(IntegrityError, match="run 7.*different blob"):
+            migrate_run(7, store, ucondb, on_existing=policy)
+    assert md5_hex(ucondb.get_blob(7).data) == first.md5  # never overwritten
+    skipped = migrate_run(7, store, ucondb, on_existing="skip")
+    assert skipped.action == "skipped-existing" and skipped.md5 == first.md5
+    replaced = migrate_run(7, store, ucondb, on_existing="new_version")
+    assert replaced.action == "replaced" and replaced.replaced_version_id == first.version_id
+    assert md5_hex(ucondb.get_blob(7).data) == replaced.md5 != first.md5
+    with pytest.raises(ValueError):
+        migrate_run(7, store, ucondb, on_existing="overwrite")
+
+
+def test_non_utf8_file_is_kept_as_latin1_and_reported(tmp_path, store, ucondb):
+    run_dir = generate_run_record(tmp_path / "rr", 8)
+    (run_dir / "extra.fcl").write_bytes(b'comment: "caf\xe9"\n')
+    outcome = import_run(8, run_dir, store, SETTINGS)
+    assert outcome.latin1_files == ["extra.fcl"]
+    assert any("extra.fcl" in w for w in outcome.warnings)
+    migrate_run(8, store, ucondb)
+    assert "café" in ucondb.get_blob(8).data.decode("utf-8")
