@@ -64,8 +64,9 @@ NUMBER_RE = re.compile(_NUMBER + r"\Z")
 BARE_RE = re.compile(r"[" + BARE_CHARS + r"]+\Z")
 KEY_RE = re.compile(KEY_PATTERN + r"\Z")
 PROTECTION_RE = re.compile(r"@[A-Za-z_]+\Z")
-DQ_CONTENT_RE = re.compile(r"(?:[^\"\\\n]|\\.)*\Z", re.S)
-SQ_CONTENT_RE = re.compile(r"[^'\n]*\Z")
+#: raw contents a quoted string may hold unchanged (CR excluded: input CRs become LFs)
+DQ_CONTENT_RE = re.compile(r"(?:[^\"\\\n\r]|\\[^\n\r])*\Z")
+SQ_CONTENT_RE = re.compile(r"[^'\n\r]*\Z")
 INCLUDE_KEY_RE = re.compile(r"fhicl_pound_include_[0-9]+\Z")
 
 

@@ -209,7 +209,7 @@ def _comment_lines(comment) -> list:
     if not comment or not isinstance(comment, str):
         return []
     lines = []
-    for part in comment.split("\n"):
+    for part in comment.replace("\r", "\n").split("\n"):
         part = part.lstrip()
         if not part.strip():
             continue
@@ -227,7 +227,7 @@ def _looks_like_include(comment: str) -> bool:
 def _annotation(annotation) -> str:
     if not annotation or not isinstance(annotation, str):
         return ""
-    text = " ".join(annotation.split("\n"))
+    text = annotation.replace("\r", " ").replace("\n", " ")
     if not (text.startswith("#") or text.startswith("//")):
         text = "# " + text
     return " " + text

@@ -205,3 +205,25 @@ def test_arbitrary_text_parses_or_raises_typed_error(text):
     else:
         again = parse_fhicl(_write(parsed), "junk.fcl")
         assert again.data == parsed.data and again.metadata == parsed.metadata
+
+
+JSON_LEAVES = st.one_of(st.text(st.characters(blacklist_categories=("Cs",)), max_size=8),
+                        st.integers(), st.booleans(), st.none(),
+                        st.floats(allow_nan=False, allow_infinity=False))
+JSON_TREES = st.recursive(
+    JSON_LEAVES,
+    lambda inner: st.one_of(st.lists(inner, max_size=4),
+                            st.dictionaries(IDENT, inner, max_size=4)),
+    max_leaves=25)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(IDENT, JSON_TREES, max_size=5), st.dictionaries(IDENT, JSON_TREES,
+                                                                          max_size=3))
+def test_records_without_metadata_write_parsable_idempotent_text(main, prolog):
+    """A record from another tool (plain JSON values, no metadata) still exports valid FHiCL."""
+    written = write_fhicl({"prolog": prolog, "main": main})
+    parsed = parse_fhicl(written, "foreign.fcl")
+    assert list(parsed.data["main"]) == list(main)
+    assert list(parsed.data["prolog"]) == list(prolog)
+    assert _write(parsed) == written
