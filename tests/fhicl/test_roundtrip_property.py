@@ -164,7 +164,7 @@ def _write(parsed):
 COMMON = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-@COMMON
+@settings(COMMON, max_examples=60)
 @given(documents())
 def test_generated_document_parses_to_expected_data(doc):
     text, expected = doc
@@ -184,7 +184,7 @@ def test_parse_write_parse_keeps_data_and_metadata(doc):
     assert fhicl_equivalent(text, written)
 
 
-@COMMON
+@settings(COMMON, max_examples=40)
 @given(documents(), st.sampled_from(["\r\n", "\r"]))
 def test_line_endings_do_not_matter(doc, newline):
     text, _ = doc
@@ -217,7 +217,7 @@ JSON_TREES = st.recursive(
     max_leaves=25)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(COMMON, max_examples=60)
 @given(st.dictionaries(IDENT, JSON_TREES, max_size=5), st.dictionaries(IDENT, JSON_TREES,
                                                                           max_size=3))
 def test_records_without_metadata_write_parsable_idempotent_text(main, prolog):
