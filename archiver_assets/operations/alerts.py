@@ -3,6 +3,7 @@ since Dagster OSS has no check alerts), and a summary per batched run. Alerts ne
 anything (Decision 8): every send is guarded, a failed send is logged without secrets.
 """
 
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
@@ -23,6 +24,7 @@ ALERT_CHECK_KEYS = (*ARCHIVE_CHECK_KEYS, STORES_IN_SYNC)
 PARTITIONED_CHECKS = frozenset(ARCHIVE_CHECK_KEYS)
 MAX_ALERTS_PER_CHECK = 5  # more new failures of one check in a tick → one summary alert
 DEFAULT_INTERVAL_SECONDS = 30
+logger = logging.getLogger(__name__)
 _RUN_REASON = re.compile(r"^- run (\d+): (.*)$")
 
 
@@ -38,7 +40,10 @@ def is_archiver_run(run) -> bool:
     assets = set(run.asset_selection or ())
     checks = set(run.asset_check_selection or ())
     ours = set(ARCHIVE_ASSET_KEYS) | {dg.AssetKey(STATUS_ASSET)}
-    return bool(assets & ours or checks & set(ALERT_CHECK_KEYS))
+    if assets & ours or checks & set(ALERT_CHECK_KEYS):
+        return True
+    names = tuple(k.to_user_string() for k in ours)  # step keys: `<asset>` or `<asset>_<check>`
+    return any(step.startswith(names) for step in run.step_keys_to_execute or ())
 
 
 def _canonical_runs(keys: Iterable[str]) -> list:
@@ -54,9 +59,10 @@ def runs_of(run, instance) -> list:
     end = tags.get("dagster/asset_partition_range_end")
     if not (start and end):
         return []
-    keys = runs_partitions.get_partition_keys_in_range(
-        dg.PartitionKeyRange(start, end), dynamic_partitions_store=instance)
-    return _canonical_runs(keys)
+    keys = instance.get_dynamic_partitions(runs_partitions.name)  # ranges follow this order
+    if start not in keys or end not in keys:
+        return _canonical_runs([start, end])
+    return _canonical_runs(keys[keys.index(start):keys.index(end) + 1])
 
 
 @dataclass
@@ -131,12 +137,18 @@ def _stage_order(stage: str) -> tuple:
 # Guarded sending and logging
 # ---------------------------------------------------------------------------------------------
 
-def _log_results(log, what: str, results) -> None:
+def _warn(context, message: str) -> None:
+    """To the tick's log (UI) and to the process log (daemon output)."""
+    context.log.warning(message)
+    logger.warning(message)
+
+
+def _log_results(context, what: str, results) -> None:
     for result in results:
         if result.ok:
-            log.info(f"{what}: alert sent via {result.channel}")
+            context.log.info(f"{what}: alert sent via {result.channel}")
         else:
-            log.warning(f"{what}: alert not sent via {result.channel}: {result.error}")
+            _warn(context, f"{what}: alert not sent via {result.channel}: {result.error}")
 
 
 def _guarded(context, notifier: NotifierResource, what: str, send: Callable[[], list]) -> int:
@@ -150,9 +162,9 @@ def _guarded(context, notifier: NotifierResource, what: str, send: Callable[[], 
         except Exception:  # noqa: BLE001 - config unreadable: say nothing of it
             secrets = []
         cause = redact(" ".join(str(error).split())[:300], secrets)
-        context.log.warning(f"{what}: alert not sent: {type(error).__name__}: {cause}")
+        _warn(context, f"{what}: alert not sent: {type(error).__name__}: {cause}")
         return 0
-    _log_results(context.log, what, results)
+    _log_results(context, what, results)
     return sum(1 for r in results if r.ok)
 
 
