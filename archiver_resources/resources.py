@@ -94,7 +94,7 @@ class UconDBResource(ConfigurableResource):
 
     def describe(self) -> str:
         section = self.settings.get().ucon_db
-        return f"{section.server_url} {section.folder_name}/{section.object_name}"
+        return f"{redact_uri(section.server_url)} {section.folder_name}/{section.object_name}"
 
     @property
     def on_existing(self) -> str:
