@@ -11,7 +11,9 @@ import codecs
 import hashlib
 import html
 import json
+import logging
 import re
+import threading
 import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Optional
@@ -26,6 +28,8 @@ from urllib3.util.retry import Retry
 
 from archiver_resources.errors import DuplicateKeyError, UconDBError
 
+log = logging.getLogger(__name__)
+
 #: Statuses a front end (proxy, load balancer) answers while UconDB is unavailable; retried by
 #: urllib3 inside the transport adapter, together with connection errors and timeouts.
 GATEWAY_STATUSES = frozenset({502, 503, 504})
@@ -34,6 +38,9 @@ MAX_REASON_CHARS = 300
 _H3 = re.compile(r"<h3>(.*?)</h3>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
+#: Servers already warned about (verify_tls off): the warning is logged once per process and URL.
+_INSECURE_WARNED: set[str] = set()
+_INSECURE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -193,6 +200,18 @@ def _short_cause(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {_SPACES.sub(' ', text)[:200]}"
 
 
+def _warn_insecure(server_url: str) -> None:
+    """Log, once per process and server, that TLS certificates are not verified."""
+    shown = _display_url(server_url)
+    with _INSECURE_LOCK:
+        if shown in _INSECURE_WARNED:
+            return
+        _INSECURE_WARNED.add(shown)
+    log.warning("UconDB %s: TLS certificate verification is OFF (ucon_db.verify_tls: false); "
+                "anyone on the network path can read or alter blobs. Set ucon_db.ca_bundle "
+                "instead where the server uses a private CA.", shown)
+
+
 class UconDBClient:
     """Client of one UconDB folder/object: put, get, list runs; see docs/architecture.md.
 
@@ -219,6 +238,8 @@ class UconDBClient:
         self._folder_auth = HTTPDigestAuth(user, password or "") if user else None
         self._session = requests.Session()
         self._session.verify = ca_bundle if ca_bundle else bool(verify_tls)
+        if not ca_bundle and not verify_tls:
+            _warn_insecure(self.server_url)
         adapter = HTTPAdapter(max_retries=self._transport_retry())
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
