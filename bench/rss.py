@@ -1,0 +1,55 @@
+"""Peak resident memory while archiving one big run record, measured in a child process that
+reports its own ``ru_maxrss`` (the UconDB server runs in the parent, so only the archiver's
+memory is counted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.benchlib import ROOT, Stores
+
+CHILD = r"""
+import json, resource, sys, time
+sys.path.insert(0, {root!r})
+mode, config_path, run_dir, run = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+from bench.catchup import import_settings_of, open_stores
+from archiver_resources.archiving import import_run, migrate_run
+import dagster  # same imports in every mode, so the baseline is comparable
+settings, config = import_settings_of(config_path)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+if mode == "core":
+    store, client = open_stores(config)
+    try:
+        import_run(run, __import__("pathlib").Path(run_dir), store, settings)
+        migrate_run(run, store, client)
+    finally:
+        store.close(); client.close()
+elif mode == "dagster":
+    import dagster as dg
+    from archiver_assets.definitions import build_definitions
+    defs = build_definitions(config_path)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("runs", [str(run)])
+        result = defs.resolve_job_def("archive_runs").execute_in_process(
+            instance=instance, partition_key=str(run), raise_on_error=False)
+        assert result.success
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"imports_kb": base, "peak_kb": peak, "seconds": time.perf_counter() - t0}}))
+"""
+
+
+def peak_rss(stores: Stores, run: int, mode: str) -> dict:
+    """Archive ``run`` (already under stores.run_records) in a child; ``mode``: idle | core | dagster."""
+    code = CHILD.format(root=str(ROOT))
+    proc = subprocess.run([sys.executable, "-c", code, mode, str(stores.config_path),
+                           str(stores.run_records / str(run)), str(run)],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"peak-RSS child ({mode}) failed: {proc.stderr[-2000:]}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"peak_mb": data["peak_kb"] / 1024, "imports_mb": data["imports_kb"] / 1024,
+            "seconds": data["seconds"]}

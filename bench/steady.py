@@ -1,0 +1,136 @@
+"""Steady state through the real daemon: `dagster-daemon run` on a throw-away DAGSTER_HOME (the
+project's dagster.yaml, optionally another max_concurrent_runs), the `new_run_records` sensor
+every second; run directories dropped one at a time, then a burst. Figures come from the run
+records' timestamps (create → start → end)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.benchlib import ROOT, Stores
+
+BIN = Path(sys.executable).parent
+
+
+def _home(path: Path, max_concurrent_runs: int) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    text = (ROOT / "dagster.yaml").read_text()
+    text = re.sub(r"max_concurrent_runs: *\d+", f"max_concurrent_runs: {max_concurrent_runs}",
+                  text)
+    (path / "dagster.yaml").write_text(text)
+    return path
+
+
+def _wait(predicate, timeout: float, what: str, proc, poll: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dagster-daemon exited early ({proc.returncode}) while waiting "
+                               f"for {what}")
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+def steady_state(stores: Stores, first_run: int, singles: int, burst: int, home: Path,
+                 max_concurrent_runs: int = 2, sensor_interval: int = 1) -> dict:
+    """Drop ``singles`` runs one at a time (each after the previous finished: the submit→done
+    latency of an idle system), then ``burst`` runs at once (throughput, one run per partition).
+    """
+    import dagster as dg
+
+    from archiver_resources.samples import generate_run_record
+
+    home = _home(home, max_concurrent_runs)
+    env = dict(os.environ, DAGSTER_HOME=str(home), ARCHIVER_CONFIG=str(stores.config_path),
+               ARCHIVER_SENSOR_INTERVAL_SECONDS=str(sensor_interval), PYTHONUNBUFFERED="1")
+    staging = stores.root / "staging"
+    runs_single = list(range(first_run, first_run + singles))
+    runs_burst = list(range(first_run + singles, first_run + singles + burst))
+    for run in runs_single + runs_burst:  # generated beforehand, moved in atomically
+        generate_run_record(staging, run)
+    log = open(home / "daemon.log", "wb")
+    proc = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w",
+                             str(ROOT / "workspace.yaml")], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    out: dict = {"max_concurrent_runs": max_concurrent_runs}
+    try:
+        instance = dg.DagsterInstance.from_config(str(home))
+        t0 = time.monotonic()
+
+        def sensor_ticked():
+            ticks = instance.get_ticks(_sensor_origin_id(instance), _sensor_selector_id(instance),
+                                       limit=1) if _sensor_origin_id(instance) else []
+            return bool(ticks)
+
+        _wait(sensor_ticked, 120, "the first sensor tick", proc, poll=0.5)
+        out["daemon_ready_s"] = time.monotonic() - t0
+
+        def done(keys):
+            records = instance.get_run_records()
+            finished = [r for r in records if r.dagster_run.tags.get("dagster/partition") in keys
+                        and r.dagster_run.is_finished]
+            return finished if len(finished) >= len(keys) else None
+
+        latencies, drop_to_done = [], []
+        for run in runs_single:
+            dropped = time.time()
+            os.rename(staging / str(run), stores.run_records / str(run))
+            records = _wait(lambda: done({str(run)}), 180, f"run {run}", proc)
+            r = records[0]
+            latencies.append(r.end_time - r.create_timestamp.timestamp())
+            drop_to_done.append(r.end_time - dropped)
+            out.setdefault("queue_launch_s", []).append(
+                r.start_time - r.create_timestamp.timestamp())
+            out.setdefault("execute_s", []).append(r.end_time - r.start_time)
+        out["submit_to_done_s"] = latencies
+        out["drop_to_done_s"] = drop_to_done
+
+        dropped = time.time()
+        for run in runs_burst:
+            os.rename(staging / str(run), stores.run_records / str(run))
+        keys = {str(r) for r in runs_burst}
+        records = _wait(lambda: done(keys), 60 + 20 * burst, "the burst", proc, poll=0.5)
+        records = [r for r in records if r.dagster_run.tags.get("dagster/partition") in keys]
+        failed = [r for r in records if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS]
+        last_end = max(r.end_time for r in records)
+        first_create = min(r.create_timestamp.timestamp() for r in records)
+        out["burst_runs"] = len(records)
+        out["burst_failed"] = len(failed)
+        out["burst_runs_per_min"] = len(records) / (last_end - first_create) * 60
+        out["burst_drop_to_all_done_s"] = last_end - dropped
+        out["burst_submit_to_done_s"] = statistics.median(
+            r.end_time - r.create_timestamp.timestamp() for r in records)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        log.close()
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _sensor_origin_id(instance):
+    states = [s for s in instance.all_instigator_state()
+              if s.instigator_name == "new_run_records"]
+    return states[0].instigator_origin_id if states else None
+
+
+def _sensor_selector_id(instance):
+    states = [s for s in instance.all_instigator_state()
+              if s.instigator_name == "new_run_records"]
+    return states[0].selector_id if states else None
