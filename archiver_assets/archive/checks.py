@@ -23,7 +23,7 @@ from archiver_resources.blob import md5_hex, split_blob, validate_metadata
 from archiver_resources.errors import ArchiverError
 from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 
-warnings.filterwarnings("ignore", message=".*partitions_def.*", category=Warning)
+warnings.filterwarnings("ignore", message=".*partitions_def.*", category=dg.PreviewWarning)
 
 
 def _evaluate_partitions(context, asset_key: str, check_name: str,
