@@ -1,0 +1,1 @@
+"""Reusable test tooling (no Dagster import): a fault-injecting loopback HTTP proxy for UconDB."""
