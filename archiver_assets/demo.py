@@ -22,13 +22,13 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _free_port(preferred: int) -> int:
+    """``preferred`` if it is free on loopback, else any free port (0 asks for any)."""
     with socket.socket() as sock:
         try:
             sock.bind(("127.0.0.1", preferred))
-            return preferred
         except OSError:
             sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
+        return sock.getsockname()[1]
 
 
 def write_demo_config(demo_dir: Path, port: int) -> Path:
@@ -100,10 +100,12 @@ def run_demo(demo_dir: Path, runs: range, port: int) -> int:
 
     demo_dir.mkdir(parents=True, exist_ok=True)
     password = os.environ.setdefault("UCONDB_PASSWORD", "demo-only-password")
-    generate_run_records(demo_dir / "run_records", runs, profile="typical", seed=0)
+    records = demo_dir / "run_records"
+    missing = [run for run in runs if not (records / str(run)).exists()]
+    generate_run_records(records, missing, profile="typical", seed=0)
     config = write_demo_config(demo_dir, port)
     os.environ["ARCHIVER_CONFIG"] = str(config)
-    print(f"[demo] {len(runs)} sample run records in {demo_dir / 'run_records'}")
+    print(f"[demo] {len(runs)} sample run records in {records} ({len(missing)} new)")
     server = start_ucondb(demo_dir, port, password)
     print(f"[demo] local UconDB server on http://127.0.0.1:{port}/app (folder {DEMO_FOLDER})")
     try:
