@@ -15,7 +15,9 @@ Deviations from the legacy loader, each reported in ``ArchiverConfig.warnings`` 
   set-but-empty ``UCONDB_PASSWORD``) is a ConfigError naming the key, not an empty credential.
 * New keys (defaults keep the legacy behaviour): ``app.on_existing``, ``app.dagster_home``,
   ``source_files.finished_after_seconds``, ``source_files.max_file_bytes``,
-  ``artdaq_db.tool_timeout_seconds``, ``ucon_db.verify_tls``, ``ucon_db.ca_bundle``,
+  ``artdaq_db.tool_timeout_seconds``, ``artdaq_db.backend`` (``auto``: bulk tools when
+  ``use_tools``, else the native MongoDB or filesystemdb implementation; ``conftoolp`` selects the
+  legacy SWIG module explicitly), ``ucon_db.verify_tls``, ``ucon_db.ca_bundle``,
   ``ucon_db.retries``, ``reporting.slack.webhook_url``.
 """
 
@@ -45,6 +47,7 @@ FHICLIZE_NAMES = frozenset(CONVERTER_NAMES + GENERATOR_NAMES)
 ON_EXISTING_CHOICES = ("skip", "verify", "new_version", "fail")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 REQUIRED_SECTIONS = ("source_files", "artdaq_db", "ucon_db")
+ARTDAQ_BACKENDS = ("auto", "filesystem", "mongo", "conftoolp", "bulktools")
 OPTIONAL_SECTIONS = ("app", "app_fuzz", "reporting", "carbon", "fhiclize_generate")
 DEFAULT_WORK_DIR = "/tmp/run_record_archiver"
 _FALSE_STRINGS = {"false", "no", "0", "off", ""}
@@ -248,6 +251,7 @@ class ArtdaqDBConfig(_SafeRepr):
     use_tools: bool = False
     remote_host: Optional[str] = None
     tool_timeout_seconds: int = 300
+    backend: str = "auto"
     _URI_FIELDS = ("database_uri",)
 
 
@@ -592,7 +596,15 @@ class _Builder:
             use_tools=self.flag("artdaq_db", body, "use_tools", False),
             remote_host=self.opt_str("artdaq_db", body, "remote_host") or None,
             tool_timeout_seconds=self.integer("artdaq_db", body, "tool_timeout_seconds", 300,
-                                              minimum=1))
+                                              minimum=1),
+            backend=self.artdaq_backend(body))
+
+    def artdaq_backend(self, body: Mapping[str, Any]) -> str:
+        backend = self.opt_str("artdaq_db", body, "backend") or "auto"
+        if backend not in ARTDAQ_BACKENDS:
+            raise self.error("artdaq_db.backend", f"must be one of {', '.join(ARTDAQ_BACKENDS)}, "
+                             f"got {backend!r}")
+        return backend
 
     def ucon_db(self) -> UconDBConfig:
         body = self.section("ucon_db", required=True)

@@ -80,7 +80,8 @@ class ArtdaqDBResource(ConfigurableResource):
         section = self.settings.get().artdaq_db
         store = open_artdaqdb(section.database_uri, use_tools=section.use_tools,
                               remote_host=section.remote_host,
-                              tool_timeout=section.tool_timeout_seconds)
+                              tool_timeout=section.tool_timeout_seconds,
+                              backend=section.backend)
         try:
             yield store
         finally:

@@ -389,3 +389,20 @@ def test_render_default_config_overrides_unique_or_explicit_keys():
     assert yaml.safe_load(render_default_config(enabled=True))["carbon"]["enabled"] is True
     with pytest.raises(ValueError):
         render_default_config(no_such_key=1)
+
+
+def test_artdaq_backend_key_selects_conftoolp_explicitly_and_rejects_unknown(tmp_path):
+    from archiver_resources.config import ArchiverConfig
+    from archiver_resources.errors import ConfigError
+
+    def doc(**artdaq):
+        return {"source_files": {"run_records_dir": str(tmp_path)},
+                "artdaq_db": {"fcl_conf_dir": str(tmp_path),
+                              "database_uri": "filesystemdb:///x/db_archive", **artdaq},
+                "ucon_db": {"server_url": "http://h/app", "folder_name": "f",
+                            "object_name": "o", "writer_user": "u", "writer_password": "p"}}
+
+    assert ArchiverConfig.from_mapping(doc()).artdaq_db.backend == "auto"
+    assert ArchiverConfig.from_mapping(doc(backend="conftoolp")).artdaq_db.backend == "conftoolp"
+    with pytest.raises(ConfigError, match="artdaq_db.backend"):
+        ArchiverConfig.from_mapping(doc(backend="oracle"))
