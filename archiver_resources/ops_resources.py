@@ -8,8 +8,7 @@ Secrets (SMTP password, Slack token or webhook URL) come from config.yaml, usual
 import contextlib
 import functools
 import threading
-import time
-from typing import Iterable, Iterator, Optional
+from typing import Iterator, Optional
 
 from dagster import ConfigurableResource
 
@@ -173,9 +172,3 @@ class MetricsResource(ConfigurableResource):
         finally:
             self.flush()
 
-
-def send_many(metrics: MetricsResource, values: Iterable[tuple], timestamp: Optional[float] = None):
-    """Send ``(path, value)`` pairs with one timestamp."""
-    stamp = time.time() if timestamp is None else timestamp
-    for path, value in values:
-        metrics.send(path, value, stamp)

@@ -11,12 +11,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from tests.pipeline.conftest import FOLDER, archive_env, ucondb_server, write_config  # noqa: F401
+from tests.pipeline.conftest import archive_env, ucondb_server  # noqa: F401 (re-exported fixtures)
 
 SMTP_USER = "archiver"
 SMTP_PASSWORD = "smtp-SECRET-pass-4711"
 WEBHOOK_PATH = "/services/T0001/B0002/HOOKSECRET0003"
-ALERT_HOST = "daq-test01.example"
 
 
 def free_port() -> int:
@@ -169,8 +168,6 @@ def secrets_of(env) -> list:
 
 def merged_definitions(env, **kw) -> dg.Definitions:
     from archiver_assets.operations import build_operations_definitions
-
-    from archiver_resources.ops_resources import NotifierResource  # noqa: F401
 
     kw.setdefault("alerts", True)
     return dg.Definitions.merge(env.definitions(),
