@@ -1,6 +1,8 @@
-"""The Dagster code location of run-record-archiver: assembles what the archive modules define.
+"""The Dagster code location of run-record-archiver: assembles what each domain module defines.
 
-Resources read the legacy-format config.yaml named by ``ARCHIVER_CONFIG``.
+Resources read the legacy-format config.yaml named by ``ARCHIVER_CONFIG``. Environment knobs:
+``ARCHIVER_BACKFILL_BATCH_SIZE`` (runs per backfill run, default 25) and
+``ARCHIVER_SENSOR_INTERVAL_SECONDS`` (default 30).
 """
 
 import os
@@ -13,40 +15,21 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def.*")
 
-from archiver_assets.archive.assets import DEFAULT_BACKFILL_BATCH, build_archive_assets
-from archiver_assets.archive.checks import ARCHIVE_CHECKS
-from archiver_assets.archive.jobs import ARCHIVE_JOBS, archive_runs
-from archiver_assets.archive.sensors import build_new_run_records_sensor
-from archiver_resources.resources import resources_for_config
+from archiver_assets.archive import build_archive_definitions  # noqa: E402
+from archiver_assets.operations import build_operations_definitions  # noqa: E402
 
 
 def build_definitions(config_path=None, *, backfill_batch_size=None,
                       sensor_interval_seconds=None) -> dg.Definitions:
-    """Everything the code location offers, reading one config.yaml.
-
-    ``ARCHIVER_BACKFILL_BATCH_SIZE`` (runs per backfill run, default 25) and
-    ``ARCHIVER_SENSOR_INTERVAL_SECONDS`` (default 30) tune the deployment without code changes.
-    """
-    sensor_interval_seconds = sensor_interval_seconds or int(
-        os.environ.get("ARCHIVER_SENSOR_INTERVAL_SECONDS", 30))
-    batch = backfill_batch_size or int(os.environ.get("ARCHIVER_BACKFILL_BATCH_SIZE",
-                                                      DEFAULT_BACKFILL_BATCH))
-    assets = build_archive_assets(batch)
-    automation = dg.AutomationConditionSensorDefinition(
-        "archive_automation",
-        target=dg.AssetSelection.assets("ucondb_blob"),
-        default_status=dg.DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=sensor_interval_seconds,
-        description="Migrates a run to UconDB after its import succeeded and its blocking "
-                    "checks passed (eager & all_deps_blocking_checks_passed).",
-    )
-    return dg.Definitions(
-        assets=list(assets),
-        asset_checks=ARCHIVE_CHECKS,
-        jobs=ARCHIVE_JOBS,
-        sensors=[build_new_run_records_sensor(archive_runs, sensor_interval_seconds), automation],
-        resources=resources_for_config(config_path),
-        executor=dg.in_process_executor,
+    """Everything the code location offers, reading one config.yaml."""
+    interval = sensor_interval_seconds or int(os.environ.get("ARCHIVER_SENSOR_INTERVAL_SECONDS", 30))
+    return dg.Definitions.merge(
+        build_archive_definitions(config_path, backfill_batch_size=backfill_batch_size,
+                                  sensor_interval_seconds=interval),
+        build_operations_definitions(config_path, sensor_interval_seconds=interval),
+        # Per-run process start-up dominates a run's cost: every job, asset backfills included,
+        # runs in-process (measured ~0.3 s vs ~6 s per run with the multiprocess executor).
+        dg.Definitions(executor=dg.in_process_executor),
     )
 
 
