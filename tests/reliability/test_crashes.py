@@ -1,0 +1,168 @@
+"""Crashes: the run worker (a child process executing both archive assets in batched range runs on a
+SQLite Dagster instance) is SIGKILLed at seeded points — inside artdaqDB writes (journal, documents,
+indexes, after the commit), just before and just after a UconDB upload, and at random times —
+then resumed by re-running the partitions that are not materialized. Every run must end archived
+exactly once in both stores, with no duplicate versions and no orphaned temp/journal files."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from dagster._core.instance.ref import InstanceRef
+
+from archiver_assets.partitions import runs_partitions
+from archiver_resources.archiving import build_blob, import_run
+from archiver_resources.artdaqdb import open_artdaqdb
+from archiver_resources.blob import md5_hex
+from archiver_resources.samples import generate_run_records
+from tests.reliability.conftest import (
+    OLD, SEED, direct_client, import_settings, leftover_files, ucondb_versions,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+RUNS = list(range(7001, 7013))
+BATCH = 4
+MIGRATE = dg.AssetKey("ucondb_blob")
+CHILD_TIMEOUT = 120
+
+
+def start_child(env_home: Path, config: Path, kill_at: str = "-", count: int = 1,
+                runs=RUNS) -> subprocess.Popen:
+    env = dict(os.environ, DAGSTER_HOME=str(env_home), PYTHONPATH=str(REPO))
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.crash_child", str(config), str(BATCH),
+         kill_at, str(count), *map(str, runs)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+
+
+def wait(child: subprocess.Popen, kill_after: float = None) -> tuple:
+    """(return code, output); with ``kill_after`` the whole process group is SIGKILLed then."""
+    try:
+        out, _ = child.communicate(timeout=kill_after if kill_after else CHILD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        out, _ = child.communicate(timeout=30)
+    return child.returncode, out
+
+
+def unfinished(home: Path) -> list:
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        keys = instance.get_dynamic_partitions(runs_partitions.name)
+        done = instance.get_materialized_partitions(MIGRATE)
+    return [int(k) for k in keys if k not in done] + [r for r in RUNS if str(r) not in keys]
+
+
+def reference_exports(records: Path, tmp_path: Path) -> dict:
+    db = open_artdaqdb(f"filesystemdb://{tmp_path / 'reference'}")
+    files = {}
+    for run in RUNS:
+        import_run(run, records / str(run), db, import_settings())
+        files[run] = sorted(db.export_run(run))
+    return files
+
+
+def assert_no_partial_configuration(uri: str, expected_files: dict, context: str) -> None:
+    """What artdaqDB lists is complete: a killed write is invisible, never half there."""
+    db = open_artdaqdb(uri)
+    try:
+        for run, name in db.archived_runs().items():
+            versions = db.versions(run, name.split("/", 1)[1])
+            assert versions in ([name], [name, f"{name}v1"]), (run, versions, context)
+            exported = sorted(db.export_run(run))
+            allowed = [expected_files[run]] + [[f for f in expected_files[run]
+                                                if f != "RunHistory2.fcl"]]
+            assert exported in allowed, (run, exported, context)
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_sigkill_during_import_and_migration_then_resume(archive_env, tmp_path):
+    rng = random.Random(SEED)
+    generate_run_records(archive_env.run_records, RUNS, profile="small", mtime=OLD)
+    expected = reference_exports(archive_env.run_records, tmp_path)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    kills = [("journal", rng.randint(1, 6)), ("document:", rng.randint(1, 60)),
+             ("index:", rng.randint(1, 12)), ("committed", rng.randint(1, 8)),
+             ("before-put", rng.randint(1, 4)), ("after-put", rng.randint(1, 4)),
+             ("-", None)]
+    history = []
+    for kill_at, count in kills:
+        todo = unfinished(home)
+        if not todo:
+            break
+        child = start_child(home, archive_env.config_path, kill_at, count or 1, todo)
+        if count is None:  # a kill at a random time, from outside
+            code, out = wait(child, kill_after=rng.uniform(3.0, 9.0))
+        else:
+            code, out = wait(child)
+        context = f"seed {SEED}, kill at {kill_at}#{count}, code {code}, output: {out[-1500:]}"
+        history.append((kill_at, count, code, len(todo)))
+        # Killed at the point, or (few runs left) finished before reaching it.
+        assert code in (-signal.SIGKILL, 0), context
+        assert_no_partial_configuration(archive_env.artdaqdb_uri, expected, context)
+    # Resume until done (the last kill may have hit the final range).
+    outputs = []
+    for _ in range(2):
+        todo = unfinished(home)
+        if not todo:
+            break
+        code, out = wait(start_child(home, archive_env.config_path, runs=todo))
+        assert code == 0, out[-3000:]
+        outputs.append(out)
+    context = f"seed {SEED}, kills {history}"
+    assert unfinished(home) == [], (context, "\n".join(
+        line for out in outputs for line in out.splitlines()
+        if "range" in line or "ERROR" in line or "failed" in line)[-6000:])
+
+    db = open_artdaqdb(archive_env.artdaqdb_uri)
+    try:
+        assert sorted(db.archived_runs()) == RUNS, context
+        want = {}
+        for run, name in db.archived_runs().items():
+            assert db.versions(run, name.split("/", 1)[1]) == [name, f"{name}v1"], context
+            assert sorted(db.export_run(run)) == expected[run], context
+            want[run] = md5_hex(build_blob(run, db)[3])
+    finally:
+        db.close()
+    assert leftover_files(archive_env.root / "artdaqdb") == [], context
+    assert ucondb_versions(archive_env.ucondb) == {str(r): 1 for r in RUNS}, context
+    with direct_client(archive_env.ucondb) as client:
+        for run in RUNS:
+            assert md5_hex(client.get_blob(run).data) == want[run], (run, context)
+    print(f"\ncrash scenario ({context}) passed")
+
+
+@pytest.mark.xfail(strict=True, reason="checks.py reports per-partition evaluations of a batched "
+                   "step with instance.report_runless_asset_event; runless events share run_id "
+                   "'' and asset_check_executions is UNIQUE(asset, check, run_id, partition), so "
+                   "the second batched run over the same partitions (a retry, a backfill, a "
+                   "resume) fails in hashes_match with sqlite3.IntegrityError and never migrates")
+def test_batched_range_with_checks_can_run_twice(archive_env):
+    generate_run_records(archive_env.run_records, [7101, 7102], profile="small", mtime=OLD)
+    job = archive_env.definitions().resolve_job_def("archive_runs")
+    tags = {"dagster/asset_partition_range_start": "7101",
+            "dagster/asset_partition_range_end": "7102"}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("runs", ["7101", "7102"])
+        assert job.execute_in_process(instance=instance, tags=tags, raise_on_error=False).success
+        again = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+        assert again.success, [str(e.event_specific_data.error.message)[:300]
+                               for e in again.all_events if e.event_type_value == "STEP_FAILURE"]
+
+
+def test_cli_sigkill_is_covered_when_the_cli_exists():
+    cli = REPO / "archiver_assets" / "cli.py"
+    if not cli.exists():
+        pytest.skip("archiver_assets/cli.py does not exist yet; the CLI's SIGKILL test is "
+                    "left for when it lands (the run worker is covered above)")
+    pytest.skip("CLI exists now: add its SIGKILL scenario (see docs/reliability.md)")
