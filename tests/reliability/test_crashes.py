@@ -34,10 +34,10 @@ CHILD_TIMEOUT = 120
 
 
 def start_child(env_home: Path, config: Path, kill_at: str = "-", count: int = 1,
-                runs=RUNS) -> subprocess.Popen:
+                runs=RUNS, batch: int = BATCH) -> subprocess.Popen:
     env = dict(os.environ, DAGSTER_HOME=str(env_home), PYTHONPATH=str(REPO))
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.crash_child", str(config), str(BATCH),
+        [sys.executable, "-m", "tests.reliability.crash_child", str(config), str(batch),
          kill_at, str(count), *map(str, runs)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
