@@ -272,11 +272,33 @@ def newest_per_entity(name: str, records: Iterable[Mapping]) -> dict[str, Mappin
 
 
 def records_to_files(name: str, records: Iterable[Mapping]) -> dict[str, str]:
-    """``{<entity>.fcl: regenerated FHiCL}`` from a configuration's records (highest version wins)."""
+    """``{<entity>.fcl: regenerated FHiCL}`` from a configuration's records (highest version wins).
+
+    Each record is turned into FHiCL text as it arrives, so a lazy ``records`` holds one
+    document tree at a time (a tree is ~25× its FHiCL text); a record's error is raised only if
+    that record wins, as when choosing first.
+    """
     from archiver_resources.fhicl import record_to_fhicl
 
-    return {f"{entity}.fcl": record_to_fhicl(dict(record))
-            for entity, record in sorted(newest_per_entity(name, records).items())}
+    best: dict[str, tuple[int, object]] = {}
+    for record in records:
+        number = version_number(name, record.get("version", ""))
+        if number is None:
+            number = -1
+        entity = record_entity(record)
+        if entity not in best or number >= best[entity][0]:
+            try:
+                text: object = record_to_fhicl(dict(record))
+            except Exception as error:  # noqa: BLE001 - raised below if this record wins
+                text = error
+            best[entity] = (number, text)
+        record = None  # not alive while the next record is read
+    files = {}
+    for entity, (_, text) in sorted(best.items()):
+        if isinstance(text, Exception):
+            raise text
+        files[f"{entity}.fcl"] = text
+    return files
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,6 +347,10 @@ class ArtdaqDB(ABC):
     def _records(self, name: str) -> list[dict]:
         """Every document record of configuration ``name`` (all versions)."""
 
+    def _iter_records(self, name: str) -> Iterable[dict]:
+        """The records of :meth:`_records`, lazily where the backend can (one tree at a time)."""
+        return iter(self._records(name))
+
     @abstractmethod
     def _store(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
                initial: bool) -> ArchiveResult:
@@ -344,7 +370,7 @@ class ArtdaqDB(ABC):
 
     def _assigned_of(self, name: str) -> Optional[datetime]:
         """Newest assigned time of ``name``; backends may answer from an index."""
-        times = [t for t in (record_assigned(r, name) for r in self._records(name)) if t]
+        times = [t for t in (record_assigned(r, name) for r in self._iter_records(name)) if t]
         return max(times) if times else None
 
     # ---- public API ---------------------------------------------------------------------------
@@ -398,12 +424,13 @@ class ArtdaqDB(ABC):
         """``{<entity>.fcl: regenerated FHiCL}`` over every version of the configuration, the
         highest version winning per entity (so RunHistory2 and the newer schema are included)."""
         name = self._require(run, config)
-        return records_to_files(name, self._records(name))
+        return records_to_files(name, self._iter_records(name))
 
     def read_hashes(self, run: int, config: str) -> Optional[str]:
         """The ``hashes`` entity as regenerated FHiCL (compare with :func:`parse_hashes`)."""
         name = self._require(run, config)
-        records = newest_per_entity(name, self._records(name))
+        records = newest_per_entity(name, (r for r in self._iter_records(name)
+                                           if record_entity(r) == HASHES_ENTITY))
         if HASHES_ENTITY not in records:
             return None
         from archiver_resources.fhicl import record_to_fhicl

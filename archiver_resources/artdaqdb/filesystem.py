@@ -53,6 +53,11 @@ def _get(record: dict, dotted: str) -> list[str]:
         if isinstance(node, list) else []
 
 
+def _index_fields(record: dict) -> dict:
+    """The parts of a record :func:`index_add` reads (everything but the document and comments)."""
+    return {k: v for k, v in record.items() if k not in ("document", "comments")}
+
+
 def _insort(values: list, value) -> None:
     position = bisect.bisect_left(values, value)
     if position == len(values) or values[position] != value:
@@ -335,14 +340,16 @@ class FilesystemArtdaqDB(ArtdaqDB):
                 if version_number(name, v) is not None and oids.intersection(owners)]
 
     def _records(self, name: str) -> list[dict]:
-        records = []
+        return list(self._iter_records(name))
+
+    def _iter_records(self, name: str) -> Iterator[dict]:
         for collection in (RUN_HISTORY, SYSTEM_LAYOUT):
             store = self.collection(collection)
             for oid in self._committed_oids(collection, name):
                 record = store.read_document(oid)
                 if record is not None:  # index entries pointing at missing documents are ignored
-                    records.append(record)
-        return records
+                    yield record
+                record = None  # not alive while the next document is read
 
     def _store(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
                initial: bool) -> ArchiveResult:
@@ -377,8 +384,11 @@ class FilesystemArtdaqDB(ArtdaqDB):
             for doc, oid in planned:
                 record = build_record(doc, run=run, name=name, version=version,
                                       timestamp=timestamp, oid=oid)
-                staged.append((doc, oid, record,
-                               self.collection(doc.collection).stage_document(oid, record)))
+                tmp = self.collection(doc.collection).stage_document(oid, record)
+                # Only the index fields are kept: a document tree is ~25× its FHiCL text, and
+                # holding every tree of a 100 MB run until the index update cost GBs.
+                staged.append((doc, oid, _index_fields(record), tmp))
+                del record
             if self.fsync:
                 fsync_paths(tmp for *_, tmp in staged)
             for doc, oid, _, tmp in staged:
