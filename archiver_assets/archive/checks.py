@@ -8,13 +8,14 @@
 
 Per-partition check status is a Dagster preview feature (``partitions_def`` on checks). In a
 batched (partition-range) run Dagster records one evaluation for the whole step, so these checks
-also report each partition's evaluation as its own event; the step's result summarises them.
+also log each partition's evaluation as an event of the run; the step's result summarises them.
 """
 
 import warnings
 from typing import Callable
 
 import dagster as dg
+from dagster._core.events import DagsterEvent
 
 from archiver_assets.archive.assets import locate_run_dir
 from archiver_assets.partitions import run_of, runs_partitions
@@ -29,17 +30,15 @@ warnings.filterwarnings("ignore", message=".*partitions_def.*", category=dg.Prev
 def _evaluate_partitions(context, asset_key: str, check_name: str,
                          evaluate: Callable[[int], dg.AssetCheckResult], *,
                          blocking: bool = True) -> dg.AssetCheckResult:
-    """Evaluate every partition of the step; report each one when the step covers several."""
+    """Evaluate every partition of the step; record each one when the step covers several."""
     keys = list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]
     if len(keys) == 1:
         return evaluate(run_of(keys[0]))
     failed = []
     for key in keys:
         result = evaluate(run_of(key))
-        context.instance.report_runless_asset_event(dg.AssetCheckEvaluation(
-            asset_key=dg.AssetKey(asset_key), check_name=check_name, passed=result.passed,
-            metadata=result.metadata, severity=result.severity, description=result.description,
-            partition=key, blocking=blocking))
+        _log_partition_evaluation(context, dg.AssetKey(asset_key), check_name, key, result,
+                                  blocking)
         if not result.passed:
             failed.append(int(key))
     return dg.AssetCheckResult(
@@ -48,6 +47,24 @@ def _evaluate_partitions(context, asset_key: str, check_name: str,
                      + (f"; failed: {', '.join(map(str, failed[:20]))}" if failed else "")),
         metadata={"runs_checked": len(keys), "failed_runs": dg.MetadataValue.json(failed)},
     )
+
+
+def _log_partition_evaluation(context, asset_key: dg.AssetKey, check_name: str, key: str,
+                              result: dg.AssetCheckResult, blocking: bool) -> None:
+    """Record one partition's evaluation as an event of this run and step.
+
+    Dagster plans one check execution per partition of a range step but records the step's result
+    without a partition; logging a per-partition evaluation event resolves each planned execution
+    (same run id, same partition), so the UI shows per-run check status after a batched backfill.
+    """
+    step_context = context.op_execution_context.get_step_execution_context()
+    target = result._get_partitioned_target_materialization_data(  # noqa: SLF001
+        step_context, asset_key, key)
+    evaluation = dg.AssetCheckEvaluation(
+        asset_key=asset_key, check_name=check_name, passed=result.passed,
+        metadata=result.metadata, severity=result.severity, description=result.description,
+        partition=key, blocking=blocking, target_materialization_data=target)
+    DagsterEvent.asset_check_evaluation(step_context, evaluation)  # builds and logs the event
 
 
 @dg.asset_check(asset="ucondb_blob", name="md5_round_trip", blocking=True,

@@ -169,3 +169,24 @@ def test_ucondb_outage_fails_partitions_and_batched_backfill_recovers(archive_en
                 assert restored.existing_runs() == set(runs)
         finally:
             restarted.stop()
+
+
+def test_batched_run_records_check_status_per_run_and_can_run_again(archive_env):
+    generate_run_records(archive_env.run_records, [4001, 4002, 4003])
+    defs = archive_env.definitions()
+    job = defs.resolve_job_def("archive_runs")
+    tags = {"dagster/asset_partition_range_start": "4001",
+            "dagster/asset_partition_range_end": "4003"}
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("runs", ["4001", "4002", "4003"])
+        for attempt in range(2):  # a retry or replay of the same batch must work too
+            result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+            assert result.success, attempt
+            for check in (MD5_CHECK, HASHES_CHECK):
+                records = instance.event_log_storage.get_asset_check_execution_history(
+                    check, limit=50)
+                this_run = {r.partition: r.status.value for r in records
+                            if r.run_id == result.run_id}
+                # One resolved execution per run, plus the step's summary (no partition).
+                assert this_run == {"4001": "SUCCEEDED", "4002": "SUCCEEDED",
+                                    "4003": "SUCCEEDED", None: "SUCCEEDED"}, (attempt, check)

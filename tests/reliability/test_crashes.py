@@ -142,11 +142,6 @@ def test_sigkill_during_import_and_migration_then_resume(archive_env, tmp_path):
     print(f"\ncrash scenario ({context}) passed")
 
 
-@pytest.mark.xfail(strict=True, reason="checks.py reports per-partition evaluations of a batched "
-                   "step with instance.report_runless_asset_event; runless events share run_id "
-                   "'' and asset_check_executions is UNIQUE(asset, check, run_id, partition), so "
-                   "the second batched run over the same partitions (a retry, a backfill, a "
-                   "resume) fails in hashes_match with sqlite3.IntegrityError and never migrates")
 def test_batched_range_with_checks_can_run_twice(archive_env):
     generate_run_records(archive_env.run_records, [7101, 7102], profile="small", mtime=OLD)
     job = archive_env.definitions().resolve_job_def("archive_runs")
