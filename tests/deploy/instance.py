@@ -58,6 +58,9 @@ def dagster_services(env: dict, logs: Path, port: Optional[int] = None,
     the webserver answers; stop both process groups on exit and print the log tails."""
     port = port or _free_port()
     logs.mkdir(parents=True, exist_ok=True)
+    # Create the instance's tables first: daemon and webserver starting together on a fresh
+    # instance race to create them ("table alembic_version already exists" on SQLite).
+    dagster_cli(env, "instance", "migrate")
     procs: List[subprocess.Popen] = []
     try:
         procs.append(subprocess.Popen(
