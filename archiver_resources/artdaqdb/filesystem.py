@@ -26,7 +26,8 @@ from archiver_resources.errors import ArtdaqDBError
 
 from .base import (
     INDEX_KEYS, RUN_HISTORY, SYSTEM_LAYOUT, SYSTEM_METADATA, ArchiveResult, ArtdaqDB, Clock,
-    PlannedDocument, build_record, format_timestamp, new_oid, parse_timestamp, version_number,
+    PlannedDocument, build_record, format_timestamp, new_oid, parse_timestamp,
+    split_configuration_name, version_number,
 )
 
 log = logging.getLogger(__name__)
@@ -347,14 +348,53 @@ class FilesystemArtdaqDB(ArtdaqDB):
             store = self.collection(collection)
             for oid in self._committed_oids(collection, name):
                 record = store.read_document(oid)
-                if record is not None:  # index entries pointing at missing documents are ignored
-                    yield record
+                if record is None:
+                    # A committed document deleted behind the index: exporting without it would
+                    # pack (and MD5-verify) a blob that silently lacks a file.
+                    entity = self._indexed_entity(store, oid)
+                    raise ArtdaqDBError(
+                        f"document {oid}.json of configuration {name} (entity {entity}) is listed "
+                        f"in {collection}/index.json but missing on disk; restore it from backup",
+                        run=(split_configuration_name(name) or (None,))[0])
+                yield record
                 record = None  # not alive while the next document is read
+
+    @staticmethod
+    def _indexed_entity(store: "Collection", oid: str) -> str:
+        entities = store.load_index()["entities.name"]
+        return next((entity for entity, oids in entities.items() if oid in oids), "unknown")
 
     def _store(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
                initial: bool) -> ArchiveResult:
+        try:
+            return self._store_locked(run, name, docs, timestamp, initial=initial)
+        except OSError as error:  # disk full, read-only, permissions: typed, naming the run
+            raise ArtdaqDBError(
+                f"cannot write configuration {name} to {self.root}: "
+                f"{error.strerror or error} ({getattr(error, 'filename', None) or 'store'})",
+                run=run, retryable=True) from error
+
+    def _forget_lost_documents(self, name: str) -> None:
+        """Before re-archiving a damaged configuration, drop index entries whose documents are
+        gone (else every later export would stop at them). Called with the write lock held."""
+        for collection in (RUN_HISTORY, SYSTEM_LAYOUT):
+            store = self.collection(collection)
+            lost = {oid for oid in self._committed_oids(collection, name)
+                    if not store.has_document(oid)}
+            if lost:
+                log.warning("artdaqDB: %d document(s) of %s listed in %s/index.json are missing; "
+                            "dropping them from the index before re-archiving", len(lost), name,
+                            collection)
+                index = store.load_index()
+                index_remove(index, lost)
+                store.save_index(index)
+
+    def _store_locked(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
+                      initial: bool) -> ArchiveResult:
         with self._write_lock():
             self._recover()
+            if initial:
+                self._forget_lost_documents(name)
             version = self._version_for(run, name, initial=initial)
             planned = [(doc, new_oid()) for doc in docs]
             journal = self._write_journal(name, version, initial, planned)

@@ -77,9 +77,6 @@ def test_write_failing_at_any_step_leaves_nothing_half_written(records, tmp_path
         versions_ok(db, RUN)
 
 
-@pytest.mark.xfail(strict=True, reason="filesystemdb lets OSError (disk full, read-only, "
-                   "permissions) escape untyped: no run in the message, and the asset's "
-                   "per-run loop (which catches ArchiverError only) aborts the rest of a batch")
 def test_write_failure_is_a_typed_error_naming_the_run(records, tmp_path, monkeypatch):
     hook, _ = failing_stage(3)
     monkeypatch.setattr(filesystem, "stage", hook)
@@ -226,10 +223,6 @@ def delete_document(root: Path, run: int, entity: str) -> Path:
     raise AssertionError(f"no document of entity {entity} for run {run}")
 
 
-@pytest.mark.xfail(strict=True, reason="a document deleted behind the index is skipped "
-                   "silently: export_run omits the entity, import 'verifies' (hashes entity "
-                   "intact) and build_blob packs a blob without that file, which migration "
-                   "would upload and MD5-verify as complete — a silent loss")
 def test_document_deleted_behind_the_index_is_an_error_not_a_smaller_blob(records, tmp_path):
     root = tmp_path / "db"
     db = open_artdaqdb(f"filesystemdb://{root}")

@@ -118,8 +118,9 @@ def test_document_deleted_behind_the_index(fsdb):
     index = json.loads((fsdb.root / "RunHistory" / "index.json").read_text())
     (boot_oid,) = index["entities.name"]["boot"]
     (fsdb.root / "RunHistory" / f"{boot_oid}.json").unlink()
-    exported = fsdb.export_run(4, "standard")
-    assert "boot.fcl" not in exported and "metadata.fcl" in exported
+    # Exporting without the lost document would pack a blob silently lacking boot.fcl.
+    with pytest.raises(ArtdaqDBError, match=f"run 4: document {boot_oid}.json .*entity boot"):
+        fsdb.export_run(4, "standard")
     (schema_oid,) = json.loads((fsdb.root / "SystemLayout" / "index.json").read_text())[
         "configurations.name"]["4/standard"]
     (fsdb.root / "SystemLayout" / f"{schema_oid}.json").unlink()
@@ -267,8 +268,9 @@ def test_failed_document_write_leaves_no_partial_file(fsdb, monkeypatch):
         return real_link(src, dst)
 
     monkeypatch.setattr(fs.os, "link", failing_link)
-    with pytest.raises(OSError):
+    with pytest.raises(ArtdaqDBError, match="run 10: cannot write .*No space left") as raised:
         fsdb.archive_run(10, "standard", insert_files(10))
+    assert raised.value.retryable and isinstance(raised.value.__cause__, OSError)
     monkeypatch.setattr(fs.os, "link", real_link)
     assert not [p for p in fsdb.root.rglob(".*tmp*")]
     assert docs(fsdb.root, "RunHistory") == {}  # the two complete documents were rolled back
