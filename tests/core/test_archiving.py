@@ -126,3 +126,26 @@ def test_non_utf8_file_is_kept_as_latin1_and_reported(tmp_path, store, ucondb):
     assert any("extra.fcl" in w for w in outcome.warnings)
     migrate_run(8, store, ucondb)
     assert "café" in ucondb.get_blob(8).data.decode("utf-8")
+
+
+class _NoHashesStore:
+    """A store like bulkloader's: everything but a hashes entity."""
+
+    def __init__(self, inner):
+        self._inner = inner
+
+    def read_hashes(self, run, config):
+        return None
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def test_store_without_hashes_is_verified_by_its_export(tmp_path, store):
+    run_dir = generate_run_record(tmp_path / "rr", 31)
+    import_run(31, run_dir, store, SETTINGS)
+    no_hashes = _NoHashesStore(store)
+    assert import_run(31, run_dir, no_hashes, SETTINGS).action == "verified"
+    (run_dir / "boot.txt").write_text((run_dir / "boot.txt").read_text() + "\nnew key: 2\n")
+    with pytest.raises(IntegrityError, match="run 31.*exports.*boot"):
+        import_run(31, run_dir, no_hashes, SETTINGS)

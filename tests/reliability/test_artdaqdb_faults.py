@@ -299,10 +299,6 @@ def test_bulkloader_printing_to_stderr_but_succeeding_is_fine(records, tmp_path,
     versions_ok(tool_store(tmp_path), RUN)
 
 
-@pytest.mark.xfail(strict=True, raises=Exception, reason="with use_tools (bulkloader), "
-                   "artdaqDB holds no hashes entity, so re-importing an archived run (a re-run, "
-                   "a backfill, resuming after a crash) fails with a permanent IntegrityError "
-                   "'holds no hashes entity' instead of verifying")
 def test_bulkloader_reimport_verifies_instead_of_failing(records, tmp_path, tools):
     """Crash/backfill path with use_tools: the run is already in artdaqDB, import runs again."""
     import_run(RUN, records / str(RUN), tool_store(tmp_path), import_settings())
