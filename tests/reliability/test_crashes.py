@@ -155,9 +155,72 @@ def test_batched_range_with_checks_can_run_twice(archive_env):
                                for e in again.all_events if e.event_type_value == "STEP_FAILURE"]
 
 
-def test_cli_sigkill_is_covered_when_the_cli_exists():
-    cli = REPO / "archiver_assets" / "cli.py"
-    if not cli.exists():
-        pytest.skip("archiver_assets/cli.py does not exist yet; the CLI's SIGKILL test is "
-                    "left for when it lands (the run worker is covered above)")
-    pytest.skip("CLI exists now: add its SIGKILL scenario (see docs/reliability.md)")
+CLI_PASSWORD = "CliPW-s3cr3t-Qq77"
+
+
+def run_cli(home: Path, config: Path, *args, kill_after: float = None) -> tuple:
+    env = dict(os.environ, DAGSTER_HOME=str(home), PYTHONPATH=str(REPO),
+               RELIABILITY_CLI_PW=CLI_PASSWORD)
+    child = subprocess.Popen([sys.executable, "-m", "archiver_assets.cli", str(config), *args],
+                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)
+    return wait(child, kill_after=kill_after)
+
+
+@pytest.mark.slow
+def test_cli_sigkill_then_rerun_archives_every_run_once(tmp_path):
+    """SIGKILL the whole CLI process group (CLI and its run workers) at seeded times, then run
+    it again: every run archived once, no duplicate versions, no orphan files; and the
+    ``--report-status`` output never shows the UconDB password."""
+    if not (REPO / "archiver_assets" / "cli.py").exists():
+        pytest.skip("archiver_assets/cli.py does not exist")
+    from archiver_resources.ucondb.testing import start_local_ucondb
+    from tests.pipeline.conftest import FOLDER, write_config
+
+    rng = random.Random(SEED)
+    runs = list(range(7201, 7211))
+    records = tmp_path / "run_records"
+    generate_run_records(records, runs, profile="small", mtime=OLD)
+    expected = {}
+    ref = open_artdaqdb(f"filesystemdb://{tmp_path / 'reference'}")
+    for run in runs:
+        import_run(run, records / str(run), ref, import_settings())
+        expected[run] = sorted(ref.export_run(run))
+    server = start_local_ucondb(tmp_path / "ucondb", folder=FOLDER, password=CLI_PASSWORD)
+    try:
+        uri = f"filesystemdb://{tmp_path / 'artdaqdb' / 'db'}"
+        config = write_config(tmp_path, server, run_records=records, artdaqdb_uri=uri,
+                              password_env="RELIABILITY_CLI_PW")
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        kills = []
+        for _ in range(2):
+            delay = rng.uniform(4.0, 14.0)
+            code, out = run_cli(home, config, kill_after=delay)
+            kills.append((round(delay, 1), code))
+            context = f"seed {SEED}, CLI kills {kills}: {out[-1500:]}"
+            assert code in (-signal.SIGKILL, 0), context
+            assert_no_partial_configuration(uri, expected, context)
+        code, out = run_cli(home, config)
+        context = f"seed {SEED}, CLI kills {kills}"
+        assert code == 0, (context, out[-3000:])
+        db = open_artdaqdb(uri)
+        try:
+            assert sorted(db.archived_runs()) == runs, context
+            want = {}
+            for run, name in db.archived_runs().items():
+                assert db.versions(run, name.split("/", 1)[1]) == [name, f"{name}v1"], context
+                want[run] = md5_hex(build_blob(run, db)[3])
+        finally:
+            db.close()
+        assert leftover_files(tmp_path / "artdaqdb") == [], context
+        assert ucondb_versions(server) == {str(r): 1 for r in runs}, context
+        with direct_client(server) as client:
+            for run in runs:
+                assert md5_hex(client.get_blob(run).data) == want[run], (run, context)
+        code, report = run_cli(home, config, "--report-status")
+        assert code == 0, report[-2000:]
+        assert CLI_PASSWORD not in out + report
+        assert "UCONDB" in report.upper()
+    finally:
+        server.stop()
