@@ -44,9 +44,16 @@ class RunListing:
     errors: dict[int, RunRecordError]
 
 
+# Run numbers are 64-bit integers in every DAQ database; a longer all-digit name is no run.
+MAX_RUN_NUMBER = 2**63 - 1
+_MAX_RUN_NAME_LENGTH = 32  # generous for zero padding, short enough to bound int() parsing
+
+
 def is_run_directory_name(name: str) -> bool:
-    """All ASCII digits (``str.isdigit`` alone would accept Unicode digits such as ``١٢٣``)."""
-    return bool(name) and name.isascii() and name.isdigit()
+    """All ASCII digits (``str.isdigit`` alone would accept Unicode digits such as ``١٢٣``) and a
+    run number that fits the DAQ's 64-bit run numbers."""
+    return (bool(name) and len(name) <= _MAX_RUN_NAME_LENGTH and name.isascii()
+            and name.isdigit() and int(name) <= MAX_RUN_NUMBER)
 
 
 def list_runs(run_records_dir: str | os.PathLike) -> RunListing:

@@ -13,7 +13,7 @@ import dagster as dg
 
 from archiver_assets.partitions import run_of, runs_partitions
 from archiver_resources.archiving import ImportOutcome, MigrateOutcome, import_run, migrate_run
-from archiver_resources.errors import ArchiverError
+from archiver_resources.errors import ArchiverError, RunRecordError
 from archiver_resources.ops_resources import MetricsResource
 from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 from archiver_resources.runrecords import list_runs
@@ -32,21 +32,27 @@ def _is_forced(context) -> bool:
     return str(context.run.tags.get(FORCE_TAG, "")).lower() in ("1", "true", "yes")
 
 
+class RunDirectories:
+    """Finds run directories under run_records_dir, listing it once per step (a batch of runs
+    costs one directory scan), and refuses a run that two directories name (`123`, `00123`)."""
+
+    def __init__(self, run_records_dir):
+        self.root = run_records_dir
+        self._listing = None
+
+    def locate(self, run: int):
+        if self._listing is None:
+            self._listing = list_runs(self.root)
+        if run in self._listing.errors:
+            raise self._listing.errors[run]
+        if run not in self._listing.runs:
+            raise RunRecordError(f"run directory not found under {self.root}", run=run)
+        return self._listing.runs[run]
+
+
 def locate_run_dir(run_records_dir, run: int):
-    """The directory of a run: `<dir>/<run>` or, failing that, its zero-padded spelling."""
-    direct = run_records_dir / str(run)
-    if direct.is_dir():
-        return direct
-    listing = list_runs(run_records_dir)
-    if run in listing.errors:
-        raise listing.errors[run]
-    if run in listing.runs:
-        return listing.runs[run]
-    from archiver_resources.errors import RunRecordError
-
-    raise RunRecordError(f"run directory not found under {run_records_dir}", run=run,
-                         retryable=False)
-
+    """The directory of one run (see :class:`RunDirectories`)."""
+    return RunDirectories(run_records_dir).locate(run)
 
 def _process_partitions(context, what: str, work: Callable[[int], object],
                         metadata_of: Callable[[object], dict]) -> dg.MaterializeResult:
@@ -160,9 +166,10 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
         with artdaqdb.open() as raw_store, metrics.flushed():
             store = metrics.timed_artdaqdb(raw_store)
 
+            directories = RunDirectories(run_records.run_records_dir)
+
             def work(run: int) -> ImportOutcome:
-                run_dir = locate_run_dir(run_records.run_records_dir, run)
-                return import_run(run, run_dir, store, settings, force=force)
+                return import_run(run, directories.locate(run), store, settings, force=force)
 
             return _process_partitions(context, "imported", work,
                                        lambda outcome: _import_metadata(outcome, where))

@@ -17,7 +17,7 @@ from typing import Callable
 import dagster as dg
 from dagster._core.events import DagsterEvent
 
-from archiver_assets.archive.assets import locate_run_dir
+from archiver_assets.archive.assets import RunDirectories
 from archiver_assets.partitions import run_of, runs_partitions
 from archiver_resources.archiving import build_blob, prepare_from_disk, verify_archived
 from archiver_resources.blob import md5_hex, split_blob, validate_metadata
@@ -102,10 +102,11 @@ def md5_round_trip(context: dg.AssetCheckExecutionContext, artdaqdb: ArtdaqDBRes
 def hashes_match(context: dg.AssetCheckExecutionContext, run_records: RunRecordsResource,
                  artdaqdb: ArtdaqDBResource) -> dg.AssetCheckResult:
     settings = run_records.import_settings()
+    directories = RunDirectories(run_records.run_records_dir)
     with artdaqdb.open() as store:
         def evaluate(run: int) -> dg.AssetCheckResult:
             try:
-                run_dir = locate_run_dir(run_records.run_records_dir, run)
+                run_dir = directories.locate(run)
             except ArchiverError as error:
                 return dg.AssetCheckResult(
                     passed=False, severity=dg.AssetCheckSeverity.WARN,

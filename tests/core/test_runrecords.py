@@ -338,3 +338,13 @@ def test_metadata_read_for_finished_state_is_bounded(tmp_path, monkeypatch):
     run_dir = make_run(tmp_path, "38", {"metadata.txt": METADATA})
     with pytest.raises(RunRecordError, match="metadata.txt"):
         finished_state(38, run_dir, min_age_seconds=1)
+
+
+def test_all_digit_names_beyond_64_bit_run_numbers_are_no_runs(tmp_path):
+    from archiver_resources.runrecords import MAX_RUN_NUMBER
+
+    for name in ("9" * 200, str(MAX_RUN_NUMBER + 1), "1" + "0" * 40):
+        (tmp_path / name).mkdir()
+    (tmp_path / str(MAX_RUN_NUMBER)).mkdir()
+    (tmp_path / ("0" * 20 + "7")).mkdir()
+    assert sorted(list_runs(tmp_path).runs) == [7, MAX_RUN_NUMBER]

@@ -233,9 +233,6 @@ def test_zero_padded_name_is_the_run_and_a_clash_is_an_error_naming_both(run_rec
     assert 123 in plan.errors and 123 not in plan.new_runs
 
 
-@pytest.mark.xfail(strict=True, reason="locate_run_dir takes <dir>/123 when it exists without "
-                   "checking for 00123: a partition re-run or backfill archives one of two "
-                   "directories naming the same run, which the sensor refuses as ambiguous")
 def test_partition_run_refuses_a_run_named_by_two_directories(run_records):
     generate_run_record(run_records, 123, profile="small", mtime=OLD)
     os.rename(run_records / "123", run_records / "00123")
@@ -250,8 +247,6 @@ def test_partition_keys_that_are_no_canonical_run_are_refused(key):
         run_of(key)
 
 
-@pytest.mark.xfail(strict=True, reason="no upper bound on run numbers: a 200-digit directory "
-                   "name becomes run partition 999…9 and is archived")
 def test_very_long_digit_name_is_not_a_run(run_records):
     long_name = "9" * 200
     generate_run_record(run_records, GOOD_RUN + 1, profile="small", mtime=OLD)
