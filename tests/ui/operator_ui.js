@@ -99,9 +99,9 @@ async function main() {
     await dialog.getByRole('button', { name: 'Launch backfill' }).click();
     await page.getByText(/backfill/i).first().waitFor();
     seen.backfill_launched = true;
-    await page.goto(`${BASE}/runs?tab=backfills`);
-    await page.waitForTimeout(2000);
-    await dismissPopups(page);
+    await page.goto(`${BASE}/runs`);
+    await page.getByText('Backfills', { exact: true }).first().click();
+    await page.getByText(/2 partitions|Backfill/).first().waitFor();
     await shot(page, '05-backfill-launched.png');
 
     // 4. Wait until the backfill healed the partition (the daemon launches it).
@@ -124,6 +124,19 @@ async function main() {
     await page.goto(`${BASE}/runs`);
     await page.getByText(/Failure|Success/).first().waitFor();
     await shot(page, '08-runs.png');
+
+    // 6. Turn the discovery sensor off with its switch (the test checks the state over GraphQL).
+    await page.goto(`${BASE}/automation`);
+    const row = page.locator('div', { has: page.getByText('new_run_records', { exact: true }) })
+      .filter({ has: page.locator('[class*="formatSwitch"]') }).last();
+    const toggle = row.locator('[class*="formatSwitch"] input');
+    await toggle.waitFor({ state: 'attached' });
+    // The switch renders before the sensor's state has loaded: wait until it shows RUNNING.
+    await page.waitForFunction((el) => el.checked, await toggle.elementHandle(), { timeout: 30000 });
+    await row.locator('[class*="formatSwitch"]').click();
+    await page.waitForFunction((el) => !el.checked, await toggle.elementHandle(), { timeout: 30000 });
+    seen.sensor_switched_off = true;
+    await shot(page, '10-sensor-off.png');
   } finally {
     await browser.close();
   }

@@ -40,6 +40,19 @@ def _statuses(port):
     return _graphql(port, STATUS_QUERY)["assetNodeOrError"]["assetPartitionStatuses"]
 
 
+SENSOR_QUERY = """
+query($name: String!) {
+  sensorOrError(sensorSelector: {repositoryName: "__repository__",
+                repositoryLocationName: "run_record_archiver", sensorName: $name}) {
+    ... on Sensor { sensorState { status } }
+  }
+}"""
+
+
+def _sensor_status(port, name: str) -> str:
+    return _graphql(port, SENSOR_QUERY, {"name": name})["sensorOrError"]["sensorState"]["status"]
+
+
 def _runs_finished(port) -> bool:
     query = "query { runsOrError { ... on Runs { results { status } } } }"
     runs = _graphql(port, query)["runsOrError"]["results"]
@@ -64,7 +77,7 @@ def _drive(url: str, timeout: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.timeout(480)
+@pytest.mark.timeout(int(os.environ.get("ARCHIVER_UI_TIMEOUT", 480)))
 def test_operator_sees_archived_runs_and_backfills_a_failed_partition(archive_env, tmp_path):
     missing = _missing_tools()
     if missing:
@@ -122,5 +135,8 @@ def test_operator_sees_archived_runs_and_backfills_a_failed_partition(archive_en
         assert sorted(statuses["materializedPartitions"]) == RUNS
         with client_for(archive_env) as client:
             assert all(client.get_blob(int(run)).data == good[run] for run in BROKEN)
+        assert seen["sensor_switched_off"] is True, seen
+        assert _sensor_status(port, "new_run_records") == "STOPPED"
     shots = sorted(p.name for p in ARTIFACTS.glob("*.png"))
-    assert {"01-partitions-failed.png", "06-partitions-healed.png"} <= set(shots), shots
+    assert {"01-partitions-failed.png", "04-materialize-failed-dialog.png",
+            "06-partitions-healed.png", "10-sensor-off.png"} <= set(shots), shots
