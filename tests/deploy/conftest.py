@@ -12,7 +12,7 @@ from tests.pipeline.conftest import archive_env, ucondb_server  # noqa: F401  (r
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A running PostgreSQL server; skips (with the reason) only when none can be used or started."""
+    """A running PostgreSQL server; skips (saying why) only when none can be used or started."""
     url = os.environ.get(URL_ENV)
     local = None
     if url:

@@ -26,7 +26,7 @@ class NoPostgres(Exception):
 
 @dataclass
 class PostgresServer:
-    """Connection facts of a running server; databases are created per test and dropped at the end."""
+    """Connection facts of a running server; per-test databases are dropped at the end."""
 
     host: str
     port: int
