@@ -22,7 +22,7 @@ def build_archive_definitions(config_path=None, *, backfill_batch_size=None,
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=sensor_interval_seconds,
         description="Migrates a run to UconDB after its import succeeded and its blocking "
-                    "checks passed (eager & all_deps_blocking_checks_passed).",
+                    "checks passed (on_missing & all_deps_blocking_checks_passed).",
     )
     return dg.Definitions(
         assets=list(build_archive_assets(batch)),

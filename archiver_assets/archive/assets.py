@@ -183,7 +183,13 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
         pool="ucondb",
         retry_policy=STORE_RETRY_POLICY,
         backfill_policy=backfill_policy,
-        automation_condition=(dg.AutomationCondition.eager()
+        # on_missing, not eager: eager also fired right after a run that had already produced
+        # both assets (deps updated in the same tick), launching duplicate migrations.
+        # Only partitions added while the automation sensor runs are considered (the sensor adds
+        # them); a run already archiving the partition (in progress) is never doubled.
+        automation_condition=(dg.AutomationCondition.on_missing()
+                              & ~dg.AutomationCondition.in_progress()
+                              & ~dg.AutomationCondition.any_deps_in_progress()
                               & dg.AutomationCondition.all_deps_blocking_checks_passed()),
         description=(
             "The run's blob in UconDB (key = run number): artdaqDB's export packed in the legacy "

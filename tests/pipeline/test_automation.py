@@ -23,8 +23,12 @@ def test_migration_follows_import_only_when_blocking_checks_passed(archive_env):
     generate_run_records(archive_env.run_records, [6001, 6002])
     defs = archive_env.definitions()
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("runs", ["6001", "6002"])
+        # The automation sensor runs before the partitions appear (as the sensor adds them).
         baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        instance.add_dynamic_partitions("runs", ["6001", "6002"])
+        baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                     cursor=baseline.cursor)
+        assert baseline.get_requested_partitions(MIGRATE) == set()  # nothing imported yet
         import_job = defs.resolve_job_def("import_runs")
         assert import_job.execute_in_process(instance=instance, partition_key="6001").success
         # 6002's record changes after archiving, so its hashes check fails (blocking).
@@ -41,3 +45,21 @@ def test_migration_follows_import_only_when_blocking_checks_passed(archive_env):
                                                    cursor=baseline.cursor)
         requested = result.get_requested_partitions(MIGRATE)
         assert requested == {"6001"}
+
+
+def test_no_duplicate_migration_after_a_run_that_archived_both_assets(archive_env):
+    generate_run_records(archive_env.run_records, [6101])
+    defs = archive_env.definitions()
+    with dg.instance_for_test() as instance:
+        baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        instance.add_dynamic_partitions("runs", ["6101"])
+        baseline = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                     cursor=baseline.cursor)
+        assert defs.resolve_job_def("archive_runs").execute_in_process(
+            instance=instance, partition_key="6101").success
+        after = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                  cursor=baseline.cursor)
+        assert after.get_requested_partitions(MIGRATE) == set()
+        later = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                  cursor=after.cursor)
+        assert later.get_requested_partitions(MIGRATE) == set()

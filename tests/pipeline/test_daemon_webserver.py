@@ -81,6 +81,10 @@ def test_daemon_sensor_archives_new_runs_visible_through_graphql(archive_env, tm
     port = _free_port()
     logs = tmp_path / "logs"
     logs.mkdir()
+    # Create the instance's tables first: daemon and webserver starting together on a fresh
+    # SQLite home race to create them ("table alembic_version already exists").
+    subprocess.run([str(BIN / "dagster"), "instance", "migrate"], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     procs = []
     try:
         procs.append(subprocess.Popen(
