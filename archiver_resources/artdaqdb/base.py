@@ -61,6 +61,8 @@ def version_number(name: str, version: str) -> Optional[int]:
     """0 for the initial version ``name``, N for ``<name>v<N>``, ``None`` for anything else (exact)."""
     if version == name:
         return 0
+    if not version.startswith(name):  # the common case in a scan of every version: no regex
+        return None
     match = re.fullmatch(re.escape(name) + r"v(\d+)", version)
     return int(match.group(1)) if match else None
 
@@ -391,9 +393,12 @@ class ArtdaqDB(ABC):
 
     def archived_runs(self) -> dict[int, str]:
         """``{run: "<run>/<config>"}``; a run with several configurations maps to its newest."""
+        return self._runs_of(self._configuration_names())
+
+    def _runs_of(self, names: Iterable[str]) -> dict[int, str]:
         by_run: dict[int, str] = {}
         several: dict[int, list[str]] = {}
-        for name in self._configuration_names():  # hot loop over up to 10^5 names: no regex
+        for name in names:  # hot loop over up to 10^5 names: no regex
             head, slash, config = name.partition("/")
             head = head.strip()
             if not slash or not config.strip() or not (head.isascii() and head.isdigit()):
@@ -409,7 +414,11 @@ class ArtdaqDB(ABC):
 
     def find_configuration(self, run: int) -> Optional[str]:
         """The configuration name archived for ``run`` (newest if several), or ``None``."""
-        return self.archived_runs().get(run)
+        # Only names whose run part contains the run's digits can name it (zero padding and
+        # spaces included): a substring test per name instead of parsing 10^5 names per run.
+        digits = str(int(run))
+        return self._runs_of(n for n in self._configuration_names()
+                             if digits in n.partition("/")[0]).get(run)
 
     def is_archived(self, run: int, config: str) -> bool:
         """Whether configuration ``<run>/<config>`` exists (exact match, never a prefix)."""
