@@ -67,12 +67,21 @@ def plain_loop(stores: Stores, runs: list[int], *, with_checks: bool = False) ->
 
 
 class RunlessTimer:
-    """Counts and times DagsterInstance.report_runless_asset_event (per-partition check reports)."""
+    """Counts and times the checks' per-partition evaluation records in range runs: runless
+    reports (``report_runless_asset_event``) or in-run events
+    (``DagsterEvent.asset_check_evaluation``), whichever checks.py uses. Undo with ``restore``."""
 
     def __init__(self, instance):
-        self.calls, self.seconds = 0, 0.0
-        original = instance.report_runless_asset_event
+        from dagster._core.events import DagsterEvent
 
+        self.calls, self.seconds = 0, 0.0
+        self._restore = []
+        instance.report_runless_asset_event = self._timed(instance.report_runless_asset_event)
+        name = "asset_check_evaluation"
+        self._restore.append((DagsterEvent, name, DagsterEvent.__dict__[name]))
+        setattr(DagsterEvent, name, staticmethod(self._timed(getattr(DagsterEvent, name))))
+
+    def _timed(self, original):
         def timed(*args, **kwargs):
             t0 = time.perf_counter()
             try:
@@ -81,7 +90,11 @@ class RunlessTimer:
                 self.calls += 1
                 self.seconds += time.perf_counter() - t0
 
-        instance.report_runless_asset_event = timed
+        return timed
+
+    def restore(self):
+        for owner, name, value in self._restore:
+            setattr(owner, name, value)
 
 
 def dagster_instance(home: Path):
@@ -133,6 +146,7 @@ def dagster_catchup(stores: Stores, runs: list[int], batch: int, home: Path) -> 
             failed += 0 if result.success else len(chunk)
         total = time.perf_counter() - started
         cpu = _cpu() - cpu0
+        timer.restore()
         materialized = len(instance.get_materialized_partitions(dg.AssetKey("ucondb_blob")))
     if failed or materialized != len(keys):
         raise RuntimeError(f"Dagster catch-up failed: {failed} failed partitions, "

@@ -57,3 +57,20 @@ def test_rerun_keeps_the_previous_table(tmp_path):
     assert "second" in text.split(BEGIN, 1)[1].split(END, 1)[0]
     assert "first" in text.split(PREV_BEGIN, 1)[1].split(PREV_END, 1)[0]
     assert "kept" in text and text.count("intro") == 1
+
+
+def test_shortcut_cursor_is_the_one_the_sensor_reaches(tmp_path):
+    """The harness times the steady tick at 100k from a constructed cursor instead of 200
+    catch-up ticks; it must equal what plan_tick leaves after requesting every run."""
+    from archiver_assets.archive.sensors import SensorCursor, plan_tick
+    from bench.scale import caught_up_cursor, make_run_dirs
+
+    root = make_run_dirs(tmp_path, 1100)
+    cursor, requested = SensorCursor(), set()
+    while True:
+        plan = plan_tick(root, cursor, min_age_seconds=3600, known_partitions=lambda: requested)
+        cursor = plan.cursor
+        requested.update(str(r) for r in plan.new_runs)
+        if not plan.new_runs:
+            break
+    assert cursor == caught_up_cursor(1100)
