@@ -18,6 +18,7 @@ from archiver_resources.artdaqdb.base import entity_name
 from archiver_resources.blob import adler32, md5_hex, pack
 from archiver_resources.errors import (
     AlreadyArchivedError,
+    AlreadyUpdatedError,
     DuplicateKeyError,
     IntegrityError,
     NotArchivedError,
@@ -165,9 +166,13 @@ def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
     if prepared.update_files and finished.stop_time:
         versions = artdaqdb.versions(run, config)
         if not any(v != f"{run}/{config}" for v in versions):
-            artdaqdb.update_run(run, config, prepared.update_files)
-            if outcome.action == "verified":
-                outcome.action = "updated"
+            try:  # once: a concurrent import of the same run may have added it meanwhile
+                artdaqdb.update_run(run, config, prepared.update_files, once=True)
+            except AlreadyUpdatedError:
+                pass
+            else:
+                if outcome.action == "verified":
+                    outcome.action = "updated"
     outcome.versions = artdaqdb.versions(run, config)
     outcome.duration_s = time.monotonic() - started
     return outcome

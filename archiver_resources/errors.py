@@ -103,6 +103,10 @@ class AlreadyArchivedError(ArtdaqDBError):
     """The configuration ``<run>/<config>`` already exists in artdaqDB (never overwritten)."""
 
 
+class AlreadyUpdatedError(AlreadyArchivedError):
+    """The configuration already has its RunHistory2 update (``<run>/<config>v<N>``)."""
+
+
 class NotArchivedError(ArtdaqDBError):
     """The run has no configuration in artdaqDB (nothing to export or update)."""
 

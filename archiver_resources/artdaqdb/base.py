@@ -14,7 +14,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable, Mapping, Optional
-from archiver_resources.errors import AlreadyArchivedError, ArtdaqDBError, NotArchivedError
+from archiver_resources.errors import (
+    AlreadyArchivedError, AlreadyUpdatedError, ArtdaqDBError, NotArchivedError,
+)
 from archiver_resources.redaction import redact_uri
 
 RUN_HISTORY = "RunHistory"
@@ -355,11 +357,12 @@ class ArtdaqDB(ABC):
 
     @abstractmethod
     def _store(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
-               initial: bool) -> ArchiveResult:
+               initial: bool, once: bool = False) -> ArchiveResult:
         """Store ``docs`` as version :meth:`_version_for` (computed under the backend's guard);
-        for ``initial``, refuse with AlreadyArchivedError if the configuration exists."""
+        for ``initial``, refuse with AlreadyArchivedError if the configuration exists; for an
+        update with ``once``, refuse with AlreadyUpdatedError if an update version exists."""
 
-    def _version_for(self, run: int, name: str, *, initial: bool) -> str:
+    def _version_for(self, run: int, name: str, *, initial: bool, once: bool = False) -> str:
         """The version a store writes: checks existence, ``<name>`` or ``<name>v<N+1>``."""
         exists = self._has_configuration(name)
         if initial:
@@ -368,7 +371,10 @@ class ArtdaqDB(ABC):
             return name
         if not exists:
             raise NotArchivedError(f"configuration {name} not found for update", run=run)
-        return next_version(name, self._versions(name))
+        versions = self._versions(name)
+        if once and any(version_number(name, v) for v in versions):
+            raise AlreadyUpdatedError(f"configuration {name} already has its update", run=run)
+        return next_version(name, versions)
 
     def _assigned_of(self, name: str) -> Optional[datetime]:
         """Newest assigned time of ``name``; backends may answer from an index."""
@@ -384,12 +390,16 @@ class ArtdaqDB(ABC):
         self._version_for(run, name, initial=True)
         return self._store(run, name, docs, self._timestamp(), initial=True)
 
-    def update_run(self, run: int, config: str, files: Mapping[str, str]) -> str:
-        """Add ``files`` (RunHistory2 + schema) as version ``<run>/<config>v<N+1>``."""
+    def update_run(self, run: int, config: str, files: Mapping[str, str], *,
+                   once: bool = False) -> str:
+        """Add ``files`` (RunHistory2 + schema) as version ``<run>/<config>v<N+1>``.
+
+        ``once``: only if the configuration has no update yet, decided under the store's write
+        guard (AlreadyUpdatedError otherwise), so two concurrent imports add one update."""
         name = configuration_name(run, config)
         docs = plan_documents(run, files, with_hashes=False)
-        self._version_for(run, name, initial=False)
-        return self._store(run, name, docs, self._timestamp(), initial=False).version
+        self._version_for(run, name, initial=False, once=once)
+        return self._store(run, name, docs, self._timestamp(), initial=False, once=once).version
 
     def archived_runs(self) -> dict[int, str]:
         """``{run: "<run>/<config>"}``; a run with several configurations maps to its newest."""

@@ -149,9 +149,9 @@ class BulkToolsArtdaqDB(ArtdaqDB):
         return self.lister._assigned_of(name)
 
     def _store(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
-               initial: bool) -> ArchiveResult:
+               initial: bool, once: bool = False) -> ArchiveResult:
         if not initial:  # bulkloader can only write version <run>/<config>
-            return self.lister._store(run, name, docs, timestamp, initial=False)
+            return self.lister._store(run, name, docs, timestamp, initial=False, once=once)
         config = name.split("/", 1)[1]
         with tempfile.TemporaryDirectory(prefix=f"importer_{run}_") as directory:
             for doc in docs:

@@ -141,9 +141,9 @@ class ConftoolpArtdaqDB(ArtdaqDB):
         return records
 
     def _store(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
-               initial: bool) -> ArchiveResult:
+               initial: bool, once: bool = False) -> ArchiveResult:
         with CONFTOOLP_LOCK:  # check and writes form one step for this process
-            version = self._version_for(run, name, initial=initial)
+            version = self._version_for(run, name, initial=initial, once=once)
             for doc in docs:  # plan order: SystemLayout (what presence checks read) last
                 self.call("write_document", store_query(run, name, version, doc), doc.text)
         return ArchiveResult(run=run, configuration=name, version=version,

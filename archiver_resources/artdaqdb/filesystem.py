@@ -374,9 +374,9 @@ class FilesystemArtdaqDB(ArtdaqDB):
         return next((entity for entity, oids in entities.items() if oid in oids), "unknown")
 
     def _store(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
-               initial: bool) -> ArchiveResult:
+               initial: bool, once: bool = False) -> ArchiveResult:
         try:
-            return self._store_locked(run, name, docs, timestamp, initial=initial)
+            return self._store_locked(run, name, docs, timestamp, initial=initial, once=once)
         except OSError as error:  # disk full, read-only, permissions: typed, naming the run
             raise ArtdaqDBError(
                 f"cannot write configuration {name} to {self.root}: "
@@ -399,12 +399,12 @@ class FilesystemArtdaqDB(ArtdaqDB):
                 store.save_index(index)
 
     def _store_locked(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
-                      initial: bool) -> ArchiveResult:
+                      initial: bool, once: bool = False) -> ArchiveResult:
         with self._write_lock():
             self._recover()
             if initial:
                 self._forget_lost_documents(name)
-            version = self._version_for(run, name, initial=initial)
+            version = self._version_for(run, name, initial=initial, once=once)
             planned = [(doc, new_oid()) for doc in docs]
             journal = self._write_journal(name, version, initial, planned)
             try:

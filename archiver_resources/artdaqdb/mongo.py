@@ -97,9 +97,9 @@ class MongoArtdaqDB(ArtdaqDB):
                 if d.get("version") in committed]
 
     def _store(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
-               initial: bool) -> ArchiveResult:
+               initial: bool, once: bool = False) -> ArchiveResult:
         self._ensure_system_metadata()
-        version = self._version_for(run, name, initial=initial)
+        version = self._version_for(run, name, initial=initial, once=once)
         planned = [(doc, new_oid()) for doc in docs]
         for collection in {doc.collection for doc in docs}:
             self.ensure_indexes(collection)

@@ -136,3 +136,16 @@ def test_invalid_inputs_are_refused(open_store):
     with pytest.raises(ArtdaqDBError, match="configuration name"):
         db.archive_run(11, "a/b", insert_files(11))
     assert db.archived_runs() == {}
+
+
+def test_update_once_refuses_a_second_update(open_store):
+    """Two imports racing to add RunHistory2 must leave one update version, not v1 and v2."""
+    from archiver_resources.errors import AlreadyUpdatedError
+
+    db = open_store()
+    db.archive_run(88, "standard", insert_files(88, "standard"))
+    assert db.update_run(88, "standard", update_files(), once=True) == "88/standardv1"
+    with pytest.raises(AlreadyUpdatedError, match="run 88"):
+        db.update_run(88, "standard", update_files(), once=True)
+    assert db.versions(88, "standard") == ["88/standard", "88/standardv1"]
+    assert db.update_run(88, "standard", update_files()) == "88/standardv2"  # explicit: allowed
