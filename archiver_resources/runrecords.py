@@ -63,12 +63,15 @@ def list_runs(run_records_dir: str | os.PathLike) -> RunListing:
     same run (``123`` and ``0123``) put an error for that run in ``.errors`` instead of ``.runs``.
     """
     root = Path(run_records_dir)
+    # CPython's cheap child constructor when present: parsing 10^5 full paths was half of a
+    # sensor tick at 100k runs. Same paths as Path(entry.path).
+    child = getattr(root, "_make_child_relpath", root.joinpath)
     found: dict[int, list[Path]] = {}
     try:
         with os.scandir(root) as entries:
             for entry in entries:
                 if is_run_directory_name(entry.name) and _is_dir(entry):
-                    found.setdefault(int(entry.name), []).append(Path(entry.path))
+                    found.setdefault(int(entry.name), []).append(child(entry.name))
     except FileNotFoundError as exc:
         raise RunRecordError(f"run records directory {root} does not exist") from exc
     except NotADirectoryError as exc:
