@@ -40,7 +40,7 @@ MODES = {
 
 PREAMBLE = """# Performance
 
-How fast run-record-archiver archives, measured by `bench/run.py` (rerun it: see the README).
+How fast run-record-archiver archives, measured by `bench/run.py` (rerun it: see "How to rerun" below).
 Each figure has a baseline measured in the same invocation and the ratio between them, so a
 slower or busier machine shifts both. Targets are those of issue 6 (2-core machine).
 """
