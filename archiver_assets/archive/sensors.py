@@ -81,6 +81,11 @@ def plan_tick(run_records_dir, cursor: SensorCursor, *, min_age_seconds: float,
         plan.full_scan = True
         known = set(known_partitions()) if known_partitions else set()
         candidates = {r for r in runs if run_key(r) not in known}
+        # Runs that are partitions already count as seen: without this, a fresh cursor over an
+        # archive with nothing new would repeat the full comparison every tick.
+        handled = [r for r in runs if r not in candidates]
+        cursor = SensorCursor(highest=max([cursor.highest] + handled), pending=cursor.pending,
+                              awaiting_stop=cursor.awaiting_stop, directories=cursor.directories)
     else:
         candidates = set(above) | {r for r in cursor.pending if r in runs}
     pending, new_runs, awaiting = [], [], set(cursor.awaiting_stop)

@@ -114,3 +114,16 @@ def test_cursor_round_trips_and_survives_garbage():
     assert SensorCursor.parse(cursor.dump()) == cursor
     assert SensorCursor.parse("not json") == SensorCursor()
     assert SensorCursor.parse(None) == SensorCursor()
+
+
+def test_fresh_cursor_over_an_archive_with_nothing_new_compares_in_full_only_once(tmp_path):
+    for run in (1, 2, 3):
+        make(tmp_path, run)
+    known = lambda: ["1", "2", "3"]  # noqa: E731 - every run is a partition already
+    first = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=known)
+    assert first.full_scan and first.new_runs == [] and first.cursor.highest == 3
+    second = plan_tick(tmp_path, first.cursor, min_age_seconds=AGE, known_partitions=known)
+    assert not second.full_scan and second.new_runs == []
+    make(tmp_path, 4)
+    third = plan_tick(tmp_path, second.cursor, min_age_seconds=AGE, known_partitions=known)
+    assert not third.full_scan and third.new_runs == [4]
