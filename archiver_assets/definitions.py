@@ -17,6 +17,7 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partiti
 
 from archiver_assets.archive import build_archive_definitions  # noqa: E402
 from archiver_assets.operations import build_operations_definitions  # noqa: E402
+from archiver_assets.state import build_state_definitions  # noqa: E402
 
 
 def build_definitions(config_path=None, *, backfill_batch_size=None,
@@ -27,6 +28,7 @@ def build_definitions(config_path=None, *, backfill_batch_size=None,
         build_archive_definitions(config_path, backfill_batch_size=backfill_batch_size,
                                   sensor_interval_seconds=interval),
         build_operations_definitions(config_path, sensor_interval_seconds=interval),
+        build_state_definitions(with_resources=False),  # reconcile, legacy import, dry-run plan
         # Per-run process start-up dominates a run's cost: every job, asset backfills included,
         # runs in-process (measured ~0.3 s vs ~6 s per run with the multiprocess executor).
         dg.Definitions(executor=dg.in_process_executor),

@@ -1,0 +1,796 @@
+"""``run-record-archiver [config.yaml] [flags]``: the legacy command line, on Dagster.
+
+Same flags and meanings as the legacy tool (spec §2), executed as real Dagster runs of
+``import_runs`` / ``migrate_runs`` on the configured instance, so every run and materialization
+is visible in the UI afterwards. In Dagster terms "failed runs" are FAILED partitions and
+"state" is partition status; docs/migration-from-legacy.md has the mapping table.
+
+Start-up (every mode): load config.yaml (ConfigError → ERROR SUMMARY, exit 1), ``mkdir -p``
+work_dir, logging (legacy format; ``-v``; ``app.log_file`` rotating at 500 MiB or 14 days, 5
+backups; secrets redacted on every handler), banner, SIGINT+SIGTERM graceful-stop handler, the
+instance lock (held → exit 1, the holder undisturbed), the lock monitor (lock file removed →
+graceful stop, reason ``Lock file removed``), then the Dagster instance: ``DAGSTER_HOME`` from the
+environment, else ``app.dagster_home``, else ``<work_dir>/dagster_home``; a directory without a
+dagster.yaml gets the project's. No store is contacted at start-up: a store that is down fails
+the runs that need it (exit 1), or stops a status report at its ``query failed`` line (exit 0).
+
+Exit codes: 0 success or nothing to do (also a finished report or recovery); 1 a run failed, a
+known error (config, lock held, run listing), a verification failure in a recovery; 2 an
+unexpected exception or a usage error; 130 after a graceful stop or an immediate one. ``main``
+returns the code (tests call it in-process); ``python -m archiver_assets.cli`` exits with it.
+"""
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import time
+import traceback
+import uuid
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import Optional, Sequence
+
+RULE = "=" * 70
+STAGE_RULE = "=" * 60
+LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
+LOG_MAX_BYTES = 500 * 1024 * 1024
+LOG_MAX_AGE_SECONDS = 14 * 24 * 3600
+LOG_BACKUPS = 5
+HELP_ALIASES = {"/?", "/h", "/help"}
+PROJECT_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+FALLBACK_DAGSTER_YAML = """\
+# Written by run-record-archiver (no dagster.yaml was found in this DAGSTER_HOME).
+concurrency:
+  runs:
+    max_concurrent_runs: 2
+  pools:
+    default_limit: 2
+run_retries:
+  enabled: true
+  max_retries: 1
+  retry_on_asset_or_op_failure: false
+telemetry:
+  enabled: false
+"""
+
+logger = logging.getLogger("archiver_assets.cli")
+
+EPILOG = """\
+modes (mutually exclusive; none = full pipeline: import, then migration):
+  --import-only            import stage only: run records -> artdaqDB (job import_runs)
+  --migrate-only           migration stage only: artdaqDB -> UconDB (job migrate_runs)
+  --retry-failed-import    re-run every FAILED artdaqdb_config partition (no batch cap)
+  --retry-failed-migrate   re-run every FAILED ucondb_blob partition (no batch cap)
+  --report-status          status report per store + what Dagster knows; no processing
+  --recover-import-state   rebuild artdaqdb_config partition status from artdaqDB (reconcile)
+  --recover-migrate-state  rebuild ucondb_blob partition status from UconDB (reconcile)
+  --reconcile              both recover modes in one command, e.g. after losing DAGSTER_HOME
+  --import-legacy-state [WORK_DIR]
+                           one-shot import of the legacy state files and failure logs
+                           (default: the app.* paths): reconcile, then the runs the legacy
+                           tool logged as failed become FAILED partitions
+  Precedence: the recover modes first, then --report-status/--compare-state.
+
+candidates, in Dagster terms:
+  import    finished run directories whose artdaqdb_config partition is not materialized
+  migrate   runs whose artdaqdb_config is materialized and ucondb_blob is not
+  --incremental keeps runs above the highest materialized partition of the stage; batch cap
+  batch_size (incremental) or batch_size*10 (full); Dagster runs of batch_size partitions,
+  parallel_workers at a time.
+
+exit codes:
+  0    success, nothing to do, a finished report or recovery
+  1    a run failed, or a known error (configuration, lock held, run listing)
+  2    unexpected error, or a command-line usage error
+  130  stopped by Ctrl-C / SIGTERM / lock-file removal
+
+Ctrl-C (or SIGTERM): the Dagster runs in progress finish, no new ones start, exit 130.
+Press Ctrl-C three times within 2 seconds to stop at once (the runs in progress are
+interrupted and recorded as failed). Deleting the lock file also stops gracefully.
+Every run is a Dagster run on the instance in DAGSTER_HOME (else app.dagster_home, else
+<work_dir>/dagster_home): open the Dagster UI to see runs, partitions and checks.
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run-record-archiver",
+        description="Archive artdaq run records: run records -> artdaqDB -> UconDB, as Dagster "
+                    "runs on the configured instance (legacy run_archiver.sh flags).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config_file", nargs="?", default="config.yaml",
+                        help="legacy-format configuration file (default: config.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log at DEBUG (overrides app.log_level); shows the Dagster event log")
+    parser.add_argument("--incremental", action="store_true",
+                        help="only runs above the highest materialized partition of each stage; "
+                             "batch cap batch_size instead of batch_size*10")
+    parser.add_argument("--compare-state", action="store_true",
+                        help="status report with the STATE COMPARISON section (implies "
+                             "--report-status)")
+    parser.add_argument("--validate", action="store_true",
+                        help="log the legacy_metadata check (blob metadata.fcl) of every migrated "
+                             "run; warns only")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what would be imported/migrated/verified/recorded and why; "
+                             "write nothing (no store, no partition, no Dagster run or event)")
+    parser.add_argument("--verify", action="store_true",
+                        help="with a recover mode or --import-legacy-state: verify each run "
+                             "before recording it (hashes / MD5; slow)")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--import-only", action="store_true", help="import stage only")
+    modes.add_argument("--migrate-only", action="store_true", help="migration stage only")
+    modes.add_argument("--retry-failed-import", action="store_true",
+                       help="retry the failed artdaqdb_config partitions")
+    modes.add_argument("--retry-failed-migrate", action="store_true",
+                       help="retry the failed ucondb_blob partitions")
+    modes.add_argument("--report-status", action="store_true", help="status report only")
+    modes.add_argument("--recover-import-state", action="store_true",
+                       help="rebuild the import state (partitions) from artdaqDB")
+    modes.add_argument("--recover-migrate-state", action="store_true",
+                       help="rebuild the migration state (partitions) from UconDB")
+    modes.add_argument("--reconcile", action="store_true",
+                       help="rebuild the partition status of both stages from the stores in one "
+                            "command (the Dagster job `reconcile`)")
+    modes.add_argument("--import-legacy-state", nargs="?", const="", default=None,
+                       metavar="WORK_DIR",
+                       help="import the legacy state files and failure logs (WORK_DIR or the "
+                            "app.* paths)")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return parser
+
+
+def rewrite_help_aliases(argv: Sequence[str]) -> list:
+    """``/?``, ``/h`` and ``/help`` mean ``--help`` (legacy)."""
+    return ["--help" if arg in HELP_ALIASES else arg for arg in argv]
+
+
+# ---------------------------------------------------------------------------------------------
+# Logging
+# ---------------------------------------------------------------------------------------------
+
+class ArchiverLogFileHandler(RotatingFileHandler):
+    """Rotates at 500 MiB or when the file is 14 days old, whichever comes first, keeping 5
+    backups (``archiver.log.1`` … ``.5``). Age: the time of the file's first record (Linux's
+    ctime, which the legacy tool used, changes at every write)."""
+
+    def __init__(self, filename, max_age_seconds: float = LOG_MAX_AGE_SECONDS, **kw):
+        kw.setdefault("maxBytes", LOG_MAX_BYTES)
+        kw.setdefault("backupCount", LOG_BACKUPS)
+        super().__init__(filename, encoding="utf-8", **kw)
+        self.max_age_seconds = max_age_seconds
+        self.started = self._first_record_time() or time.time()
+
+    def _first_record_time(self) -> Optional[float]:
+        try:
+            with open(self.baseFilename, "r", encoding="utf-8", errors="replace") as handle:
+                head = handle.read(19)
+            return time.mktime(time.strptime(head, "%Y-%m-%d %H:%M:%S"))
+        except (OSError, ValueError):
+            return None
+
+    def shouldRollover(self, record) -> int:
+        if self.stream is not None and time.time() - self.started > self.max_age_seconds:
+            return 1
+        return super().shouldRollover(record)
+
+    def doRollover(self) -> None:
+        super().doRollover()
+        self.started = time.time()
+
+
+class LoggingSetup:
+    """The root-logger handlers of one invocation, removable again (tests call ``main`` often)."""
+
+    def __init__(self):
+        self.handlers: list = []
+        self.root = logging.getLogger()
+        self.previous_level = self.root.level
+
+    def add(self, handler: logging.Handler, secrets: Sequence[str]) -> None:
+        from archiver_resources.redaction import RedactingFilter
+
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.addFilter(RedactingFilter(secrets))
+        self.root.addHandler(handler)
+        self.handlers.append(handler)
+
+    def configure(self, *, level: int, log_file: Optional[Path], secrets: Sequence[str]) -> None:
+        self.root.setLevel(level)
+        self.add(logging.StreamHandler(sys.stdout), secrets)
+        if log_file is not None:
+            Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+            self.add(ArchiverLogFileHandler(log_file), secrets)
+
+    def close(self) -> None:
+        for handler in self.handlers:
+            self.root.removeHandler(handler)
+            handler.close()
+        self.handlers.clear()
+        self.root.setLevel(self.previous_level)
+
+
+def error_summary(error: BaseException, *, stage: Optional[str] = None,
+                  level: int = logging.CRITICAL) -> None:
+    logger.log(level, RULE)
+    logger.log(level, "ERROR SUMMARY")
+    logger.log(level, RULE)
+    if stage:
+        logger.log(level, "Failed Stage: %s", stage)
+    logger.log(level, "Error Type: %s", type(error).__name__)
+    logger.log(level, "Error Message: %s", error)
+    logger.log(level, RULE)
+
+
+def unexpected_summary(error: BaseException, *, stage: Optional[str] = None) -> None:
+    logger.critical(RULE)
+    logger.critical("UNEXPECTED ERROR SUMMARY")
+    logger.critical(RULE)
+    if stage:
+        logger.critical("Failed Stage: %s", stage)
+    logger.critical("Error Type: %s", type(error).__name__)
+    logger.critical("Error Message: %s", error)
+    logger.critical(RULE)
+    logger.critical("".join(traceback.format_exception(type(error), error,
+                                                       error.__traceback__)).rstrip())
+
+
+# ---------------------------------------------------------------------------------------------
+# Dagster instance
+# ---------------------------------------------------------------------------------------------
+
+def resolve_dagster_home(config) -> tuple:
+    """``(path, where it came from)``: the environment's ``DAGSTER_HOME``, else
+    ``app.dagster_home``, else ``<work_dir>/dagster_home``. The directory is created, and given
+    the project's dagster.yaml when it has none."""
+    if os.environ.get("DAGSTER_HOME"):
+        home, source = Path(os.environ["DAGSTER_HOME"]), "DAGSTER_HOME"
+    elif config.app.dagster_home:
+        home, source = Path(config.app.dagster_home), "app.dagster_home"
+    else:
+        home, source = Path(config.app.work_dir) / "dagster_home", "app.work_dir"
+    home = home.expanduser().resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    settings = home / "dagster.yaml"
+    if not settings.exists():
+        if PROJECT_DAGSTER_YAML.is_file():
+            shutil.copyfile(PROJECT_DAGSTER_YAML, settings)
+        else:
+            settings.write_text(FALLBACK_DAGSTER_YAML, encoding="utf-8")
+    return home, source
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the process exit code."""
+    argv = rewrite_help_aliases(list(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), argparse printed why
+        return int(exit_.code or 0)
+    if args.worker:
+        from archiver_assets.state.execution import worker_main
+
+        return worker_main(args.config_file)
+    return Invocation(args).run()
+
+
+class Invocation:
+    """One command-line invocation: start-up, dispatch, shutdown (spec §2.2)."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.logging = LoggingSetup()
+        self.stage: Optional[str] = None
+        self.controller = None
+        self.config = None
+        self.pool = None
+        self.lock = None
+        self.monitor = None
+        self.invocation_id = uuid.uuid4().hex[:16]
+
+    def worker_pool(self):
+        """The invocation's worker processes (started on first use, closed at the end)."""
+        if self.pool is None:
+            from archiver_assets.state.execution import WorkerPool
+
+            self.pool = WorkerPool(str(Path(self.args.config_file).resolve()),
+                                   self.config.app.parallel_workers)
+        return self.pool
+
+    # -- start-up ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        from archiver_resources.errors import ArchiverError
+        from archiver_resources.shutdown import EXIT_UNEXPECTED
+
+        saved_home = os.environ.get("DAGSTER_HOME")
+        try:
+            code = self._start_and_dispatch()
+        except ArchiverError as error:
+            error_summary(error, stage=self.stage)
+            code = 1
+        except Exception as error:  # noqa: BLE001 - the last line of defence: exit 2
+            unexpected_summary(error, stage=self.stage)
+            code = EXIT_UNEXPECTED
+        finally:
+            self._shut_down()
+            if saved_home is None:
+                os.environ.pop("DAGSTER_HOME", None)
+            else:
+                os.environ["DAGSTER_HOME"] = saved_home
+        controller = self.controller
+        if controller is not None and controller.requested:
+            code = controller.exit_code(code)
+            controller.log_completed()
+        self.logging.close()
+        return code
+
+    def _start_and_dispatch(self) -> int:
+        from archiver_resources.config import load_config
+        from archiver_resources.errors import ConfigError
+        from archiver_resources.locking import InstanceLock, LockHeldError, LockMonitor
+        from archiver_resources.shutdown import ShutdownController
+
+        try:
+            self.config = load_config(self.args.config_file)
+            Path(self.config.app.work_dir).mkdir(parents=True, exist_ok=True)
+        except ConfigError as error:
+            self.logging.configure(level=logging.INFO, log_file=None, secrets=())
+            error_summary(error)
+            return 1
+        self._configure_logging()
+        logger.info(RULE)
+        logger.info("Run Record Archiver Starting")
+        logger.info("Config: %s", self.args.config_file)
+        logger.info(RULE)
+        logger.debug("Configuration: %r", self.config)
+        for warning in self.config.warnings:
+            logger.warning("Configuration: %s", warning)
+        self.controller = ShutdownController(
+            logger=logging.getLogger("archiver_resources.shutdown"),
+            on_immediate=self._immediate_exit).install()
+        lock = InstanceLock(self.config.app.lock_file)
+        try:
+            lock.acquire()
+        except LockHeldError as error:
+            error_summary(error, level=logging.WARNING)
+            return 1
+        self.lock = lock
+        self.monitor = LockMonitor(lock, self.controller.request).start()
+        home, source = resolve_dagster_home(self.config)
+        os.environ["DAGSTER_HOME"] = str(home)
+        logger.info("Dagster instance: %s (from %s)", home, source)
+        return self._dispatch()
+
+    def _shut_down(self) -> None:
+        """Workers first (they finish their batch), then the lock monitor, lock and handlers."""
+        if self.pool is not None:
+            from archiver_assets.state.execution import fail_unfinished_runs
+
+            self.pool.close()
+            try:  # a worker killed at the end (it did not exit in time) leaves its run STARTED
+                for run_id in fail_unfinished_runs(self.invocation_id,
+                                                   "Interrupted: its worker process was stopped"):
+                    logger.warning("Dagster run %s did not finish, marked failed", run_id)
+            except Exception as error:  # noqa: BLE001 - never hide the real exit code
+                logger.error("Could not check for unfinished Dagster runs: %s", error)
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.lock is not None:
+            self.lock.release()
+        if self.controller is not None:
+            self.controller.uninstall()
+
+    def _configure_logging(self) -> None:
+        level = logging.DEBUG if self.args.verbose else getattr(logging, self.config.app.log_level)
+        self.logging.configure(level=level, log_file=self.config.app.log_file,
+                               secrets=self.config.secrets())
+        for noisy in ("urllib3", "sqlalchemy", "alembic", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    def _immediate_exit(self) -> None:
+        from archiver_assets.state.execution import (
+            IMMEDIATE_GRACE_SECONDS, fail_unfinished_runs, interrupt_workers,
+        )
+        from archiver_resources.shutdown import EXIT_INTERRUPTED
+
+        if self.pool is not None:
+            interrupt_workers(IMMEDIATE_GRACE_SECONDS)
+            try:
+                failed = fail_unfinished_runs(self.invocation_id, "Interrupted: the command "
+                                              "line was stopped immediately (3 signals in 2 s)")
+                for run_id in failed:
+                    logger.warning("Dagster run %s interrupted, marked failed", run_id)
+            except Exception as error:  # noqa: BLE001 - exiting anyway
+                logger.error("Could not mark the interrupted Dagster runs failed: %s", error)
+        for handler in self.logging.handlers:
+            handler.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def _dispatch(self) -> int:
+        import dagster as dg
+
+        from archiver_assets.state.stores import Stores
+
+        args = self.args
+        stores = Stores.from_config_path(args.config_file)
+        with dg.DagsterInstance.get() as instance:
+            if args.recover_import_state or args.recover_migrate_state:
+                return recover(self, instance, stores,
+                               "import" if args.recover_import_state else "migrate")
+            if args.reconcile:
+                return reconcile_all(self, instance, stores)
+            if args.report_status or args.compare_state:
+                return report(instance, stores, compare=args.compare_state)
+            if args.import_legacy_state is not None:
+                return import_legacy(self, instance, stores, args.import_legacy_state or None)
+            return process(self, instance, stores)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processing modes: full pipeline, --import-only, --migrate-only, retries
+# ---------------------------------------------------------------------------------------------
+
+STAGE_BANNERS = {
+    ("import", False): ("Import", "Import - Importing runs from filesystem to ArtdaqDB"),
+    ("migrate", False): ("Migration", "Migration - Migrating runs from ArtdaqDB to UconDB"),
+    ("import", True): ("Import Recovery", "Import Recovery - Retrying failed imports"),
+    ("migrate", True): ("Migration Recovery", "Migration Recovery - Retrying failed migrations"),
+}
+NOTIFY_STAGES = {"import": "import", "migrate": "migration"}
+
+
+def process(inv: Invocation, instance, stores) -> int:
+    """The full pipeline or one stage (normal, incremental or retry), as Dagster runs."""
+    from archiver_assets.state.plan import build_plan, mode_for
+
+    args, config = inv.args, inv.config
+    mode = mode_for(import_only=args.import_only, migrate_only=args.migrate_only,
+                    retry_import=args.retry_failed_import, retry_migrate=args.retry_failed_migrate,
+                    incremental=args.incremental)
+    if args.dry_run:
+        for line in build_plan(instance, stores, mode).lines():
+            logger.info(line)
+        return 0
+    logger.info("=== Execution Mode: %s ===", mode.title)
+    fuzz = config.app_fuzz
+    if fuzz.random_skip_percent or fuzz.random_error_percent:
+        logger.warning("app_fuzz (fault injection) is not supported by this version; ignored")
+    codes = {}
+    import_failed: list = []
+    if "import" in mode.stages:
+        codes["import"], outcome = run_one_stage(inv, instance, stores, mode, "import")
+        import_failed = sorted(outcome.failed) if outcome else []
+    if "migrate" in mode.stages:
+        if inv.controller.requested:
+            logger.warning("Shutdown requested: the migration stage is not started")
+        else:
+            codes["migrate"], _ = run_one_stage(inv, instance, stores, mode, "migrate",
+                                                exclude=import_failed)
+    code = codes.get("import", 0) or codes.get("migrate", 0)
+    if code == 0:
+        logger.info("✓ EXECUTION COMPLETED SUCCESSFULLY")
+    else:
+        logger.error("✗ EXECUTION COMPLETED WITH FAILURES (exit code: %d)", code)
+    return code
+
+
+def run_one_stage(inv: Invocation, instance, stores, mode, stage: str, exclude=()) -> tuple:
+    """Banners, candidates, execution, alerts and metrics of one stage: ``(exit code, outcome)``."""
+    from archiver_resources.errors import ArchiverError
+
+    retry = mode.selection == "retry"
+    label, title = STAGE_BANNERS[(stage, retry)]
+    inv.stage = label
+    logger.info(STAGE_RULE)
+    logger.info("STAGE: %s", title)
+    if not retry:
+        logger.info("Mode: %s", "Incremental" if mode.incremental else "Full")
+    logger.info(STAGE_RULE)
+    outcome = None
+    try:
+        runs = select_runs(inv, instance, stores, mode, stage, exclude)
+        if runs:
+            outcome = execute_runs(inv, instance, stage, runs)
+            code = outcome.exit_code
+            after_stage(inv, stage, mode, outcome)
+        else:
+            logger.info("No runs to process")
+            code = 0
+            if stage == "migrate" and not retry:
+                send_migration_metrics(inv.config, [], [])
+    except ArchiverError as error:  # e.g. the run-records directory cannot be listed
+        logger.error("✗ %s Stage cannot run: %s", label, error)
+        code = 1
+    if code == 0:
+        logger.info("✓ %s Stage completed successfully (exit code: 0)", label)
+    else:
+        logger.error("✗ %s Stage completed with failures (exit code: %d)", label, code)
+    inv.stage = None
+    return code, outcome
+
+
+def select_runs(inv: Invocation, instance, stores, mode, stage: str, exclude) -> list:
+    """This stage's runs by the legacy candidate rules over partition status (state.plan)."""
+    from archiver_assets.state.partition_status import read_stage_status
+    from archiver_assets.state.plan import plan_import, plan_migrate
+
+    config = inv.config
+    status = read_stage_status(instance)
+    if stage == "import":
+        listing = stores.list_filesystem()
+        plan = plan_import(selection=mode.selection, listing=listing, status=status["import"],
+                           batch_size=config.app.batch_size,
+                           min_age_seconds=float(config.source_files.finished_after_seconds))
+        if listing.runs and not status["import"].ever_materialized and mode.selection != "retry":
+            warn_if_instance_is_empty(stores)
+    else:
+        plan = plan_migrate(selection=mode.selection, import_status=status["import"],
+                            migrate_status=status["migrate"], batch_size=config.app.batch_size,
+                            exclude=exclude)
+    for entry in plan.entries:
+        if entry.action == "skip":
+            level = logging.WARNING if "problem" in entry.reason else logging.INFO
+            logger.log(level, "Run %d skipped: %s", entry.run, entry.reason)
+    for reason, count in plan.skipped.items():
+        if count:
+            logger.debug("%d run(s) skipped: %s", count, reason)
+    what = "import" if stage == "import" else "migrate"
+    logger.info("Found %d run(s) to %s", len(plan.selected) + plan.remaining, what)
+    if plan.limited_line():
+        logger.info(plan.limited_line())
+    return plan.selected
+
+
+def warn_if_instance_is_empty(stores) -> None:
+    """A fresh DAGSTER_HOME beside populated stores: every run would be re-verified."""
+    from archiver_resources.errors import ArchiverError
+
+    try:
+        archived = stores.list_artdaqdb()
+    except ArchiverError:
+        return
+    if archived:
+        logger.warning("This Dagster instance knows no imported run, but artdaqDB holds %d: run "
+                       "`run-record-archiver %s --reconcile` first, or every run is re-verified",
+                       len(archived), stores.config.path or "config.yaml")
+
+
+def execute_runs(inv: Invocation, instance, stage: str, runs: list):
+    from archiver_assets.state.execution import run_stage
+
+    mode_tag = "retry" if inv.args.retry_failed_import or inv.args.retry_failed_migrate else (
+        "incremental" if inv.args.incremental else "full")
+    return run_stage(stage=stage, runs=runs, instance=instance, pool=inv.worker_pool(),
+                     batch_size=inv.config.app.batch_size,
+                     stop_requested=lambda: inv.controller.requested,
+                     tags={"archiver/mode": mode_tag,
+                           "archiver/invocation": inv.invocation_id}, logger=logger)
+
+
+def after_stage(inv: Invocation, stage: str, mode, outcome) -> None:
+    """--validate lines, failure alerts (never blocking), migration metrics."""
+    if stage == "migrate" and inv.args.validate and mode.selection != "retry":
+        for run, errors in sorted(outcome.validation.items()):
+            if errors:
+                logger.warning("✗ Blob validation found %d errors for run %d: %s", len(errors),
+                               run, "; ".join(errors))
+            else:
+                logger.info("✓ Blob validation passed for run %d", run)
+    if outcome.failed:
+        notify_failures(inv.config, NOTIFY_STAGES[stage], outcome.failed)
+    if stage == "migrate" and mode.selection != "retry":
+        send_migration_metrics(inv.config, outcome.succeeded, sorted(outcome.failed))
+
+
+def notify_failures(config, stage: str, failed: dict) -> None:
+    from archiver_resources.notifications import Notifier
+    from archiver_resources.ops_resources import email_settings, slack_settings
+
+    notifier = Notifier(email=email_settings(config), slack=slack_settings(config))
+    if notifier.enabled:
+        notifier.notify_failures(stage, failed, reason=failed)
+
+
+def send_migration_metrics(config, succeeded, failed) -> None:
+    from archiver_resources.metrics import open_metrics, send_migration_counts
+
+    carbon = config.carbon
+    if not carbon.enabled:
+        return
+    metrics = open_metrics(enabled=True, host=carbon.host, port=carbon.port,
+                           prefix=carbon.metric_prefix or "")
+    try:
+        send_migration_counts(metrics, list(succeeded), list(failed))
+    finally:
+        metrics.close(timeout=2.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# --recover-*-state, --import-legacy-state
+# ---------------------------------------------------------------------------------------------
+
+def recover(inv: Invocation, instance, stores, stage: str) -> int:
+    """Reconcile one stage from the stores and print the legacy recovery summary."""
+    from archiver_assets.state.legacy_import import refresh_legacy_files
+    from archiver_assets.state.reconcile import reconcile
+    from archiver_resources import legacy_state as ls
+
+    name = "IMPORT" if stage == "import" else "MIGRATION"
+    logger.info("=== Execution Mode: Recover %s State ===", name.capitalize())
+    inv.stage = f"{name.capitalize()} State Recovery"
+    result = reconcile(instance, stores, stages=(stage,), verify=inv.args.verify,
+                       dry_run=inv.args.dry_run)
+    if stage == "import":
+        source, target = set(stores.list_filesystem().runs), set(result.artdaqdb_runs)
+        source_name, target_name = "Filesystem", "ArtdaqDB"
+    else:
+        source, target = set(result.artdaqdb_runs), set(result.ucondb_runs)
+        source_name, target_name = "ArtdaqDB", "UconDB"
+    if inv.args.dry_run:
+        last_contiguous, last_attempted, missing = ls.recover_state(source, target)
+        written = False
+    else:
+        last_contiguous, last_attempted, missing, written = refresh_legacy_files(
+            stores, stage, source, target)
+    outcome = result.stages[stage]
+    shown = ", ".join(str(r) for r in missing[:10]) + (" ..." if len(missing) > 10 else "")
+    state_file = (inv.config.app.import_state_file if stage == "import"
+                  else inv.config.app.migrate_state_file)
+    verb = "would record" if inv.args.dry_run else "recorded"
+    lines = [RULE, f"{name} STATE RECOVERY {'PLAN (dry run)' if inv.args.dry_run else 'COMPLETE'}",
+             RULE,
+             f"  {source_name + ' runs:':<22}{len(source)}",
+             f"  {target_name + ' runs:':<22}{len(target)}",
+             f"  {'Last contiguous run:':<22}{last_contiguous}",
+             f"  {'Last attempted run:':<22}{last_attempted}",
+             f"  {'Missing runs:':<22}{len(missing)}" + (f" ({shown})" if missing else ""),
+             f"  {'Dagster partitions:':<22}{len(result.added_partitions)} added; "
+             f"{outcome.asset}: {verb} {len(outcome.recorded)}, already {outcome.already}",
+             f"  {'Legacy state file:':<22}"
+             + (f"rewritten ({state_file})" if written else "not present, left alone"),
+             f"  {'Took:':<22}{result.seconds:.2f} s"]
+    for run, why in sorted(outcome.unverified.items())[:10]:
+        lines.append(f"  ✗ run {run} failed verification, not recorded: {why}")
+    lines.append(RULE)
+    for line in lines:
+        logger.info(line)
+    inv.stage = None
+    return 1 if outcome.unverified else 0
+
+
+def reconcile_all(inv: Invocation, instance, stores) -> int:
+    """Both stages from the stores in one command (the ``reconcile`` job's command-line form)."""
+    from archiver_assets.state.reconcile import reconcile
+
+    logger.info("=== Execution Mode: Reconcile ===")
+    inv.stage = "Reconcile"
+    result = reconcile(instance, stores, verify=inv.args.verify, dry_run=inv.args.dry_run)
+    lines = [RULE, "STATE RECONCILE " + ("PLAN (dry run)" if inv.args.dry_run else "COMPLETE"),
+             RULE] + [f"  {line}" for line in result.summary_lines()] + [RULE]
+    for line in lines:
+        logger.info(line)
+    inv.stage = None
+    return 1 if any(stage.unverified for stage in result.stages.values()) else 0
+
+
+def import_legacy(inv: Invocation, instance, stores, work_dir: Optional[str]) -> int:
+    from archiver_assets.state.legacy_import import import_legacy_state
+
+    logger.info("=== Execution Mode: Import Legacy State ===")
+    inv.stage = "Legacy State Import"
+    result = import_legacy_state(instance, stores, work_dir=work_dir, dry_run=inv.args.dry_run,
+                                 verify=inv.args.verify)
+    for line in result.summary_lines():
+        logger.info(line)
+    inv.stage = None
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# --report-status, --compare-state
+# ---------------------------------------------------------------------------------------------
+
+def report(instance, stores, *, compare: bool) -> int:
+    """The legacy status report (archiver_resources.statusreport) plus what Dagster knows."""
+    from archiver_assets.operations.status import dagster_status
+    from archiver_resources import statusreport as sr
+    from archiver_resources.redaction import redact
+
+    inputs = {"filesystem": None, "artdaqdb": None, "ucondb": None}
+    errors: dict = {}
+    queries = (("filesystem", lambda: list(stores.list_filesystem().runs)),
+               ("artdaqdb", lambda: list(stores.list_artdaqdb())),
+               ("ucondb", stores.list_ucondb))
+    for name, fetch in queries:
+        try:
+            inputs[name] = fetch()
+        except Exception as error:  # noqa: BLE001 - any store failure is a report line
+            errors[name] = redact(" ".join(str(error).split())[:300], stores.config.secrets())
+            break
+    comparison = None
+    if compare and not errors:
+        comparison = dagster_state_comparison(instance, inputs["filesystem"], inputs["artdaqdb"])
+    built = sr.build_report(inputs["filesystem"], inputs["artdaqdb"], inputs["ucondb"],
+                            locations=stores.describe(), errors=errors,
+                            dagster=dagster_status(instance), state_comparison=comparison)
+    records = built.records()
+    if comparison is not None:
+        records = with_legacy_comparison(records, stores, inputs)
+    for record in records:
+        logger.log(record.level, record.text)
+    return 0
+
+
+def dagster_state_comparison(instance, filesystem, artdaqdb):
+    """The STATE COMPARISON inputs from partition status: last contiguous run = end of the
+    consecutive stretch of materialized runs from the lowest (the §9.5 rule), failed runs =
+    FAILED partitions."""
+    from archiver_assets.state.partition_status import read_stage_status
+    from archiver_resources import legacy_state as ls
+    from archiver_resources import statusreport as sr
+
+    status = read_stage_status(instance)
+    imported, migrated = status["import"], status["migrate"]
+    return sr.StateComparison(
+        import_state=sr.StageState(ls.recover_state(filesystem, imported.materialized)[0],
+                                   frozenset(imported.failed)),
+        migration_state=sr.StageState(ls.recover_state(artdaqdb, migrated.materialized)[0],
+                                      frozenset(migrated.failed)))
+
+
+def with_legacy_comparison(records: list, stores, inputs: dict) -> list:
+    """When legacy state files exist in work_dir, add their STATE COMPARISON after ours."""
+    from archiver_assets.state.legacy_import import legacy_files
+    from archiver_resources import legacy_state as ls
+    from archiver_resources import statusreport as sr
+
+    paths = legacy_files(stores)
+    if not any(Path(p).exists() for pair in paths.values() for p in pair):
+        return records
+    stages = {stage: sr.StageState(ls.read_state(state).last_contiguous_run,
+                                   ls.read_failure_log(failures))
+              for stage, (state, failures) in paths.items()}
+    legacy = sr.build_report(inputs["filesystem"], inputs["artdaqdb"], inputs["ucondb"],
+                             locations=stores.describe(),
+                             state_comparison=sr.StateComparison(stages["import"],
+                                                                 stages["migrate"]))
+    legacy_records = legacy.records()
+    start, end = _section_bounds(legacy_records, "STATE COMPARISON")
+    section = list(legacy_records[start:end])
+    section[2] = sr.ReportLine(
+        f"STATE COMPARISON (legacy state files in {stores.config.app.work_dir})")
+    _, ours_end = _section_bounds(records, "STATE COMPARISON")
+    return records[:ours_end] + section + records[ours_end:]
+
+
+def _section_bounds(records: list, title: str) -> tuple:
+    """``(start, end)`` of one titled block: from its blank line to the next title block."""
+    from archiver_resources.statusreport import RULE_EQ
+
+    texts = [r.text for r in records]
+    start = next(i for i in range(1, len(texts))
+                 if texts[i] == title and texts[i - 1] == RULE_EQ) - 2
+    end = start + 4
+    while end < len(texts) and not (texts[end] == "" and end + 1 < len(texts)
+                                     and texts[end + 1] == RULE_EQ):
+        end += 1
+    return start, end
+
+
+if __name__ == "__main__":
+    sys.exit(main())
