@@ -21,13 +21,17 @@ from archiver_assets.state import build_state_definitions  # noqa: E402
 
 
 def build_definitions(config_path=None, *, backfill_batch_size=None,
-                      sensor_interval_seconds=None) -> dg.Definitions:
-    """Everything the code location offers, reading one config.yaml."""
+                      sensor_interval_seconds=None, **operations_options) -> dg.Definitions:
+    """Everything the code location offers, reading one config.yaml.
+
+    ``operations_options`` go to :func:`build_operations_definitions` (``alerts``, lag
+    thresholds, ``status_cron``)."""
     interval = sensor_interval_seconds or int(os.environ.get("ARCHIVER_SENSOR_INTERVAL_SECONDS", 30))
     return dg.Definitions.merge(
         build_archive_definitions(config_path, backfill_batch_size=backfill_batch_size,
                                   sensor_interval_seconds=interval),
-        build_operations_definitions(config_path, sensor_interval_seconds=interval),
+        build_operations_definitions(config_path, sensor_interval_seconds=interval,
+                                     **operations_options),
         build_state_definitions(with_resources=False),  # reconcile, legacy import, dry-run plan
         # Per-run process start-up dominates a run's cost: every job, asset backfills included,
         # runs in-process (measured ~0.3 s vs ~6 s per run with the multiprocess executor).

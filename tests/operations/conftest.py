@@ -167,11 +167,9 @@ def secrets_of(env) -> list:
 
 
 def merged_definitions(env, **kw) -> dg.Definitions:
-    from archiver_assets.operations import build_operations_definitions
-
+    """The whole code location (archive + operations + state), alert sensors on by default."""
     kw.setdefault("alerts", True)
-    return dg.Definitions.merge(env.definitions(),
-                                build_operations_definitions(str(env.config_path), **kw))
+    return env.definitions(**kw)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import re
 import dagster as dg
 import pytest
 
-from archiver_assets.operations import build_operations_definitions
 from archiver_assets.operations.status import STATUS_SCHEDULE, evaluate_sync
 from archiver_resources.samples import generate_run_records
 from tests.operations.conftest import merged_definitions, secrets_of
@@ -149,6 +148,5 @@ def test_whole_merged_definitions_load(archive_env):
                                                "archive_run_failure_alerts",
                                                "batch_summary_on_success",
                                                "batch_summary_on_failure"}
-    quiet = dg.Definitions.merge(archive_env.definitions(),
-                                 build_operations_definitions(str(archive_env.config_path)))
+    quiet = archive_env.definitions()
     assert not {s.name for s in quiet.sensors} & {"check_failure_alerts"}
