@@ -127,14 +127,23 @@ async function main() {
 
     // 6. Turn the discovery sensor off with its switch (the test checks the state over GraphQL).
     await page.goto(`${BASE}/automation`);
-    const row = page.locator('div', { has: page.getByText('new_run_records', { exact: true }) })
-      .filter({ has: page.locator('[class*="formatSwitch"]') }).last();
-    const toggle = row.locator('[class*="formatSwitch"] input');
-    await toggle.waitFor({ state: 'attached' });
+    // The switch of the new_run_records row: the nearest ancestor of a switch that names this
+    // sensor and no other automation (rows are siblings; schedules share the list).
+    await page.getByText('new_run_records', { exact: true }).first().waitFor();
+    const toggle = (await page.waitForFunction(() => {
+      const others = ['archive_automation', 'archive_status_daily'];
+      for (const input of document.querySelectorAll('[class*="formatSwitch"] input')) {
+        let el = input.parentElement;
+        while (el && !el.textContent.includes('new_run_records')) el = el.parentElement;
+        if (el && !others.some((name) => el.textContent.includes(name))) return input;
+      }
+      return null;
+    }, null, { timeout: 30000 })).asElement();
     // The switch renders before the sensor's state has loaded: wait until it shows RUNNING.
-    await page.waitForFunction((el) => el.checked, await toggle.elementHandle(), { timeout: 30000 });
-    await row.locator('[class*="formatSwitch"]').click();
-    await page.waitForFunction((el) => !el.checked, await toggle.elementHandle(), { timeout: 30000 });
+    await page.waitForFunction((el) => el.checked, toggle, { timeout: 30000 });
+    const knob = (await toggle.evaluateHandle((el) => el.closest('[class*="formatSwitch"]'))).asElement();
+    await knob.click();
+    await page.waitForFunction((el) => !el.checked, toggle, { timeout: 30000 });
     seen.sensor_switched_off = true;
     await shot(page, '10-sensor-off.png');
   } finally {
