@@ -741,7 +741,7 @@ def default_document() -> dict:
                       "sender_email": "archiver@example.com", "smtp_host": "smtp.example.com",
                       "smtp_port": 25, "smtp_use_tls": False, "smtp_user": None,
                       "smtp_password": None},
-            "slack": {"enabled": False, "bot_token": "xoxb-your-bot-token-here",
+            "slack": {"enabled": False, "bot_token": "${SLACK_BOT_TOKEN:-}",
                       "channel": "#run-archiver-alerts", "mention_users": None},
         },
         "carbon": {"enabled": False, "host": "your-carbon-host.local", "port": 2003,

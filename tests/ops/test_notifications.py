@@ -22,7 +22,7 @@ from archiver_resources.notifications import (
     EmailSettings, Notifier, SendResult, SlackSettings, format_run_numbers,
 )
 
-TOKEN = "xoxb-test-token-SECRET-1234"
+TOKEN = "slack-test-token-SECRET-1234"
 WEBHOOK_PATH = "/services/T000/B000/WEBHOOKSECRET"
 PASSWORD = "smtp-pass-SECRET-5678"
 HOST = "daq01.example"
