@@ -128,22 +128,24 @@ async function main() {
     // 6. Turn the discovery sensor off with its switch (the test checks the state over GraphQL).
     await page.goto(`${BASE}/automation`);
     // The switch of the new_run_records row: the nearest ancestor of a switch that names this
-    // sensor and no other automation (rows are siblings; schedules share the list).
+    // sensor and no other automation (rows are siblings; schedules share the list). The list
+    // re-renders when the sensors' states arrive, so the switch is looked up afresh on each poll.
     await page.getByText('new_run_records', { exact: true }).first().waitFor();
-    const toggle = (await page.waitForFunction(() => {
+    const switchState = (wantChecked) => page.waitForFunction((want) => {
       const others = ['archive_automation', 'archive_status_daily'];
       for (const input of document.querySelectorAll('[class*="formatSwitch"] input')) {
         let el = input.parentElement;
         while (el && !el.textContent.includes('new_run_records')) el = el.parentElement;
-        if (el && !others.some((name) => el.textContent.includes(name))) return input;
+        if (el && !others.some((name) => el.textContent.includes(name))) {
+          return input.checked === want ? input.closest('[class*="formatSwitch"]') : null;
+        }
       }
       return null;
-    }, null, { timeout: 30000 })).asElement();
+    }, wantChecked, { timeout: 60000 });
     // The switch renders before the sensor's state has loaded: wait until it shows RUNNING.
-    await page.waitForFunction((el) => el.checked, toggle, { timeout: 30000 });
-    const knob = (await toggle.evaluateHandle((el) => el.closest('[class*="formatSwitch"]'))).asElement();
+    const knob = (await switchState(true)).asElement();
     await knob.click();
-    await page.waitForFunction((el) => !el.checked, toggle, { timeout: 30000 });
+    await switchState(false);
     seen.sensor_switched_off = true;
     await shot(page, '10-sensor-off.png');
   } finally {
