@@ -6,7 +6,6 @@ finished runs only, never a second version by accident, never an overwrite witho
 policy, and MD5 over the exact bytes sent and received.
 """
 
-import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -27,8 +26,6 @@ from archiver_resources.errors import (
 from archiver_resources.fhicl import fhicl_equivalent
 from archiver_resources.fhiclize import prepare_run
 from archiver_resources.runrecords import finished_state, read_run_record
-
-log = logging.getLogger(__name__)
 
 ON_EXISTING_POLICIES = ("skip", "verify", "new_version", "fail")
 

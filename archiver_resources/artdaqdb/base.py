@@ -7,7 +7,6 @@ timestamps, and the public methods built on a few backend primitives.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -122,28 +121,15 @@ def archive_uri(uri: str, mode: str) -> str:
 # Hashes entity
 # --------------------------------------------------------------------------------------------
 
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode("utf-8")).hexdigest()
-
-
-def _hashes_text_fallback(entity_texts: Mapping[str, str]) -> str:
-    lines = [f"{entity}:{_md5(text)}" for entity, text in sorted(entity_texts.items())
-             if entity != SCHEMA_ENTITY]
-    lines.append(f"configuration:{_md5(','.join(lines))}")
-    return "\n".join(lines)
-
-
 def hashes_text(files: Mapping[str, str]) -> str:
     """The ``hashes`` entity text for prepared files (relative path → FHiCL text).
 
-    Uses ``archiver_resources.fhiclize.hashes.hashes_text`` when present (keyed by entity names, so
-    both implementations agree); the rule is artdaq_database §6.2.
+    One rule, ``archiver_resources.fhiclize.hashes.hashes_text`` (artdaq_database §6.2), applied
+    to the entities this store writes.
     """
+    from archiver_resources.fhiclize.hashes import hashes_text as shared
+
     entity_texts = {entity: text for entity, (_, text) in plan_entities(files).items()}
-    try:
-        from archiver_resources.fhiclize.hashes import hashes_text as shared
-    except ImportError:
-        return _hashes_text_fallback(entity_texts)
     return shared({f"{entity}.fcl": text for entity, text in entity_texts.items()})
 
 
