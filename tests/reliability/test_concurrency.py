@@ -4,6 +4,7 @@ insert and the loser verifies; UconDB refuses a second key and the loser verifie
 development instance's tag limit holds a second run for the same partition in the queue."""
 
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -113,16 +114,104 @@ def test_dev_instance_queues_and_holds_a_second_run_for_the_same_partition(dev_i
     assert not counter.is_blocked(queued({"dagster/partition": "8102"}))  # other runs go on
 
 
-@pytest.mark.xfail(strict=True, reason="the tag limit keys on dagster/partition, which batched "
-                   "backfill runs do not carry (they have dagster/asset_partition_range_start/"
-                   "end): a sensor run for run N and a backfill range covering N run at once; "
-                   "only the stores' idempotence protects them (see the two-worker test)")
-def test_dev_instance_holds_a_backfill_range_overlapping_a_running_partition(dev_instance):
+def test_dev_instance_queue_does_not_hold_a_backfill_range_so_the_steps_guard_it(dev_instance):
+    # The queue's tag limit cannot see a range run's partitions: the range is launched next to a
+    # running partition run, and the partition guard inside the steps (tests below) keeps the
+    # two from writing the same run at once.
     running = queued({"dagster/partition": "8105"})
     backfill = queued({"dagster/asset_partition_range_start": "8101",
                        "dagster/asset_partition_range_end": "8110",
                        "dagster/backfill": "abc"})
-    assert tag_counter(dev_instance, [running]).is_blocked(backfill)
+    assert not tag_counter(dev_instance, [running]).is_blocked(backfill)
+
+
+def started_run(instance, tags: dict) -> DagsterRun:
+    """A Dagster run of the archive job that is in progress (as if launched a moment ago)."""
+    run = DagsterRun(job_name="archive_runs", run_id=str(uuid.uuid4()), tags=tags,
+                     status=dg.DagsterRunStatus.STARTED)
+    instance.add_run(run)
+    return run
+
+
+def range_tags(first: str, last: str) -> dict:
+    return {"dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last}
+
+
+def test_backfill_range_does_not_touch_a_run_an_older_dagster_run_is_archiving(archive_env,
+                                                                               monkeypatch):
+    runs = [8101, 8102, 8103]
+    generate_run_records(archive_env.run_records, runs, profile="small", mtime=OLD)
+    monkeypatch.setenv("ARCHIVER_PARTITION_WAIT_SECONDS", "1")
+    defs = archive_env.definitions()
+    job = defs.resolve_job_def("archive_runs")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("runs", [str(r) for r in runs])
+        holder = started_run(instance, {"dagster/partition": "8102"})  # the sensor's run
+        result = job.execute_in_process(instance=instance, tags=range_tags("8101", "8103"),
+                                        raise_on_error=False)
+        assert not result.success
+        errors = [entry.user_message for entry in instance.all_logs(result.run_id)
+                  if entry.level >= 40 and "8102" in entry.user_message]
+        assert any(holder.run_id in m and "nothing was written" in m for m in errors), errors
+        db = open_artdaqdb(archive_env.artdaqdb_uri)
+        try:
+            assert sorted(db.archived_runs()) == [8101, 8103]  # 8102 untouched
+        finally:
+            db.close()
+        # The runs that went through are recorded as materialized, 8102 as failed.
+        status = instance.get_status_by_partition(IMPORT, ["8101", "8102", "8103"],
+                                                  dg.DynamicPartitionsDefinition(name="runs"))
+        assert {k: s.value for k, s in status.items()} == {
+            "8101": "MATERIALIZED", "8102": "FAILED", "8103": "MATERIALIZED"}
+
+        # Once the holder has finished, the failed partition goes through.
+        instance.report_run_failed(holder)
+        retry = job.execute_in_process(instance=instance, partition_key="8102",
+                                       raise_on_error=False)
+        assert retry.success
+
+
+def test_backfill_range_waits_for_the_older_run_and_then_only_verifies(archive_env, monkeypatch):
+    import threading
+
+    runs = [8111, 8112]
+    generate_run_records(archive_env.run_records, runs, profile="small", mtime=OLD)
+    monkeypatch.setenv("ARCHIVER_PARTITION_WAIT_SECONDS", "120")
+    defs = archive_env.definitions()
+    job = defs.resolve_job_def("archive_runs")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("runs", [str(r) for r in runs])
+        # An older range run covering 8112 is archiving it (here: the test does the writing).
+        holder = started_run(instance, range_tags("8112", "8112"))
+        outcome = {}
+        waiter = threading.Thread(target=lambda: outcome.setdefault(
+            "result", job.execute_in_process(instance=instance, tags=range_tags("8111", "8112"),
+                                             raise_on_error=False)))
+        waiter.start()
+        db = open_artdaqdb(archive_env.artdaqdb_uri)
+        try:
+            deadline = time.monotonic() + 60
+            while 8111 not in db.archived_runs() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1.5)  # several of the guard's polls
+            assert waiter.is_alive() and 8112 not in db.archived_runs()
+            from archiver_resources.archiving import import_run
+            from tests.reliability.conftest import import_settings
+
+            assert import_run(8112, archive_env.run_records / "8112", db,
+                              import_settings()).action == "inserted"  # the holder's write
+            instance.report_run_failed(holder)  # ... and it ends
+            waiter.join(timeout=120)
+            assert not waiter.is_alive()
+            assert outcome["result"].success
+            actions = {m.partition: m.metadata["action"].value
+                       for m in outcome["result"].asset_materializations_for_node(
+                           "artdaqdb_config")}
+            assert actions["8111"] == "inserted" and actions["8112"] != "inserted", actions
+            assert db.versions(8112, "standard") == ["8112/standard", "8112/standardv1"]
+        finally:
+            db.close()
 
 
 def test_concurrent_imports_of_one_run_add_a_single_update_version(tmp_path):
