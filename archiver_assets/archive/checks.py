@@ -1,7 +1,8 @@
 """Integrity checks of the archive, runnable alone from the UI at any time as an audit.
 
 * `ucondb_blob` / `md5_round_trip` (blocking): what UconDB serves now for the run is
-  byte-identical (MD5) to the blob packed from artdaqDB.
+  byte-identical (MD5) to the blob packed from artdaqDB (in the run that uploaded it: the MD5
+  recorded by that upload; run alone as an audit: packed from artdaqDB again).
 * `artdaqdb_config` / `hashes_match` (blocking): artdaqDB's stored `hashes` entity agrees with
   the run record's prepared files.
 * `ucondb_blob` / `legacy_metadata` (non-blocking, WARN): the legacy `--validate` rule.
@@ -12,10 +13,12 @@ also log each partition's evaluation as an event of the run; the step's result s
 """
 
 import warnings
-from typing import Callable
+from typing import Callable, Optional
 
 import dagster as dg
-from dagster._core.events import DagsterEvent
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData)
+from dagster._core.events import DagsterEvent, DagsterEventType
 
 from archiver_assets.archive.assets import RunDirectories
 from archiver_assets.partitions import run_of, runs_partitions
@@ -27,18 +30,35 @@ from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, U
 warnings.filterwarnings("ignore", message=".*partitions_def.*", category=dg.PreviewWarning)
 
 
+def latest_materializations(instance, asset_key: dg.AssetKey, keys) -> dict:
+    """``{partition: record}`` of each partition's newest materialization: two queries for any
+    number of partitions (Dagster's own lookup is one query per partition and check)."""
+    latest_ids = instance.event_log_storage.get_latest_storage_id_by_partition(
+        asset_key, DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys))
+    if not latest_ids:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(latest_ids.values())),
+        limit=len(latest_ids)).records
+    return {record.partition_key: record for record in records}
+
+
 def _evaluate_partitions(context, asset_key: str, check_name: str,
-                         evaluate: Callable[[int], dg.AssetCheckResult], *,
+                         evaluate: Callable[[int, Optional[object]], dg.AssetCheckResult], *,
                          blocking: bool = True) -> dg.AssetCheckResult:
-    """Evaluate every partition of the step; record each one when the step covers several."""
+    """Evaluate every partition of the step; record each one when the step covers several.
+
+    ``evaluate(run, latest)`` gets the partition's newest materialization record (or None).
+    """
     keys = list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]
+    latest = latest_materializations(context.instance, dg.AssetKey(asset_key), keys)
     if len(keys) == 1:
-        return evaluate(run_of(keys[0]))
+        return evaluate(run_of(keys[0]), latest.get(keys[0]))
     failed = []
     for key in keys:
-        result = evaluate(run_of(key))
+        result = evaluate(run_of(key), latest.get(key))
         _log_partition_evaluation(context, dg.AssetKey(asset_key), check_name, key, result,
-                                  blocking)
+                                  blocking, latest.get(key))
         if not result.passed:
             failed.append(int(key))
     return dg.AssetCheckResult(
@@ -50,21 +70,42 @@ def _evaluate_partitions(context, asset_key: str, check_name: str,
 
 
 def _log_partition_evaluation(context, asset_key: dg.AssetKey, check_name: str, key: str,
-                              result: dg.AssetCheckResult, blocking: bool) -> None:
+                              result: dg.AssetCheckResult, blocking: bool, latest) -> None:
     """Record one partition's evaluation as an event of this run and step.
 
     Dagster plans one check execution per partition of a range step but records the step's result
     without a partition; logging a per-partition evaluation event resolves each planned execution
     (same run id, same partition), so the UI shows per-run check status after a batched backfill.
+    The evaluation points at the partition's newest materialization, as Dagster's own would.
     """
     step_context = context.op_execution_context.get_step_execution_context()
-    target = result._get_partitioned_target_materialization_data(  # noqa: SLF001
-        step_context, asset_key, key)
+    target = (AssetCheckEvaluationTargetMaterializationData(
+        storage_id=latest.storage_id, run_id=latest.run_id, timestamp=latest.timestamp)
+        if latest is not None else None)
     evaluation = dg.AssetCheckEvaluation(
         asset_key=asset_key, check_name=check_name, passed=result.passed,
         metadata=result.metadata, severity=result.severity, description=result.description,
         partition=key, blocking=blocking, target_materialization_data=target)
     DagsterEvent.asset_check_evaluation(step_context, evaluation)  # builds and logs the event
+
+
+PACKED_ACTIONS = ("uploaded", "replaced", "verified-existing")
+
+
+def md5_packed_by_run(latest, run_id: str) -> Optional[tuple]:
+    """``(md5, size)`` of the blob the ucondb_blob step of Dagster run ``run_id`` packed from
+    artdaqDB (its materialization metadata), or None when this run did not materialize it."""
+    if latest is None or latest.run_id != run_id:
+        return None
+    materialization = latest.asset_materialization
+    metadata = materialization.metadata if materialization is not None else {}
+    md5, size = metadata.get("md5"), metadata.get("size_bytes")
+    action = metadata.get("action")
+    # Only when the recorded MD5 is that of the packed blob: "skipped-existing" records what
+    # UconDB already held (kept on purpose), which the check must compare with artdaqDB.
+    if md5 is None or size is None or getattr(action, "value", action) not in PACKED_ACTIONS:
+        return None
+    return str(md5.value), int(size.value)
 
 
 @dg.asset_check(asset="ucondb_blob", name="md5_round_trip", blocking=True,
@@ -74,10 +115,18 @@ def _log_partition_evaluation(context, asset_key: dg.AssetKey, check_name: str, 
 def md5_round_trip(context: dg.AssetCheckExecutionContext, artdaqdb: ArtdaqDBResource,
                    ucondb: UconDBResource) -> dg.AssetCheckResult:
     with artdaqdb.open() as store, ucondb.client() as client:
-        def evaluate(run: int) -> dg.AssetCheckResult:
+        def evaluate(run: int, latest) -> dg.AssetCheckResult:
             try:
-                _, _, _, data = build_blob(run, store)
-                expected = md5_hex(data)
+                # In the run that uploaded it, the blob was packed from artdaqDB moments ago
+                # (same bytes: packing is deterministic), so its recorded MD5 is the expectation;
+                # run alone (an audit), the check packs the blob from artdaqDB again.
+                packed = md5_packed_by_run(latest, context.run.run_id)
+                source = "this run's upload"
+                if packed is None:
+                    _, _, _, data = build_blob(run, store)
+                    packed = (md5_hex(data), len(data))
+                    source = "packed again from artdaqDB"
+                expected, expected_size = packed
                 served = client.get_blob(run).data
             except ArchiverError as error:  # UconDB or artdaqDB unreachable, run not archived
                 return dg.AssetCheckResult(passed=False, description=f"run {run}: {error}",
@@ -89,7 +138,8 @@ def md5_round_trip(context: dg.AssetCheckExecutionContext, artdaqdb: ArtdaqDBRes
                 description=(f"run {run}: UconDB serves the packed blob byte for byte" if passed
                              else f"run {run}: MD5 mismatch — UconDB serves different bytes"),
                 metadata={"run": run, "expected_md5": expected, "served_md5": actual,
-                          "expected_size": len(data), "served_size": len(served)},
+                          "expected_size": expected_size, "served_size": len(served),
+                          "expected_from": source},
             )
 
         return _evaluate_partitions(context, "ucondb_blob", "md5_round_trip", evaluate)
@@ -104,7 +154,7 @@ def hashes_match(context: dg.AssetCheckExecutionContext, run_records: RunRecords
     settings = run_records.import_settings()
     directories = RunDirectories(run_records.run_records_dir)
     with artdaqdb.open() as store:
-        def evaluate(run: int) -> dg.AssetCheckResult:
+        def evaluate(run: int, latest) -> dg.AssetCheckResult:
             try:
                 run_dir = directories.locate(run)
             except ArchiverError as error:
@@ -134,7 +184,7 @@ def hashes_match(context: dg.AssetCheckExecutionContext, run_records: RunRecords
 def legacy_metadata(context: dg.AssetCheckExecutionContext,
                     ucondb: UconDBResource) -> dg.AssetCheckResult:
     with ucondb.client() as client:
-        def evaluate(run: int) -> dg.AssetCheckResult:
+        def evaluate(run: int, latest) -> dg.AssetCheckResult:
             try:
                 text = client.get_blob(run).data.decode("utf-8", errors="replace")
             except ArchiverError as error:

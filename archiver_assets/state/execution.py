@@ -15,17 +15,19 @@ in their own session, so a Ctrl-C at the terminal reaches only the parent: the p
 handing out batches, the workers finish theirs. Only an immediate stop (3 signals in 2 s) sends
 SIGINT to the workers and kills those still running after 5 s; the Dagster runs they left
 unfinished (tag ``archiver/invocation``) are then marked failed, so no run stays STARTED and
-their partitions show FAILED for ``--retry-failed-*``.
+their partitions show FAILED for ``--retry-failed-*``. When the CLI itself dies (SIGKILL, OOM
+killer), Linux sends its workers SIGINT (``PR_SET_PDEATHSIG``): they stop like an immediate stop,
+with their interrupted writes rolled back and their Dagster runs recorded as failed by Dagster.
 
 Batches are partition ranges (tags ``dagster/asset_partition_range_start`` / ``_end``), and a
 range follows partition insertion order, so ``group_batches`` only puts runs together whose
 partitions are consecutive in that order; a lone run gets a single-partition run. A batched step
-is all-or-nothing in Dagster: when one run of a range fails, the step fails, none of its
-partitions is recorded and the checks are skipped, although the asset archived the others (its
-``failed_runs`` metadata names exactly which runs failed). The worker then records those others as
-runless materializations (``source=cli``, the Dagster run id: the stores hold them) and runs the
-asset's checks for them in a check-only Dagster run (tag ``archiver/audit``), so they are audited
-(MD5, hashes, ``legacy_metadata``) like any other run.
+fails as a whole in Dagster: when one run of a range fails, the step fails and its checks are
+skipped, although the asset archived the others (its ``failed_runs`` metadata names
+exactly which runs failed). The archive assets record those others as materialized before failing
+(older steps did not: the worker then records them as runless materializations, ``source=cli``),
+and the worker runs the asset's checks for them in a check-only Dagster run (tag
+``archiver/audit``), so they are audited (MD5, hashes, ``legacy_metadata``) like any other run.
 """
 
 import json
@@ -145,6 +147,9 @@ def archive_outcome(result, asset_name: str, runs: Sequence[int]) -> tuple:
             named, reasons, message = _failure_reasons(event)
     for run in runs:
         if run in materialized:
+            if named is not None and len(runs) > 1:
+                # Recorded by the failed range step itself; its checks were skipped.
+                partial.append(run)
             continue
         if named is not None and run not in named and len(runs) > 1:
             partial.append(run)
@@ -254,7 +259,11 @@ def execute_request(defs, instance, request: dict) -> dict:
                 "failed": {str(r): reason for r in runs}, "partial": [], "validation": {}}
     summary = summarize_result(result, STAGE_ASSETS[stage].path[-1], runs, instance)
     if summary["partial"]:
-        _record_partial(instance, stage, summary["partial"], result.run_id)
+        recorded = {run_of(m.partition) for m in result.asset_materializations_for_node(
+            STAGE_ASSETS[stage].path[-1]) if m.partition is not None}
+        unrecorded = [r for r in summary["partial"] if r not in recorded]
+        if unrecorded:
+            _record_partial(instance, stage, unrecorded, result.run_id)
         failed, validation = audit_partial(defs, instance, stage, summary["partial"],
                                            request.get("tags", {}))
         summary["failed"].update({str(r): why for r, why in failed.items()})
@@ -263,8 +272,32 @@ def execute_request(defs, instance, request: dict) -> dict:
     return summary
 
 
+PARENT_ENV = "ARCHIVER_CLI_PID"
+
+
+def die_with_parent(expected_parent: Optional[str]) -> bool:
+    """Ask Linux to send this worker SIGINT when the CLI that started it dies (even by SIGKILL:
+    ``PR_SET_PDEATHSIG``), so no worker goes on archiving unsupervised while the next CLI may
+    already hold the instance lock. SIGINT, not SIGKILL: Dagster turns it into an interrupted step
+    (the artdaqDB write rolls back) and records the run as failed. False when the parent is already
+    gone (it died before the request took effect): the worker must exit at once."""
+    if not sys.platform.startswith("linux"):
+        return True
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGINT, 0, 0, 0)
+    except (OSError, AttributeError):
+        return True  # no prctl: workers then outlive a killed CLI, as before
+    return not expected_parent or str(os.getppid()) == expected_parent
+
+
 def worker_main(config_path: str) -> int:
     """The ``--worker`` loop (see the module docstring)."""
+    if not die_with_parent(os.environ.get(PARENT_ENV)):
+        return 130
     protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # anything else printed goes to stderr, never into the protocol
     sys.stdout = sys.stderr
@@ -314,7 +347,8 @@ class Worker:
             [sys.executable, "-m", "archiver_assets.cli", "--worker", str(config_path)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, encoding="utf-8", errors="replace", bufsize=1,
-            start_new_session=True, env={**os.environ, "ARCHIVER_CONFIG": str(config_path)})
+            start_new_session=True, env={**os.environ, "ARCHIVER_CONFIG": str(config_path),
+                                         PARENT_ENV: str(os.getpid())})
         with _LIVE_LOCK:
             _LIVE_WORKERS.add(self)
         threading.Thread(target=self._read_answers, daemon=True,

@@ -109,6 +109,9 @@ def test_corrupted_ucondb_copy_fails_md5_audit_and_repair_by_rerun(archive_env):
             asset_selection=set(), asset_check_selection={MD5_CHECK})
         bad = audit.execute_in_process(instance=instance, partition_key="2002", raise_on_error=False)
         assert check_results(bad)[("ucondb_blob", "md5_round_trip")] is False
+        # Run alone, the audit packs the blob from artdaqDB again (it did not upload it).
+        evaluation = bad.get_asset_check_evaluations()[0]
+        assert evaluation.metadata["expected_from"].value == "packed again from artdaqDB"
         fine = audit.execute_in_process(instance=instance, partition_key="2001", raise_on_error=False)
         assert check_results(fine)[("ucondb_blob", "md5_round_trip")] is True
 
@@ -190,3 +193,13 @@ def test_batched_run_records_check_status_per_run_and_can_run_again(archive_env)
                 # One resolved execution per run, plus the step's summary (no partition).
                 assert this_run == {"4001": "SUCCEEDED", "4002": "SUCCEEDED",
                                     "4003": "SUCCEEDED", None: "SUCCEEDED"}, (attempt, check)
+            # In the run that uploaded the blobs, the MD5 check expects the MD5 recorded at upload
+            # (no second export and pack); each evaluation points at this run's materialization.
+            records = instance.event_log_storage.get_asset_check_execution_history(
+                MD5_CHECK, limit=50)
+            evaluations = {r.partition: r.event.dagster_event.event_specific_data
+                           for r in records if r.run_id == result.run_id and r.partition}
+            assert {k: e.metadata["expected_from"].value for k, e in evaluations.items()} == {
+                k: "this run's upload" for k in ("4001", "4002", "4003")}
+            assert {e.target_materialization_data.run_id
+                    for e in evaluations.values()} == {result.run_id}
