@@ -778,6 +778,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: How uvicorn parses HTTP for this server. h11, not httptools: httptools puts no limit on the
+#: size of request headers (an 8 MB header line was read whole and answered 200; 64 MB stalled
+#: the connection), h11 answers 400 past ``h11_max_incomplete_event_size`` bytes of headers.
+#: Bodies are not concerned (streamed, and capped by ``max_body_bytes``).
+HTTP_OPTIONS = {"http": "h11", "h11_max_incomplete_event_size": 64 * 1024}
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of ``ucondb-local-server`` / ``python -m archiver_resources.ucondb.server``."""
     import uvicorn
@@ -807,7 +814,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                      read_only=args.read_only or bool(server_section.get("read_only", False)),
                      max_body_bytes=args.max_body_bytes, create_folders=args.create_folder)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                proxy_headers=False, server_header=False)
+                proxy_headers=False, server_header=False, **HTTP_OPTIONS)
     return 0
 
 

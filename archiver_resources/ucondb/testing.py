@@ -16,7 +16,9 @@ from typing import Iterable, Mapping, Optional, Union
 
 import uvicorn
 
-from archiver_resources.ucondb.server import DEFAULT_MAX_BODY_BYTES, TestingFaults, create_app
+from archiver_resources.ucondb.server import (
+    DEFAULT_MAX_BODY_BYTES, HTTP_OPTIONS, TestingFaults, create_app,
+)
 
 DEFAULT_FOLDER = "sbnd_runs"
 DEFAULT_OBJECT = "configuration"
@@ -40,7 +42,8 @@ class LocalUconDB:
         self.base_url = f"http://{host}:{port}{prefix}"
         self._sock = sock
         config = uvicorn.Config(app, log_level="warning", lifespan="off",
-                                timeout_graceful_shutdown=1, server_header=False)
+                                timeout_graceful_shutdown=1, server_header=False,
+                                **HTTP_OPTIONS)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name=f"ucondb-local-{port}",
                                         daemon=True)
