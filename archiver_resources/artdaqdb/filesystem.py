@@ -17,13 +17,14 @@ import logging
 import os
 import platform
 import signal
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from archiver_resources.errors import ArtdaqDBError
+from archiver_resources.errors import ArchiverError, ArtdaqDBError
 
 from .base import (
     INDEX_KEYS, RUN_HISTORY, SYSTEM_LAYOUT, SYSTEM_METADATA, ArchiveResult, ArtdaqDB, Clock,
@@ -733,7 +734,7 @@ class FilesystemArtdaqDB(ArtdaqDB):
                 with guard.deferred():  # a second SIGTERM waits for the rollback
                     for store in self._collections.values():
                         store.forget_index()  # may hold entries that never reached the disk
-                    self._rollback_quietly()
+                    self._rollback_quietly(sys.exc_info()[1])
                 raise
             with guard.deferred():  # from here on the write is committed: never interrupted
                 journal.unlink()  # the commit
@@ -792,11 +793,14 @@ class FilesystemArtdaqDB(ArtdaqDB):
 
     # ---- crash safety -------------------------------------------------------------------------
 
-    def _rollback_quietly(self) -> None:
+    def _rollback_quietly(self, cause: Optional[BaseException] = None) -> None:
         """Undo a write that raised (we still hold the locks); if that fails too, the journal
-        stays and the next writer rolls it back."""
+        stays and the next writer rolls it back. A refusal of the input (an ``ArchiverError``
+        such as a FHiCL syntax error) is not an interruption: its undo is logged at DEBUG, so
+        the log does not read like a crash."""
         try:
-            self._recover()
+            self._recover(reason=None if isinstance(cause, ArchiverError)
+                          else "failed" if isinstance(cause, Exception) else "interrupted")
         except Exception:  # noqa: BLE001 - the original error is the one to report
             log.exception("could not roll back an interrupted artdaqDB write of %s", self.root)
 
@@ -845,7 +849,7 @@ class FilesystemArtdaqDB(ArtdaqDB):
         atomic_write(path, json.dumps(body).encode(), fsync=self.fsync, overwrite=True)
         return path
 
-    def _recover(self, *, sweep: bool = False) -> None:
+    def _recover(self, *, sweep: bool = False, reason: Optional[str] = "interrupted") -> None:
         """Roll back writes whose journal survived its writer (we hold every lock).
 
         Temp files are removed by the names the journal records, so a commit never lists a
@@ -867,8 +871,12 @@ class FilesystemArtdaqDB(ArtdaqDB):
                 log.warning("discarding unreadable artdaqDB journal %s", path)
                 path.unlink(missing_ok=True)
                 continue
-            log.warning("rolling back interrupted artdaqDB write of %s (version %s, pid %s)",
-                        journal.get("name"), journal.get("version"), journal.get("pid"))
+            if reason:
+                log.warning("rolling back %s artdaqDB write of %s (version %s, pid %s)", reason,
+                            journal.get("name"), journal.get("version"), journal.get("pid"))
+            else:
+                log.debug("undoing the refused artdaqDB write of %s (version %s)",
+                          journal.get("name"), journal.get("version"))
             by_collection: dict[str, set[str]] = {}
             for collection, oid in journal.get("documents", []):
                 by_collection.setdefault(collection, set()).add(oid)

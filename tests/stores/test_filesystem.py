@@ -298,3 +298,28 @@ def test_same_entity_twice_keeps_the_later_file(fsdb):
     files["12/boot.fcl"] = "replaced: true\n"
     fsdb.archive_run(12, "standard", files)
     assert "replaced" in fsdb.export_run(12)["boot.fcl"]
+
+
+def test_a_refused_document_is_undone_quietly_and_a_crash_still_warns(fsdb, caplog):
+    import logging
+
+    from archiver_resources.errors import FhiclSyntaxError
+
+    files = {**insert_files(4321), "4321/broken.fcl": "a: {\n b: 1\n"}
+    with caplog.at_level(logging.DEBUG, logger="archiver_resources.artdaqdb.filesystem"):
+        with pytest.raises(FhiclSyntaxError):
+            fsdb.archive_run(4321, "standard", files)
+    # The input was refused, nothing crashed: no "rolling back interrupted" warning.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    assert "undoing the refused artdaqDB write of 4321/standard" in caplog.text
+    assert fsdb.archived_runs() == {}
+    leftovers = [p for p in fsdb.root.rglob(".*") if p.is_file() and ".tmp-" in p.name]
+    assert leftovers == [] and not list((fsdb.root / "SystemLayout" / JOURNAL_DIR).glob("*"))
+
+    caplog.clear()
+    fsdb.hook = lambda stage: (_ for _ in ()).throw(OSError(28, "No space left on device")) \
+        if stage.startswith("document:") else None
+    with caplog.at_level(logging.WARNING, logger="archiver_resources.artdaqdb.filesystem"):
+        with pytest.raises(ArtdaqDBError):
+            fsdb.archive_run(4321, "standard", insert_files(4321))
+    assert "rolling back failed artdaqDB write of 4321/standard" in caplog.text
