@@ -71,19 +71,19 @@ def plan_tick(run_records_dir, cursor: SensorCursor, *, min_age_seconds: float,
     called only when directories appeared below the highest run seen (or on the first tick).
     """
     listing = list_runs(run_records_dir)
-    runs = listing.runs
+    runs = listing.runs  # names only: a Path is built for the runs this tick reads
     plan = TickPlan()
     plan.errors = {run: str(error) for run, error in listing.errors.items()}
-    above = [r for r in runs if r > cursor.highest]
+    above = runs.runs_above(cursor.highest)
     if cursor.highest < 0 or len(runs) != cursor.directories + len(above):
         # First tick, or directories appeared/vanished below the highest run: compare with the
         # partitions Dagster already has (one query), so nothing is requested twice or missed.
         plan.full_scan = True
         known = set(known_partitions()) if known_partitions else set()
-        candidates = {r for r in runs if run_key(r) not in known}
+        candidates = {r for r in runs.unordered() if run_key(r) not in known}
         # Runs that are partitions already count as seen: without this, a fresh cursor over an
         # archive with nothing new would repeat the full comparison every tick.
-        handled = [r for r in runs if r not in candidates]
+        handled = [r for r in runs.unordered() if r not in candidates]
         cursor = SensorCursor(highest=max([cursor.highest] + handled), pending=cursor.pending,
                               awaiting_stop=cursor.awaiting_stop, directories=cursor.directories)
     else:
@@ -124,10 +124,9 @@ def plan_tick(run_records_dir, cursor: SensorCursor, *, min_age_seconds: float,
             plan.stop_time_updates.append(run)
             awaiting.discard(run)
     plan.new_runs = new_runs
-    counted = [r for r in runs if r <= highest]
     plan.cursor = SensorCursor(highest=highest, pending=sorted(set(pending)),
                                awaiting_stop=sorted(awaiting)[-MAX_AWAITING_STOP:],
-                               directories=len(counted))
+                               directories=runs.count_up_to(highest))
     return plan
 
 
