@@ -8,16 +8,20 @@ that the archive assets report anyway (docs/alerts.md).
 
 import base64
 import os
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import dagster as dg
 
 from archiver_assets.partitions import RUNS_PARTITIONS_NAME, runs_partitions
-from archiver_resources import statusreport as sr
 from archiver_resources.ops_resources import MetricsResource
 from archiver_resources.redaction import redact
 from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 from archiver_resources.runrecords import list_runs
+
+if TYPE_CHECKING:
+    # statusreport pulls in pandas + numpy (~0.4 s of start-up): the functions that build a
+    # report import it, so a run worker loading the definitions for an archive run does not.
+    from archiver_resources import statusreport as sr
 
 OWNERS = ["team:daq-operations"]
 STATUS_ASSET = "archive_status"
@@ -99,16 +103,20 @@ def _failed_checks(instance) -> dict:
     return out
 
 
-def dagster_status(instance) -> sr.DagsterStatus:
+def dagster_status(instance) -> "sr.DagsterStatus":
     """Failed partitions of both archive assets and the latest failed check executions."""
+    from archiver_resources import statusreport as sr
+
     keys = instance.get_dynamic_partitions(RUNS_PARTITIONS_NAME)
     return sr.DagsterStatus(failed_partitions=_failed_partitions(instance, keys),
                             failed_checks=_failed_checks(instance))
 
 
 def gather_report(instance, run_records: RunRecordsResource, artdaqdb: ArtdaqDBResource,
-                  ucondb: UconDBResource, metrics: MetricsResource) -> sr.StatusReport:
+                  ucondb: UconDBResource, metrics: MetricsResource) -> "sr.StatusReport":
     """Query the three stores (a failure becomes the legacy ``query failed`` line) and Dagster."""
+    from archiver_resources import statusreport as sr
+
     config = run_records.settings.get()
     secrets = config.secrets()
     errors: dict = {}
@@ -137,15 +145,19 @@ def gather_report(instance, run_records: RunRecordsResource, artdaqdb: ArtdaqDBR
 # Metadata
 # ---------------------------------------------------------------------------------------------
 
-def plot_markdown(report: sr.StatusReport) -> str:
+def plot_markdown(report: "sr.StatusReport") -> str:
     """The plot as a markdown image with a PNG data URI (the Dagster UI renders ``data:`` images;
     the plot is bounded in size whatever the number of runs)."""
+    from archiver_resources import statusreport as sr
+
     data = base64.b64encode(sr.plot_png(report)).decode("ascii")
     return f"![Runs per store (blue: present, red: gaps)](data:image/png;base64,{data})"
 
 
-def report_metadata(report: sr.StatusReport, secrets) -> dict:
+def report_metadata(report: "sr.StatusReport", secrets) -> dict:
     """Everything an operator reads in the UI; secret values are scrubbed from the text."""
+    from archiver_resources import statusreport as sr
+
     text = redact(report.text(), secrets)
     metadata = {
         "report": dg.MetadataValue.md(f"```\n{text}```"),

@@ -16,7 +16,7 @@ missing" backfill takes them). Running it twice marks nothing new.
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 import dagster as dg
 
@@ -25,10 +25,14 @@ from archiver_assets.state import events
 from archiver_assets.state.partition_status import STAGE_ASSETS, read_partition_status
 from archiver_assets.state.reconcile import ReconcileResult, reconcile
 from archiver_assets.state.stores import Stores, as_stores
-from archiver_resources import legacy_state as ls
 from archiver_resources.resources import (
     ArchiverConfigResource, ArtdaqDBResource, RunRecordsResource, UconDBResource,
 )
+
+if TYPE_CHECKING:
+    # legacy_state pulls in numpy: the functions below import it when they run, so a run worker
+    # loading the definitions for an archive run does not pay for it.
+    from archiver_resources import legacy_state as ls
 
 RULE = "=" * 70
 LEGACY_STAGES = {"import": "import", "migrate": "migration"}  # ours → legacy_state's names
@@ -40,7 +44,7 @@ class StageImport:
     """One stage of the legacy import: the interpretation and what was marked."""
 
     stage: str
-    plan: ls.LegacyImportPlan
+    plan: "ls.LegacyImportPlan"
     marked: list = field(default_factory=list)
     already_failed: list = field(default_factory=list)
     in_progress: list = field(default_factory=list)
@@ -104,6 +108,8 @@ def _runs(runs, limit: int = 10) -> str:
 def legacy_files(stores: Stores, work_dir: Optional[Path] = None) -> dict:
     """``{stage: (state file, failure log)}``: under ``work_dir`` with the legacy names, or the
     paths configured in ``app``."""
+    from archiver_resources import legacy_state as ls
+
     app = stores.config.app
     if work_dir is not None:
         base = Path(work_dir)
@@ -117,6 +123,8 @@ def import_legacy_state(instance, config, *, work_dir=None, dry_run: bool = Fals
                         verify: bool = False) -> LegacyImportResult:
     """Reconcile, then mark the legacy tool's failed runs as FAILED partitions (see the module
     docstring)."""
+    from archiver_resources import legacy_state as ls
+
     stores = as_stores(config)
     paths = legacy_files(stores, Path(work_dir) if work_dir else None)
     legacy = {stage: ls.LegacyStage(LEGACY_STAGES[stage], ls.read_state(state),
@@ -140,7 +148,10 @@ def import_legacy_state(instance, config, *, work_dir=None, dry_run: bool = Fals
                               dry_run=dry_run)
 
 
-def _mark_stage(instance, stage: str, plan: ls.LegacyImportPlan, *, dry_run: bool) -> StageImport:
+def _mark_stage(instance, stage: str, plan: "ls.LegacyImportPlan", *,
+                dry_run: bool) -> StageImport:
+    from archiver_resources import legacy_state as ls
+
     asset_key = STAGE_ASSETS[stage]
     status = read_partition_status(instance, asset_key)
     outcome = StageImport(stage=stage, plan=plan)
@@ -163,6 +174,8 @@ def refresh_legacy_files(stores: Stores, stage: str, source_runs, target_runs) -
     """§9.5 recovery of one stage's legacy state: ``(last_contiguous, last_attempted, missing,
     written)``. The legacy state file and failure log are rewritten (atomically, Decision 10)
     only when the state file already exists, i.e. for a deployment that still keeps them."""
+    from archiver_resources import legacy_state as ls
+
     last_contiguous, last_attempted, missing = ls.recover_state(source_runs, target_runs)
     state_file, failure_log = legacy_files(stores)[stage]
     written = Path(state_file).exists()
