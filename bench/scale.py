@@ -237,3 +237,37 @@ def graphql_partitions(instance, materialized: int, count: int) -> dict:
             statuses = node["assetPartitionStatuses"]
             assert len(statuses["materializedPartitions"]) == materialized, statuses.keys()
     return out
+
+
+def main(argv=None) -> int:
+    """Sensor ticks alone (no Dagster instance), for profiling: ``python bench/scale.py
+    --sensor 100000 [--dir DIR]``. bench/run.py ``--only sensor`` is the reported measurement."""
+    import argparse
+    import json
+    import sys
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--sensor", type=int, default=10_000, metavar="N",
+                        help="number of run directories (default 10000)")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="where to make them (kept; reused when runs-N already exists "
+                             "there with N entries); default a temporary directory")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-sensor-") as scratch:
+        parent = args.dir or Path(scratch)
+        root = parent / f"runs-{args.sensor}"
+        if root.exists():  # the tick after one new run adds run N+1: start from N again
+            extra = root / str(args.sensor + 1)
+            if extra.exists():
+                (extra / "metadata.txt").unlink(missing_ok=True)
+                extra.rmdir()
+        if not root.exists() or sum(1 for _ in os.scandir(root)) != args.sensor:
+            root = make_run_dirs(parent, args.sensor)
+        print(json.dumps(sensor_ticks(root, args.sensor), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
