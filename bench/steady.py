@@ -20,13 +20,27 @@ from bench.benchlib import ROOT, Stores
 BIN = Path(sys.executable).parent
 
 
-def _home(path: Path, max_concurrent_runs: int) -> Path:
+def _home(path: Path, max_concurrent_runs: int, dagster_yaml: Path | None = None) -> Path:
     path.mkdir(parents=True, exist_ok=True)
-    text = (ROOT / "dagster.yaml").read_text()
+    text = (dagster_yaml or ROOT / "dagster.yaml").read_text()
     text = re.sub(r"max_concurrent_runs: *\d+", f"max_concurrent_runs: {max_concurrent_runs}",
                   text)
     (path / "dagster.yaml").write_text(text)
     return path
+
+
+def _session_cpu_s(session: int) -> float:
+    """CPU seconds of every process in ``session`` (the daemon, its code server, the run workers
+    their parents reaped): what the machine spends on runs, whatever else shares it."""
+    total, tick = 0, os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[3]) == session:  # after "comm)": state, ppid, pgrp, session, ...
+            total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return total / tick
 
 
 def _wait(predicate, timeout: float, what: str, proc, poll: float = 0.2):
@@ -43,15 +57,17 @@ def _wait(predicate, timeout: float, what: str, proc, poll: float = 0.2):
 
 
 def steady_state(stores: Stores, first_run: int, singles: int, burst: int, home: Path,
-                 max_concurrent_runs: int = 2, sensor_interval: int = 1) -> dict:
+                 max_concurrent_runs: int = 2, sensor_interval: int = 1,
+                 dagster_yaml: Path | None = None) -> dict:
     """Drop ``singles`` runs one at a time (each after the previous finished: the submit→done
     latency of an idle system), then ``burst`` runs at once (throughput, one run per partition).
+    ``dagster_yaml``: another instance file than the repository's (to compare settings).
     """
     import dagster as dg
 
     from archiver_resources.samples import generate_run_record
 
-    home = _home(home, max_concurrent_runs)
+    home = _home(home, max_concurrent_runs, dagster_yaml)
     env = dict(os.environ, DAGSTER_HOME=str(home), ARCHIVER_CONFIG=str(stores.config_path),
                ARCHIVER_SENSOR_INTERVAL_SECONDS=str(sensor_interval), PYTHONUNBUFFERED="1")
     staging = stores.root / "staging"
@@ -96,12 +112,17 @@ def steady_state(stores: Stores, first_run: int, singles: int, burst: int, home:
         out["submit_to_done_s"] = latencies
         out["drop_to_done_s"] = drop_to_done
 
+        cpu_before = _session_cpu_s(proc.pid)
         dropped = time.time()
         for run in runs_burst:
             os.rename(staging / str(run), stores.run_records / str(run))
         keys = {str(r) for r in runs_burst}
         records = _wait(lambda: done(keys), 60 + 20 * burst, "the burst", proc, poll=0.5)
         records = [r for r in records if r.dagster_run.tags.get("dagster/partition") in keys]
+        cpu = _session_cpu_s(proc.pid) - cpu_before
+        out["burst_cpu_s_per_run"] = cpu / len(records)
+        # The most a machine with this many cores could do if runs were CPU-bound only.
+        out["cpu_bound_runs_per_min"] = 60 * (os.cpu_count() or 1) / (cpu / len(records))
         failed = [r for r in records if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS]
         last_end = max(r.end_time for r in records)
         first_create = min(r.create_timestamp.timestamp() for r in records)
