@@ -82,6 +82,9 @@ def parse_fhicl(text: str, name: str = "<fhicl>") -> ParsedFhicl:  # noqa: C901 
     line = 1               # line number at ``counted``, updated lazily (comments, errors)
     counted = 0
 
+    # Keys (each repeats in every table of its kind: ~1.4 M in a 25 MB file) and short numbers
+    # and words (true, 0, 64, ...) are one string object per distinct text within the parse.
+    shared = {}.setdefault
     # Leaf metadata is shared: one dict per distinct (type, comment, annotation) instead of one
     # per value (a 25 MB file has ~1.4 M leaves; their dicts were ~40 % of the tree). The trees
     # are read-only for every consumer; json.dumps writes shared dicts like separate ones.
@@ -130,10 +133,12 @@ def parse_fhicl(text: str, name: str = "<fhicl>") -> ParsedFhicl:  # noqa: C901 
             if kind == ITEM:  # fast path: "key: atom # comment" as one token
                 (key, protection, number, dq, sq, ref, bare,
                  annotation) = m.group(*ITEM_GROUPS)
+                key = shared(key, key)
                 if number is not None:
-                    raw, typ = number, "number"
+                    raw, typ = (shared(number, number) if len(number) <= 6 else number), "number"
                 elif bare is not None:
-                    raw, typ = bare, _BARE_TYPES.get(bare, "string_unquoted")
+                    raw, typ = (shared(bare, bare) if len(bare) <= 6 else bare), \
+                        _BARE_TYPES.get(bare, "string_unquoted")
                 elif dq is not None:
                     raw, typ = dq, "string_doublequoted"
                     if key.startswith(INCLUDE_KEY_PREFIX) and lx.INCLUDE_KEY_RE.match(key):
@@ -157,6 +162,7 @@ def parse_fhicl(text: str, name: str = "<fhicl>") -> ParsedFhicl:  # noqa: C901 
                 continue
             if kind == KEY:
                 key = m.group(KEY_NAME)
+                key = shared(key, key)
                 protection = m.group(KEY_PROTECTION)
                 key_comment = comment
                 key_pos = start
@@ -240,9 +246,13 @@ def parse_fhicl(text: str, name: str = "<fhicl>") -> ParsedFhicl:  # noqa: C901 
         # ---- a value: of table item ``key`` or the next sequence element
         if kind == NUMBER:
             raw = m.group(NUMBER)
+            if len(raw) <= 6:
+                raw = shared(raw, raw)
             typ = "number"
         elif kind == BARE:
             raw = m.group(BARE)
+            if len(raw) <= 6:
+                raw = shared(raw, raw)
             typ = _BARE_TYPES.get(raw, "string_unquoted")
         elif kind == DQSTRING:
             raw = m.group(DQ_CONTENT)

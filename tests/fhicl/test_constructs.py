@@ -317,3 +317,26 @@ def test_long_file():
     assert len(data) == 20000 and data["k19999"]["l"] == ["19999", "20000"]
     assert meta["k5"]["children"]["l"]["annotation"] == ""
     assert meta["k5"]["children"]["s"]["annotation"] == ""
+
+
+def test_equal_leaf_metadata_is_one_object_and_encodes_like_separate_dicts():
+    """Memory: a leaf's metadata dict is shared with every leaf of the same type, comment and
+    annotation (and repeated keys and short atoms are one string), without changing the JSON."""
+    import json
+
+    text = ("t: [{a: 1 b: true}, {a: 1 b: true # note\n}, {a: 2 b: false}]\n"
+            "u @protect_ignore: 1\n")
+    parsed = parse_fhicl(text, "t.fcl")
+    seq = parsed.metadata["main"]["children"]["t"]["children"]
+    first, second, third = (seq[i]["children"] for i in ("0", "1", "2"))
+    assert first["a"] is second["a"] is third["a"]  # number, no comment, no annotation
+    assert first["b"] is not second["b"] and second["b"]["annotation"] == "# note"
+    assert parsed.data["main"]["t"][0]["a"] is parsed.data["main"]["t"][1]["a"]
+    tables = parsed.data["main"]["t"]
+    assert [next(iter(t)) for t in tables][0] is [next(iter(t)) for t in tables][2]
+    # protection never goes into a shared dict
+    assert parsed.metadata["main"]["children"]["u"] == {
+        "type": "number", "comment": "", "annotation": "", "protection": "@protect_ignore"}
+    assert first["a"] == {"type": "number", "comment": "", "annotation": ""}
+    separate = json.loads(json.dumps(parsed.metadata))
+    assert json.dumps(separate) == json.dumps(parsed.metadata) and separate == parsed.metadata
