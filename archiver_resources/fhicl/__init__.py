@@ -10,6 +10,8 @@ API
 * ``record_to_fhicl(record) -> str`` — deterministic FHiCL regenerated from data + metadata.
 * ``parse_fhicl(text, name) -> ParsedFhicl(data, metadata, comments)``; ``write_fhicl(data,
   metadata)``; ``fhicl_equivalent(a_text, b_text) -> bool`` (equal data trees).
+* ``iter_json(record)`` — ``json.dumps(record, ensure_ascii=False)`` in pieces (never the whole
+  text at once); ``loads_record(text)`` — ``json.loads`` sharing equal leaf metadata (read-only).
 * Syntax errors raise ``archiver_resources.errors.FhiclSyntaxError`` (file, 1-based line and
   column, the offending line); malformed records raise ``FhiclRecordError``.
 
@@ -69,9 +71,11 @@ from archiver_resources.fhicl.parser import MAX_DEPTH, ParsedFhicl, parse_fhicl
 from archiver_resources.fhicl.record import (
     FhiclRecordError, fhicl_equivalent, fhicl_to_record, format_timestamp, record_to_fhicl,
 )
+from archiver_resources.fhicl.jsonio import iter_json, loads_record
 from archiver_resources.fhicl.writer import write_fhicl
 
 __all__ = [
     "MAX_DEPTH", "FhiclRecordError", "ParsedFhicl", "fhicl_equivalent", "fhicl_to_record",
-    "format_timestamp", "parse_fhicl", "record_to_fhicl", "write_fhicl",
+    "format_timestamp", "iter_json", "loads_record", "parse_fhicl", "record_to_fhicl",
+    "write_fhicl",
 ]
