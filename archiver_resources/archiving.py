@@ -7,6 +7,7 @@ policy, and MD5 over the exact bytes sent and received.
 """
 
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Mapping, Optional
 
 from archiver_resources.artdaqdb import hashes_text, parse_hashes
 from archiver_resources.artdaqdb.base import entity_name
-from archiver_resources.blob import adler32, md5_hex, pack
+from archiver_resources.blob import PackedFile, pack, pack_to_file
 from archiver_resources.errors import (
     AlreadyArchivedError,
     AlreadyUpdatedError,
@@ -214,20 +215,34 @@ def verify_by_export(run: int, config: str, insert_files: Mapping[str, str], art
             + ", ".join(differing[:10]) + (" ..." if len(differing) > 10 else "") + ")", run=run)
 
 
-def build_blob(run: int, artdaqdb, configuration: Optional[str] = None):
-    """Export the run from artdaqDB and pack it; returns (config name, files, packed_at, bytes).
-
-    The ``Packed on`` time is the configuration's own time in artdaqDB, so re-packing the same
-    content gives the same bytes and the same MD5.
-    """
+def _export(run: int, artdaqdb, configuration: Optional[str]):
     config_full = configuration or artdaqdb.find_configuration(run)
     if not config_full:
         raise NotArchivedError("no configuration found in artdaqDB", run=run)
     config = config_full.split("/", 1)[1] if "/" in config_full else config_full
     files = artdaqdb.export_run(run, config)
     packed_at = artdaqdb.archived_at(run, config)
-    data = pack(run, files, packed_at)
-    return f"{run}/{config}", files, packed_at, data
+    return f"{run}/{config}", files, packed_at
+
+
+def build_blob(run: int, artdaqdb, configuration: Optional[str] = None):
+    """Export the run from artdaqDB and pack it; returns (config name, files, packed_at, bytes).
+
+    The ``Packed on`` time is the configuration's own time in artdaqDB, so re-packing the same
+    content gives the same bytes and the same MD5.
+    """
+    name, files, packed_at = _export(run, artdaqdb, configuration)
+    return name, files, packed_at, pack(run, files, packed_at)
+
+
+def build_blob_file(run: int, artdaqdb, directory: Path,
+                    configuration: Optional[str] = None) -> tuple[str, int, object, PackedFile]:
+    """:func:`build_blob` into ``directory/<run>.blob`` instead of memory (the same bytes);
+    returns (config name, file count, packed_at, the packed file with its MD5 and Adler-32).
+    The exported files are dropped before this returns, so only the file holds the blob."""
+    name, files, packed_at = _export(run, artdaqdb, configuration)
+    packed = pack_to_file(Path(directory) / f"{run}.blob", run, files, packed_at, fsync=False)
+    return name, len(files), packed_at, packed
 
 
 def migrate_run(run: int, artdaqdb, ucondb, *, on_existing: str = "verify") -> MigrateOutcome:
@@ -236,56 +251,68 @@ def migrate_run(run: int, artdaqdb, ucondb, *, on_existing: str = "verify") -> M
     A duplicate key counts as archived only when the stored bytes' MD5 equals ours; otherwise
     the policy decides (verify/fail: IntegrityError; skip: report; new_version: override and
     record the replaced version id). Raises IntegrityError on any MD5 mismatch after upload.
+
+    The blob goes through a scratch file (packed, streamed up, streamed down and hashed), so
+    neither it nor its downloaded copy is ever whole in memory.
     """
     if on_existing not in ON_EXISTING_POLICIES:
         raise ValueError(f"on_existing must be one of {ON_EXISTING_POLICIES}, not {on_existing!r}")
     started = time.monotonic()
-    configuration, files, packed_at, data = build_blob(run, artdaqdb)
-    want = md5_hex(data)
-    outcome = MigrateOutcome(run=run, configuration=configuration, action="uploaded",
-                             size=len(data), md5=want, adler32=adler32(data),
-                             file_count=len(files), packed_on=packed_at.isoformat())
+    with tempfile.TemporaryDirectory(prefix=f"archiver-blob-{run}-") as scratch:
+        configuration, file_count, packed_at, packed = build_blob_file(run, artdaqdb,
+                                                                       Path(scratch))
+        outcome = _upload(run, packed, ucondb, on_existing, MigrateOutcome(
+            run=run, configuration=configuration, action="uploaded", size=packed.size,
+            md5=packed.md5, adler32=packed.adler32, file_count=file_count,
+            packed_on=packed_at.isoformat()))
+    outcome.duration_s = time.monotonic() - started
+    return outcome
+
+
+def _upload(run: int, packed: PackedFile, ucondb, on_existing: str,
+            outcome: MigrateOutcome) -> MigrateOutcome:
+    want = packed.md5
     try:
-        meta = ucondb.put_blob(run, data)
+        with open(packed.path, "rb") as body:
+            meta = ucondb.put_blob(run, body)
         outcome.version_id, outcome.data_key = meta.id, meta.data_key
     except DuplicateKeyError:
-        existing = ucondb.get_blob(run)
-        got = md5_hex(existing.data)
+        existing = ucondb.blob_digest(run)
+        got = existing.md5
         if got == want:
             outcome.action = "verified-existing"
             if existing.meta is not None:
                 outcome.version_id, outcome.data_key = existing.meta.id, existing.meta.data_key
-            outcome.duration_s = time.monotonic() - started
             return outcome
         if on_existing == "skip":
             outcome.action = "skipped-existing"
             if existing.meta is not None:
                 outcome.version_id = existing.meta.id
             outcome.md5 = got
-            outcome.duration_s = time.monotonic() - started
             return outcome
         if on_existing in ("verify", "fail"):
             raise IntegrityError(
                 "UconDB already holds a different blob for this run (not overwritten; "
                 "set on_existing: new_version to replace it deliberately)",
                 run=run, expected=want, actual=got)
-        meta = ucondb.put_blob(run, data, override=True)
+        with open(packed.path, "rb") as body:
+            meta = ucondb.put_blob(run, body, override=True)
         outcome.action = "replaced"
         outcome.replaced_version_id = existing.meta.id if existing.meta is not None else None
         outcome.version_id, outcome.data_key = meta.id, meta.data_key
-    verify_uploaded(run, ucondb, want, len(data))
-    outcome.duration_s = time.monotonic() - started
+    verify_uploaded(run, ucondb, want, packed.size)
     return outcome
 
 
 def verify_uploaded(run: int, ucondb, want_md5: str, want_size: Optional[int] = None) -> str:
-    """Download the run's blob by key and compare the MD5 of the raw bytes; returns the MD5."""
-    blob = ucondb.get_blob(run)
-    got = md5_hex(blob.data)
+    """Download the run's blob by key (streamed) and compare the MD5 of the raw bytes; returns
+    the MD5."""
+    blob = ucondb.blob_digest(run)
+    got = blob.md5
     if got != want_md5:
         raise IntegrityError("MD5 of the blob UconDB serves differs from the blob we packed",
                              run=run, expected=want_md5, actual=got)
-    if want_size is not None and len(blob.data) != want_size:
+    if want_size is not None and blob.size != want_size:
         raise IntegrityError("size of the blob UconDB serves differs", run=run,
-                             expected=str(want_size), actual=str(len(blob.data)))
+                             expected=str(want_size), actual=str(blob.size))
     return got

@@ -193,8 +193,9 @@ class PackedFile:
 
 
 def pack_to_file(path: str | os.PathLike, run_number: int, files: Mapping[str, str],
-                 packed_at: datetime) -> PackedFile:
-    """Stream the blob into ``path`` atomically (temporary file + rename, Decision 10)."""
+                 packed_at: datetime, *, fsync: bool = True) -> PackedFile:
+    """Stream the blob into ``path`` atomically (temporary file + rename, Decision 10); the
+    blob is never whole in memory. ``fsync=False`` for a scratch copy that is only read back."""
     target = Path(path)
     pieces = iter_pack(run_number, files, packed_at)  # validates before anything is written
     digest, adler, size = hashlib.md5(), 1, 0
@@ -207,7 +208,8 @@ def pack_to_file(path: str | os.PathLike, run_number: int, files: Mapping[str, s
                 adler = zlib.adler32(piece, adler)
                 size += len(piece)
             out.flush()
-            os.fsync(out.fileno())
+            if fsync:
+                os.fsync(out.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

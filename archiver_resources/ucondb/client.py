@@ -88,6 +88,17 @@ class Blob:
         return hashlib.md5(self.data).hexdigest()
 
 
+@dataclass(frozen=True)
+class BlobDigest:
+    """What a streamed download of a blob proved, without holding its bytes: their MD5, size and
+    Adler-32, and the version metadata from the headers."""
+
+    md5: str
+    size: int
+    adler32: int
+    meta: Optional[VersionMeta]
+
+
 def run_of_key(key: Optional[str]) -> Optional[int]:
     """``"1234"`` → 1234; ``None``, ``"abc"``, ``"0123"``, ``"+5"`` → None (exact decimal only)."""
     if key is None or not re.fullmatch(r"[0-9]+", key):
@@ -299,12 +310,15 @@ class UconDBClient:
     # ---- the one request path ----
 
     def _request(self, method: str, path: str, *, what: str, run: Optional[int] = None,
-                 params: Optional[Mapping[str, str]] = None, data: Optional[bytes] = None,
+                 params: Optional[Mapping[str, str]] = None, data: Any = None,
                  auth: Optional[HTTPDigestAuth] = None, stream: bool = False) -> requests.Response:
         """Send one logical request with timeouts and retries; return any non-5xx reply."""
         url = self.server_url + path
         retry = self._application_retry()
+        start = data.tell() if hasattr(data, "seek") else None
         while True:
+            if start is not None:
+                data.seek(start)  # a file body is sent again from its start on a retry
             try:
                 response = self._session.request(method, url, params=params, data=data,
                                                  auth=auth, timeout=self.timeout, stream=stream,
@@ -365,21 +379,27 @@ class UconDBClient:
                                  params={"folder": self.folder}, auth=self._folder_auth)
         self._check(response, what, None)
 
-    def put_blob(self, run: int, data: bytes, *, override: bool = False) -> VersionMeta:
+    def put_blob(self, run: int, data: Any, *, override: bool = False) -> VersionMeta:
         """Upload ``data`` as the version with key = tag = run; returns its metadata.
 
+        ``data`` is bytes or a seekable binary file opened at the blob's start (streamed from
+        there, never read whole; sent again from that position on a retry).
         Raises DuplicateKeyError when the key exists (the caller verifies by MD5).
         ``override=True`` moves the key to the new version: only for an operator's explicit
         ``new_version`` decision, never automatically.
         """
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError("put_blob expects bytes (encode the blob once, send those bytes)")
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        elif not isinstance(data, bytes) and not (hasattr(data, "read")
+                                                   and hasattr(data, "seek")):
+            raise TypeError("put_blob expects bytes or a seekable binary file "
+                            "(encode the blob once, send those bytes)")
         what = f"put run {run} into {self._where()}"
         params = {"key": str(int(run)), "tag": str(int(run)),
                   "override": "yes" if override else "no", "full_meta": "yes"}
         path, query = self._object_url(params)
         response = self._request("POST", path, what=what, run=run, params=query,
-                                 data=bytes(data), auth=self._put_auth)
+                                 data=data, auth=self._put_auth)
         self._check(response, what, run)
         return self._meta_from_body(response, what, run)
 
@@ -394,6 +414,30 @@ class UconDBClient:
         if meta is not None:
             self._check_download(data, meta, what, run)
         return Blob(data=data, meta=meta)
+
+    def blob_digest(self, run: int, *, chunk_size: int = 1 << 20) -> BlobDigest:
+        """Download the version with key = run as a stream and return the MD5, size and Adler-32
+        of the exact bytes received (never more than one chunk held); checked against the
+        size and Adler-32 the server reports, like :meth:`get_blob`."""
+        what = f"get run {run} from {self._where()}"
+        path, query = self._key_url(run, {})
+        response = self._request("GET", path, what=what, run=run, params=query, stream=True)
+        with response:
+            self._check(response, what, run)
+            meta = self._meta_from_header(response, what, run)
+            digest, adler, size = hashlib.md5(), 1, 0
+            try:
+                for chunk in response.iter_content(chunk_size=chunk_size):
+                    digest.update(chunk)
+                    adler = zlib.adler32(chunk, adler)
+                    size += len(chunk)
+            except requests.RequestException as exc:
+                raise UconDBError(f"{what}: download broken off after {size} bytes "
+                                  f"({_short_cause(exc)})", run=run, retryable=True) from None
+        adler &= 0xFFFFFFFF
+        if meta is not None:
+            self._check_received(size, adler, meta, what, run)
+        return BlobDigest(md5=digest.hexdigest(), size=size, adler32=adler, meta=meta)
 
     def version_meta(self, run: int) -> Optional[VersionMeta]:
         """Metadata of the version with key = run, or None when there is none."""
@@ -450,9 +494,14 @@ class UconDBClient:
 
     @staticmethod
     def _check_download(data: bytes, meta: VersionMeta, what: str, run: Optional[int]) -> None:
-        if len(data) != meta.data_size:
-            raise UconDBError(f"{what}: received {len(data)} bytes, server reports "
+        UconDBClient._check_received(len(data), zlib.adler32(data), meta, what, run)
+
+    @staticmethod
+    def _check_received(size: int, adler: int, meta: VersionMeta, what: str,
+                        run: Optional[int]) -> None:
+        if size != meta.data_size:
+            raise UconDBError(f"{what}: received {size} bytes, server reports "
                               f"{meta.data_size}", run=run, retryable=True)
-        if zlib.adler32(data) != meta.adler32:
+        if adler != meta.adler32:
             raise UconDBError(f"{what}: adler32 of received bytes differs from the server's",
                               run=run, retryable=True)

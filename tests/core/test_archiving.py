@@ -7,7 +7,7 @@ import os
 import pytest
 
 from archiver_resources.archiving import (
-    ImportSettings, build_blob, import_run, migrate_run, verify_uploaded,
+    ImportSettings, build_blob, build_blob_file, import_run, migrate_run, verify_uploaded,
 )
 from archiver_resources.artdaqdb import open_artdaqdb
 from archiver_resources.blob import md5_hex, unpack
@@ -91,8 +91,12 @@ def test_blob_is_deterministic_and_round_trips_through_ucondb(tmp_path, store, u
     assert build_blob(42, store)[3] == data  # same artdaqDB content, same bytes
     run, unpacked = unpack(data)
     assert run == 42 and set(unpacked) == {os.path.basename(p) for p in files}
+    name, count, at, packed = build_blob_file(42, store, tmp_path)
+    assert packed.path.read_bytes() == data and (name, count, at) == (_, len(files), packed_at)
+    assert (packed.size, packed.md5) == (len(data), md5_hex(data))
     outcome = migrate_run(42, store, ucondb)
     assert outcome.action == "uploaded" and outcome.md5 == md5_hex(data)
+    assert outcome.size == len(data) and ucondb.get_blob(42).data == data
     assert verify_uploaded(42, ucondb, outcome.md5) == outcome.md5
     # A second migration meets the duplicate key and verifies instead of failing or overwriting.
     again = migrate_run(42, store, ucondb)

@@ -204,3 +204,46 @@ def test_object_names_with_equals_use_the_query_form(ucondb_server):
         assert client.get_blob(78).data == b"eq"
         assert client.version_meta(78).object == "a=b/c"
         assert client.existing_runs() == {78}
+
+
+def test_put_from_a_file_streams_it_and_blob_digest_hashes_the_download(ucondb_server, tmp_path):
+    data = bytes(range(256)) * 9000 + "✓ end\n".encode("utf-8")  # > 2 MB: several chunks
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    # a fresh client: the first POST meets the digest challenge, so the file is sent twice
+    with make_client(ucondb_server) as client, open(path, "rb") as body:
+        meta = client.put_blob(77, body)
+        assert meta.data_size == len(data) and meta.adler32 == zlib.adler32(data)
+        assert client.get_blob(77).data == data
+        digest = client.blob_digest(77, chunk_size=4096)
+        assert digest.md5 == hashlib.md5(data).hexdigest()
+        assert (digest.size, digest.adler32) == (len(data), zlib.adler32(data))
+        assert digest.meta == meta
+
+
+def test_a_file_body_is_sent_again_whole_on_a_retried_500(faulty_ucondb, tmp_path):
+    path = tmp_path / "blob"
+    path.write_bytes(b"payload from a file\n" * 1000)
+    with make_client(faulty_ucondb, retries=3) as client:
+        client.put_blob(1, b"warm up digest state")
+        faulty_ucondb.faults.reset()
+        faulty_ucondb.faults.fail_next(2, status=500, body="database is locked",
+                                       path_contains="/data/")
+        with open(path, "rb") as body:
+            meta = client.put_blob(2, body)
+        assert faulty_ucondb.faults.count(method="POST") == 3
+        assert meta.data_size == path.stat().st_size
+        assert client.get_blob(2).data == path.read_bytes()
+
+
+def test_put_blob_refuses_text(ucondb_client):
+    with pytest.raises(TypeError):
+        ucondb_client.put_blob(3, "not bytes")
+
+
+def test_blob_digest_of_unknown_run_is_404(ucondb_client):
+    ucondb_client.put_blob(1, b"one")
+    with pytest.raises(UconDBError) as info:
+        ucondb_client.blob_digest(2)
+    assert info.value.status == 404 and not info.value.retryable
+    assert "Version not found" in str(info.value) and "run 2" in str(info.value)
