@@ -70,3 +70,10 @@ def test_loads_record_keeps_key_order_and_unshareable_values():
     a, b, c, d, e = loads_record(text)
     assert a is b and a == c and a is not c and list(c) == ["type", "annotation", "comment"]
     assert d is not e and d == e
+
+
+def test_loads_record_shares_short_values_of_objects_only():
+    text = '[{"a": "true", "b": "12345678"}, {"a": "true", "b": "12345678"}, ["true"]]'
+    first, second, seq = loads_record(text)
+    assert first == second == {"a": "true", "b": "12345678"} and first is not second
+    assert first["a"] is second["a"] and seq == ["true"]
