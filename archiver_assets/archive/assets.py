@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 import dagster as dg
 
 from archiver_assets.archive.guard import PartitionGuard
+from archiver_assets.event_batching import enable_batched_writes
 from archiver_assets.partitions import run_of, runs_partitions
 from archiver_resources.archiving import ImportOutcome, MigrateOutcome, import_run, migrate_run
 from archiver_resources.errors import ArchiverError, RunRecordError
@@ -85,6 +86,8 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
     """
     keys = list(context.partition_keys)
     batched = len(keys) > 1
+    if batched:
+        enable_batched_writes(context.instance)  # this step's partition events in one write
     guard = PartitionGuard(context.instance, context.run.run_id, runs_partitions.name, context.log)
     failures: dict = {}
     succeeded: dict = {}

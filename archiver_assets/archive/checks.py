@@ -18,9 +18,11 @@ from typing import Callable, Optional
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData)
-from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster._core.events import (DagsterEvent, DagsterEventBatchMetadata, DagsterEventType,
+                                  generate_event_batch_id)
 
 from archiver_assets.archive.assets import RunDirectories
+from archiver_assets.event_batching import batches_check_evaluations, enable_batched_writes
 from archiver_assets.partitions import run_of, runs_partitions
 from archiver_resources.archiving import build_blob, prepare_from_disk, verify_archived
 from archiver_resources.blob import md5_hex, split_blob, validate_metadata
@@ -51,16 +53,27 @@ def _evaluate_partitions(context, asset_key: str, check_name: str,
     ``evaluate(run, latest)`` gets the partition's newest materialization record (or None).
     """
     keys = list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]
+    if len(keys) > 1:
+        enable_batched_writes(context.instance)
     latest = latest_materializations(context.instance, dg.AssetKey(asset_key), keys)
     if len(keys) == 1:
         return evaluate(run_of(keys[0]), latest.get(keys[0]))
     failed = []
-    for key in keys:
-        result = evaluate(run_of(key), latest.get(key))
-        _log_partition_evaluation(context, dg.AssetKey(asset_key), check_name, key, result,
-                                  blocking, latest.get(key))
-        if not result.passed:
-            failed.append(int(key))
+    results: list = []
+    try:
+        for key in keys:
+            result = evaluate(run_of(key), latest.get(key))
+            results.append((key, result))
+            if not result.passed:
+                failed.append(int(key))
+    finally:  # what was evaluated is recorded, even if an unexpected error stops the loop
+        batch_id = generate_event_batch_id() if batches_check_evaluations(context.instance) \
+            else None
+        for index, (key, result) in enumerate(results):
+            batch = (DagsterEventBatchMetadata(batch_id, index == len(results) - 1)
+                     if batch_id else None)
+            _log_partition_evaluation(context, dg.AssetKey(asset_key), check_name, key, result,
+                                      blocking, latest.get(key), batch)
     return dg.AssetCheckResult(
         passed=not failed,
         description=(f"{len(keys) - len(failed)} of {len(keys)} runs passed"
@@ -70,13 +83,15 @@ def _evaluate_partitions(context, asset_key: str, check_name: str,
 
 
 def _log_partition_evaluation(context, asset_key: dg.AssetKey, check_name: str, key: str,
-                              result: dg.AssetCheckResult, blocking: bool, latest) -> None:
+                              result: dg.AssetCheckResult, blocking: bool, latest,
+                              batch: Optional[DagsterEventBatchMetadata] = None) -> None:
     """Record one partition's evaluation as an event of this run and step.
 
     Dagster plans one check execution per partition of a range step but records the step's result
     without a partition; logging a per-partition evaluation event resolves each planned execution
     (same run id, same partition), so the UI shows per-run check status after a batched backfill.
     The evaluation points at the partition's newest materialization, as Dagster's own would.
+    With ``batch`` the step's evaluations are stored in one write (:mod:`..event_batching`).
     """
     step_context = context.op_execution_context.get_step_execution_context()
     target = (AssetCheckEvaluationTargetMaterializationData(
@@ -86,7 +101,16 @@ def _log_partition_evaluation(context, asset_key: dg.AssetKey, check_name: str, 
         asset_key=asset_key, check_name=check_name, passed=result.passed,
         metadata=result.metadata, severity=result.severity, description=result.description,
         partition=key, blocking=blocking, target_materialization_data=target)
-    DagsterEvent.asset_check_evaluation(step_context, evaluation)  # builds and logs the event
+    if batch is None:
+        DagsterEvent.asset_check_evaluation(step_context, evaluation)  # builds and logs the event
+        return
+    DagsterEvent.from_step(
+        event_type=DagsterEventType.ASSET_CHECK_EVALUATION, step_context=step_context,
+        event_specific_data=evaluation, batch_metadata=batch,
+        message=(f"Asset check '{check_name}' on '{asset_key.to_user_string()}' "
+                 + ("passed." if result.passed else "did not pass.")
+                 + ("" if result.description is None
+                    else f" Description: '{result.description}'")))
 
 
 PACKED_ACTIONS = ("uploaded", "replaced", "verified-existing")

@@ -174,7 +174,12 @@ def test_ucondb_outage_fails_partitions_and_batched_backfill_recovers(archive_en
             restarted.stop()
 
 
-def test_batched_run_records_check_status_per_run_and_can_run_again(archive_env):
+@pytest.mark.parametrize("event_batch_size", ["500", "0"], ids=["batched-writes", "per-event"])
+def test_batched_run_records_check_status_per_run_and_can_run_again(archive_env, monkeypatch,
+                                                                    event_batch_size):
+    # Batched event writes (archiver_assets.event_batching) must leave the same records as
+    # Dagster's per-event path.
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", event_batch_size)
     generate_run_records(archive_env.run_records, [4001, 4002, 4003])
     defs = archive_env.definitions()
     job = defs.resolve_job_def("archive_runs")
@@ -203,3 +208,11 @@ def test_batched_run_records_check_status_per_run_and_can_run_again(archive_env)
                 k: "this run's upload" for k in ("4001", "4002", "4003")}
             assert {e.target_materialization_data.run_id
                     for e in evaluations.values()} == {result.run_id}
+            assert getattr(instance.event_log_storage, "_archiver_batched_writes", False) \
+                == (event_batch_size != "0")
+            for asset in ("artdaqdb_config", "ucondb_blob"):
+                records = instance.fetch_materializations(dg.AssetKey(asset), limit=100).records
+                mine = sorted(r.partition_key for r in records if r.run_id == result.run_id)
+                assert mine == ["4001", "4002", "4003"], (asset, attempt)
+                assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {
+                    "4001", "4002", "4003"}
