@@ -17,7 +17,8 @@ SIGINT to the workers and kills those still running after 5 s; the Dagster runs 
 unfinished (tag ``archiver/invocation``) are then marked failed, so no run stays STARTED and
 their partitions show FAILED for ``--retry-failed-*``. When the CLI itself dies (SIGKILL, OOM
 killer), Linux sends its workers SIGINT (``PR_SET_PDEATHSIG``): they stop like an immediate stop,
-with their interrupted writes rolled back and their Dagster runs recorded as failed by Dagster.
+with their interrupted writes rolled back and their Dagster runs recorded as failed by Dagster;
+a worker still alive 10 s later exits hard (``_watch_parent``).
 
 Batches are partition ranges (tags ``dagster/asset_partition_range_start`` / ``_end``), and a
 range follows partition insertion order, so ``group_batches`` only puts runs together whose
@@ -294,10 +295,34 @@ def die_with_parent(expected_parent: Optional[str]) -> bool:
     return not expected_parent or str(os.getppid()) == expected_parent
 
 
+ORPHAN_GRACE_SECONDS = 10.0
+
+
+def _watch_parent(parent: int, grace: float = ORPHAN_GRACE_SECONDS) -> None:
+    """Bound an orphaned worker's life: once the CLI is gone, the worker got SIGINT (Linux,
+    ``die_with_parent``; sent here elsewhere) and stops its step; if it is still alive ``grace``
+    seconds later (a slow store answer, an interrupt Dagster defers), it exits hard. An exit in
+    the middle of an artdaqDB write is rolled back by the next writer, and its Dagster run is
+    reported failed by the partition guard or run monitoring."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    if not sys.platform.startswith("linux"):
+        os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(grace)
+    sys.stderr.write(f"worker {os.getpid()}: the CLI is gone and the worker did not stop within "
+                     f"{grace:g} s; exiting\n")
+    sys.stderr.flush()
+    os._exit(137)
+
+
 def worker_main(config_path: str) -> int:
     """The ``--worker`` loop (see the module docstring)."""
-    if not die_with_parent(os.environ.get(PARENT_ENV)):
+    parent = os.environ.get(PARENT_ENV)
+    if not die_with_parent(parent):
         return 130
+    if parent and parent.isdigit():
+        threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True,
+                         name="watch-cli").start()
     protocol = os.fdopen(os.dup(1), "w", buffering=1, encoding="utf-8")
     os.dup2(2, 1)  # anything else printed goes to stderr, never into the protocol
     sys.stdout = sys.stderr
@@ -309,6 +334,9 @@ def worker_main(config_path: str) -> int:
 
         defs = build_definitions(config_path)
         with dg.DagsterInstance.get() as instance:
+            from archiver_assets.event_batching import enable_batched_writes
+
+            enable_batched_writes(instance)  # partition events of a batch in one write each
             protocol.write(json.dumps({"ready": os.getpid()}) + "\n")
             for line in sys.stdin:
                 if not line.strip():
