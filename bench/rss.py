@@ -1,6 +1,8 @@
 """Peak resident memory while archiving one big run record, measured in a child process that
 reports its own peak (VmHWM) (the UconDB server runs in the parent, so only the archiver's
-memory is counted)."""
+memory is counted). In core mode the import's and the migration's peaks are also reported
+(``import_peak_mb``, ``migrate_peak_mb``; the high-water mark is reset between them), so the
+raw numbers show which stage holds the peak."""
 
 from __future__ import annotations
 
@@ -26,13 +28,27 @@ def hwm_kb():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def reset_hwm():
+    # VmHWM := current RSS, so the migration's own peak is seen (False when not permitted).
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
 base = hwm_kb()
+stages = {{}}
 t0 = time.perf_counter()
 if mode == "core":
     store, client = open_stores(config)
     try:
         import_run(run, __import__("pathlib").Path(run_dir), store, settings)
-        migrate_run(run, store, client)
+        stages["import_peak_kb"] = hwm_kb()
+        if reset_hwm():
+            migrate_run(run, store, client)
+            stages["migrate_peak_kb"] = hwm_kb()
+        else:
+            migrate_run(run, store, client)
     finally:
         store.close(); client.close()
 elif mode == "dagster":
@@ -44,8 +60,9 @@ elif mode == "dagster":
         result = defs.resolve_job_def("archive_runs").execute_in_process(
             instance=instance, partition_key=str(run), raise_on_error=False)
         assert result.success
-peak = hwm_kb()
-print(json.dumps({{"imports_kb": base, "peak_kb": peak, "seconds": time.perf_counter() - t0}}))
+peak = max([hwm_kb(), *stages.values()])
+print(json.dumps({{"imports_kb": base, "peak_kb": peak, "seconds": time.perf_counter() - t0,
+                  **stages}}))
 """
 
 
@@ -58,5 +75,9 @@ def peak_rss(stores: Stores, run: int, mode: str) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"peak-RSS child ({mode}) failed: {proc.stderr[-2000:]}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"peak_mb": data["peak_kb"] / 1024, "imports_mb": data["imports_kb"] / 1024,
-            "seconds": data["seconds"]}
+    result = {"peak_mb": data["peak_kb"] / 1024, "imports_mb": data["imports_kb"] / 1024,
+              "seconds": data["seconds"]}
+    for stage in ("import", "migrate"):  # core mode: which stage holds the peak
+        if f"{stage}_peak_kb" in data:
+            result[f"{stage}_peak_mb"] = data[f"{stage}_peak_kb"] / 1024
+    return result
