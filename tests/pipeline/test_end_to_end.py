@@ -180,6 +180,12 @@ def test_batched_run_records_check_status_per_run_and_can_run_again(archive_env,
     # Batched event writes (archiver_assets.event_batching) must leave the same records as
     # Dagster's per-event path.
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", event_batch_size)
+    import archiver_assets.event_batching as batching
+
+    batched_checks = []
+    real_store = batching._store_check_evaluations
+    monkeypatch.setattr(batching, "_store_check_evaluations", lambda storage, entries: (
+        batched_checks.append(len(entries)), real_store(storage, entries))[1])
     generate_run_records(archive_env.run_records, [4001, 4002, 4003])
     defs = archive_env.definitions()
     job = defs.resolve_job_def("archive_runs")
@@ -210,6 +216,9 @@ def test_batched_run_records_check_status_per_run_and_can_run_again(archive_env,
                     for e in evaluations.values()} == {result.run_id}
             assert getattr(instance.event_log_storage, "_archiver_batched_writes", False) \
                 == (event_batch_size != "0")
+            # Batched: each check's three per-run evaluations went in as one write.
+            assert batched_checks == ([3, 3, 3] if event_batch_size != "0" else []), attempt
+            batched_checks.clear()
             for asset in ("artdaqdb_config", "ucondb_blob"):
                 records = instance.fetch_materializations(dg.AssetKey(asset), limit=100).records
                 mine = sorted(r.partition_key for r in records if r.run_id == result.run_id)
