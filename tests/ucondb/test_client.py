@@ -247,3 +247,14 @@ def test_blob_digest_of_unknown_run_is_404(ucondb_client):
         ucondb_client.blob_digest(2)
     assert info.value.status == 404 and not info.value.retryable
     assert "Version not found" in str(info.value) and "run 2" in str(info.value)
+
+
+def test_a_file_body_survives_gateway_retries_and_the_digest_challenge(faulty_ucondb, tmp_path):
+    path = tmp_path / "blob"
+    path.write_bytes(b"gateway retried file body\n" * 5000)
+    with make_client(faulty_ucondb, retries=2) as client:
+        faulty_ucondb.faults.fail_next(2, status=502, path_contains="/data/")
+        with open(path, "rb") as body:
+            meta = client.put_blob(4, body)  # 2 faults, then the 401 challenge, then success
+        assert meta.data_size == path.stat().st_size
+        assert client.get_blob(4).data == path.read_bytes()
