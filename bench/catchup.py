@@ -68,18 +68,20 @@ def plain_loop(stores: Stores, runs: list[int], *, with_checks: bool = False) ->
 
 class RunlessTimer:
     """Counts and times the checks' per-partition evaluation records in range runs: runless
-    reports (``report_runless_asset_event``) or in-run events
-    (``DagsterEvent.asset_check_evaluation``), whichever checks.py uses. Undo with ``restore``."""
+    reports (``report_runless_asset_event``) or in-run events (``checks._log_partition_evaluation``),
+    whichever checks.py uses. Undo with ``restore``."""
 
     def __init__(self, instance):
-        from dagster._core.events import DagsterEvent
+        import archiver_assets.archive.checks as checks
 
         self.calls, self.seconds = 0, 0.0
         self._restore = []
         instance.report_runless_asset_event = self._timed(instance.report_runless_asset_event)
-        name = "asset_check_evaluation"
-        self._restore.append((DagsterEvent, name, DagsterEvent.__dict__[name]))
-        setattr(DagsterEvent, name, staticmethod(self._timed(getattr(DagsterEvent, name))))
+        # Every per-partition evaluation goes through this function, batched or not (batched:
+        # the last call of a step stores them all, so the total time is still counted).
+        name = "_log_partition_evaluation"
+        self._restore.append((checks, name, getattr(checks, name)))
+        setattr(checks, name, self._timed(getattr(checks, name)))
 
     def _timed(self, original):
         def timed(*args, **kwargs):
