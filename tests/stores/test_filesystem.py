@@ -323,3 +323,38 @@ def test_a_refused_document_is_undone_quietly_and_a_crash_still_warns(fsdb, capl
         with pytest.raises(ArtdaqDBError):
             fsdb.archive_run(4321, "standard", insert_files(4321))
     assert "rolling back failed artdaqDB write of 4321/standard" in caplog.text
+
+
+def test_archived_at_from_the_index_equals_the_documents_answer_also_after_a_rollback(fsdb, clock):
+    from datetime import timedelta
+
+    from archiver_resources.artdaqdb.base import ArtdaqDB
+
+    start, ticks = clock(), iter(range(1, 1000))
+    fsdb._clock = lambda: start + timedelta(minutes=next(ticks))  # every write a later time
+    fsdb.archive_run(5001, "standard", insert_files(5001))
+    fsdb.update_run(5001, "standard", update_files(5001))
+    name = "5001/standard"
+    assert fsdb._assigned_of(name) == ArtdaqDB._assigned_of(fsdb, name) is not None
+
+    # An update that fails after its index entries were staged: its assigned time must not
+    # survive the rollback in the index (archived_at reads the index).
+    def fail(stage):
+        if stage.startswith("index:"):
+            raise OSError(28, "No space left on device")
+
+    fsdb.hook = fail
+    with pytest.raises(ArtdaqDBError):
+        fsdb.update_run(5001, "standard", update_files(5001))
+    fsdb.hook = None
+    fresh = open_artdaqdb(f"filesystemdb://{fsdb.root}")
+    assert fresh._assigned_of(name) == ArtdaqDB._assigned_of(fresh, name)
+    assert fresh.archived_at(5001, "standard") == ArtdaqDB._assigned_of(fresh, name)
+
+    # An index without assigned times (written by another tool): read from the documents.
+    index_path = fsdb.root / "SystemLayout" / "index.json"
+    data = json.loads(index_path.read_text())
+    data.pop("configurations.assigned")
+    index_path.write_text(json.dumps(data))
+    other = open_artdaqdb(f"filesystemdb://{fsdb.root}")
+    assert other.archived_at(5001, "standard") == ArtdaqDB._assigned_of(other, name)
