@@ -20,6 +20,7 @@ from archiver_resources.errors import (
     AlreadyArchivedError,
     AlreadyUpdatedError,
     DuplicateKeyError,
+    FhiclSyntaxError,
     IntegrityError,
     NotArchivedError,
     RunRecordError,
@@ -135,6 +136,27 @@ def verify_archived(run: int, source: PreparedRecord, settings: ImportSettings, 
             raise mismatch from None
 
 
+def in_run_record(error: FhiclSyntaxError, record) -> FhiclSyntaxError:
+    """``error`` (which names the artdaqDB entity, e.g. ``settings``) naming the run-record file
+    it came from: ``tpc01.fcl``, or ``settings.txt (converted to FHiCL entity settings)`` — the
+    line and column then count in the converted text."""
+    entity = error.name
+    sources = sorted(f.relpath for f in record.files
+                     if f.relpath.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+                     == entity)
+    fcl = [s for s in sources if s.endswith(".fcl")]
+    if fcl:
+        name = fcl[0]
+    elif sources:
+        name = f"{sources[0]} (converted to FHiCL entity {entity})"
+    else:
+        return error
+    named = FhiclSyntaxError(error.reason, name=name, line=error.line, column=error.column,
+                             excerpt=error.excerpt)
+    named.retryable = error.retryable
+    return named
+
+
 def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
                force: bool = False) -> ImportOutcome:
     """Archive one run record into artdaqDB as ``<run>/<config>`` (idempotent).
@@ -156,6 +178,8 @@ def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
     )
     try:
         artdaqdb.archive_run(run, config, prepared.insert_files)
+    except FhiclSyntaxError as error:  # parsed inside the store's write (rolled back)
+        raise in_run_record(error, record) from None
     except AlreadyArchivedError:
         verify_archived(run, source, settings, artdaqdb)
         outcome.action = "verified"

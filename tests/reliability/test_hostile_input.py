@@ -62,25 +62,27 @@ def crlf(rel):
 
 
 # (case id, mutation, expected error type, fragments the message must contain).
-# Every refusal names the run (the asset adds "run N:" for FHiCL errors, see the Dagster test).
+# Every refusal names the run (the asset adds "run N:" for FHiCL errors, see the Dagster test) and
+# the run-record file (FHiCL errors: the file, and the entity a .txt file was converted to).
 REFUSED = [
     ("fhicl-unclosed-brace", write("tpc01.fcl", "a: {\n b: 1\n"), FhiclSyntaxError,
-     ["tpc01:1:", "never closed"]),
-    ("fhicl-garbage", write("tpc01.fcl", "@@@ !!!\n"), FhiclSyntaxError, ["tpc01:1:1"]),
-    ("fhicl-binary", write("tpc01.fcl", bytes(range(256))), FhiclSyntaxError, ["tpc01:"]),
+     ["tpc01.fcl:1:", "never closed"]),
+    ("fhicl-garbage", write("tpc01.fcl", "@@@ !!!\n"), FhiclSyntaxError, ["tpc01.fcl:1:1"]),
+    ("fhicl-binary", write("tpc01.fcl", bytes(range(256))), FhiclSyntaxError, ["tpc01.fcl:"]),
     ("fhicl-nul-byte", write("tpc01.fcl", b"a: 1\x00\nb: 2\n"), FhiclSyntaxError,
-     ["tpc01:1:5", "\\x00"]),
-    ("fhicl-bad-key", write("odd.fcl", "1abc: 2\n"), FhiclSyntaxError, ["odd:1:1", "1abc"]),
+     ["tpc01.fcl:1:5", "\\x00"]),
+    ("fhicl-bad-key", write("odd.fcl", "1abc: 2\n"), FhiclSyntaxError, ["odd.fcl:1:1", "1abc"]),
     ("fhicl-deep-nesting", write("deep.fcl", "a: " + "{b: " * 300 + "1" + "}" * 300 + "\n"),
-     FhiclSyntaxError, ["deep:1:", "nesting deeper"]),
+     FhiclSyntaxError, ["deep.fcl:1:", "nesting deeper"]),
     ("latin1-settings", write("settings.txt", b"caf\xe9: 1\n"), FhiclSyntaxError,
-     ["settings:1:1", "café"]),
+     ["settings.txt (converted to FHiCL entity settings):1:1", "café"]),
     ("settings-garbage", write("settings.txt", "=====\n:::\n"), FhiclSyntaxError,
-     ["settings:1:1"]),
+     ["settings.txt (converted to FHiCL entity settings):1:1"]),
     ("known-boardreaders-garbage", write("known_boardreaders_list.txt", '"""\n'),
-     FhiclSyntaxError, ["known_boardreaders_list:1:1"]),
+     FhiclSyntaxError,
+     ["known_boardreaders_list.txt (converted to FHiCL entity known_boardreaders_list):1:1"]),
     ("metadata-garbage-keys", edit_metadata(lambda b: b + b"\n:::: \x01\x02 garbage\n{{{}}}\n"),
-     FhiclSyntaxError, ["metadata:"]),
+     FhiclSyntaxError, ["metadata.txt (converted to FHiCL entity metadata):"]),
     ("file-over-size-limit", write("big.fcl", "a: 1\n" * 60_000), RunRecordError,
      [f"run {BAD_RUN}", "file big.fcl", "max_file_bytes"]),
     ("symlink-escapes", symlink("/etc/passwd", "evil.fcl"), RunRecordError,
