@@ -101,8 +101,9 @@ class _Timed:
 ARTDAQDB_CALLS = {"archive_run": m.ARTDAQDB_ARCHIVE_RUN, "update_run": m.ARTDAQDB_ARCHIVE_RUN,
                   "archived_runs": m.ARTDAQDB_GET_ARCHIVED_RUNS,
                   "export_run": m.ARTDAQDB_EXPORT_RUN_CONFIGURATION}
+# blob_digest is the migration's streamed verification download: the legacy get_data timing.
 UCONDB_CALLS = {"put_blob": m.UCONDB_UPLOAD_BLOB, "get_blob": m.UCONDB_GET_DATA,
-                "existing_runs": m.UCONDB_GET_EXISTING_RUNS}
+                "blob_digest": m.UCONDB_GET_DATA, "existing_runs": m.UCONDB_GET_EXISTING_RUNS}
 
 
 class MigrationCounts:
