@@ -133,6 +133,13 @@ def started_run(instance, tags: dict) -> DagsterRun:
     return run
 
 
+def archive_job_for(archive_env, runs, monkeypatch, *, wait_seconds: int):
+    """The archive job over fresh run records ``runs``, the guard waiting ``wait_seconds``."""
+    generate_run_records(archive_env.run_records, runs, profile="small", mtime=OLD)
+    monkeypatch.setenv("ARCHIVER_PARTITION_WAIT_SECONDS", str(wait_seconds))
+    return archive_env.definitions().resolve_job_def("archive_runs")
+
+
 def range_tags(first: str, last: str) -> dict:
     return {"dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last}
@@ -141,10 +148,7 @@ def range_tags(first: str, last: str) -> dict:
 def test_backfill_range_does_not_touch_a_run_an_older_dagster_run_is_archiving(archive_env,
                                                                                monkeypatch):
     runs = [8101, 8102, 8103]
-    generate_run_records(archive_env.run_records, runs, profile="small", mtime=OLD)
-    monkeypatch.setenv("ARCHIVER_PARTITION_WAIT_SECONDS", "1")
-    defs = archive_env.definitions()
-    job = defs.resolve_job_def("archive_runs")
+    job = archive_job_for(archive_env, runs, monkeypatch, wait_seconds=1)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("runs", [str(r) for r in runs])
         holder = started_run(instance, {"dagster/partition": "8102"})  # the sensor's run
@@ -176,10 +180,7 @@ def test_backfill_range_waits_for_the_older_run_and_then_only_verifies(archive_e
     import threading
 
     runs = [8111, 8112]
-    generate_run_records(archive_env.run_records, runs, profile="small", mtime=OLD)
-    monkeypatch.setenv("ARCHIVER_PARTITION_WAIT_SECONDS", "120")
-    defs = archive_env.definitions()
-    job = defs.resolve_job_def("archive_runs")
+    job = archive_job_for(archive_env, runs, monkeypatch, wait_seconds=120)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("runs", [str(r) for r in runs])
         # An older range run covering 8112 is archiving it (here: the test does the writing).
