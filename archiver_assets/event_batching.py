@@ -41,11 +41,7 @@ def enable_batched_writes(instance) -> bool:
     set already, e.g. to 0 to turn it off) and give a SQLite event log a real batch write.
     Idempotent; returns whether batching is on."""
     os.environ.setdefault(BATCH_ENV, DEFAULT_BATCH_SIZE)
-    try:
-        enabled = int(os.environ[BATCH_ENV]) > 0
-    except ValueError:
-        enabled = False
-    if not enabled:
+    if _batch_size() <= 0:
         return False
     storage = instance.event_log_storage
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage

@@ -860,19 +860,24 @@ class FilesystemArtdaqDB(ArtdaqDB):
         Temp files are removed by the names the journal records, so a commit never lists a
         collection directory (millions of files at 100,000 runs); ``sweep`` also removes every
         temp file of the collection directories (explicit :meth:`recover`, old journals)."""
-        journals = self._journal_paths()
+        journals: list = []  # (path, parsed journal or None when unreadable), read once
+        for path in self._journal_paths():
+            try:
+                journals.append((path, json.loads(path.read_text(encoding="utf-8"))))
+            except ValueError:
+                journals.append((path, None))
         if self._journal_dir.is_dir():
             for leftover in self._journal_dir.glob(".*.tmp-*"):  # a small directory
                 leftover.unlink(missing_ok=True)  # every writer holds these locks: all stale
-        if sweep or any(not self._journal_has_suffix(p) for p in journals):
+        # Journals older than the recorded temp suffix name no temp files: sweep for them.
+        if sweep or any(isinstance(j, dict) and not isinstance(j.get("tmp"), str)
+                        for _, j in journals):
             for collection in self._collections.values():
                 if collection.path.is_dir():
                     for leftover in collection.path.glob(".*.tmp-*"):
                         leftover.unlink(missing_ok=True)
-        for path in journals:
-            try:
-                journal = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
+        for path, journal in journals:
+            if not isinstance(journal, dict):
                 log.warning("discarding unreadable artdaqDB journal %s", path)
                 path.unlink(missing_ok=True)
                 continue
@@ -886,13 +891,15 @@ class FilesystemArtdaqDB(ArtdaqDB):
             for collection, oid in journal.get("documents", []):
                 by_collection.setdefault(collection, set()).add(oid)
             suffix = journal.get("tmp")
+            if not (isinstance(suffix, str) and suffix.startswith("tmp-")):
+                suffix = None  # an old journal: its temp files went with the sweep above
             for collection, oids in sorted(by_collection.items()):
                 store = self.collection(collection)
                 for oid in oids:
                     store.delete_document(oid)
-                    if isinstance(suffix, str) and suffix.startswith("tmp-"):
+                    if suffix:
                         temp_path(store.doc_path(oid), suffix).unlink(missing_ok=True)
-                if isinstance(suffix, str) and suffix.startswith("tmp-"):
+                if suffix:
                     temp_path(store.index_path, suffix).unlink(missing_ok=True)
                 index = store.load_index()
                 if oids.intersection(index["ouid"]):
@@ -939,13 +946,6 @@ class FilesystemArtdaqDB(ArtdaqDB):
         except (AttributeError, ArtdaqDBError):
             return super()._assigned_of(name)
         return max(moments) if moments else None
-
-    @staticmethod
-    def _journal_has_suffix(path: Path) -> bool:
-        try:
-            return isinstance(json.loads(path.read_text(encoding="utf-8")).get("tmp"), str)
-        except (OSError, ValueError, AttributeError):
-            return True  # unreadable: discarded by _recover, nothing to name
 
     def recover(self) -> None:
         """Roll back interrupted writes now (otherwise done by the next write), and remove
