@@ -16,7 +16,7 @@ import re
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -415,10 +415,12 @@ class UconDBClient:
             self._check_download(data, meta, what, run)
         return Blob(data=data, meta=meta)
 
-    def blob_digest(self, run: int, *, chunk_size: int = 1 << 20) -> BlobDigest:
+    def blob_digest(self, run: int, *, chunk_size: int = 1 << 20,
+                    on_chunk: Optional[Callable[[bytes], None]] = None) -> BlobDigest:
         """Download the version with key = run as a stream and return the MD5, size and Adler-32
         of the exact bytes received (never more than one chunk held); checked against the
-        size and Adler-32 the server reports, like :meth:`get_blob`."""
+        size and Adler-32 the server reports, like :meth:`get_blob`. ``on_chunk`` also gets
+        every chunk, in order (e.g. to compare the blob with a file while it arrives)."""
         what = f"get run {run} from {self._where()}"
         path, query = self._key_url(run, {})
         response = self._request("GET", path, what=what, run=run, params=query, stream=True)
@@ -431,6 +433,8 @@ class UconDBClient:
                     digest.update(chunk)
                     adler = zlib.adler32(chunk, adler)
                     size += len(chunk)
+                    if on_chunk is not None:
+                        on_chunk(chunk)
             except requests.RequestException as exc:
                 raise UconDBError(f"{what}: download broken off after {size} bytes "
                                   f"({_short_cause(exc)})", run=run, retryable=True) from None
