@@ -415,7 +415,7 @@ class PackedOnComparator:
         if masked != ours:
             at = next(i for i, (a, b) in enumerate(zip(masked, ours)) if a != b)
             line = self._lines + ours.count(b"\n", 0, at)
-            self._difference = f"first difference at byte {start + at} (line {line})"
+            self._difference = f"first difference at byte {start + at}, line {line}"
             return
         self._lines += ours.count(b"\n")
         if len(ours) < len(chunk):

@@ -197,7 +197,7 @@ def test_legacy_blob_with_one_other_changed_byte_is_a_mismatch_never_overwritten
     for policy in ("verify", "fail"):
         with pytest.raises(IntegrityError, match=r"run 89: .*different blob.*not only in its "
                                                  r"'Packed on' lines \(first difference at byte "
-                                                 rf"{middle} \(line \d+\)"):
+                                                 rf"{middle}, line \d+;"):
             migrate_run(89, store, ucondb, on_existing=policy)
     assert ucondb.get_blob(89).data == changed
     skipped = migrate_run(89, store, ucondb, on_existing="skip")

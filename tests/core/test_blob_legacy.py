@@ -52,7 +52,7 @@ def test_our_own_blob_is_identical():
 
 
 @pytest.mark.parametrize("stored, where", [
-    (LEGACY.replace(b"a: 1", b"a: 2"), "line 8"),                      # one content byte
+    (LEGACY.replace(b"a: 1", b"a: 2"), "line 8"),  # one content byte
     (LEGACY.replace(b"Run Number: 1234\nPacked", b"Run Number: 1235\nPacked", 1), "line 2"),
     (LEGACY.replace(b"End of Record", b"End of record"), "line 15"),   # the footer's text
     (LEGACY.replace(b"Start of Record", b"Start of Recorx"), "line 1"),
