@@ -1,10 +1,12 @@
 """The UconDB blob: the legacy text format that packs one run's FHiCL files into one document.
 
-Layout (legacy §7.1, kept byte for byte): a header ``Start of Record⏎Run Number: <run>⏎Packed on
-<TS> UTC⏎``, then per file ``⏎#####⏎<basename>:⏎#####⏎<content>``, then the footer
-``⏎End of Record⏎Run Number: <run>⏎Packed on <TS> UTC⏎``; files in the §7.2 order; UTF-8 bytes;
-MD5 over those bytes. ``Packed on`` comes from the caller (the archived configuration's time), never
-from the wall clock, so re-packing the same content gives the same bytes.
+Layout (the legacy tool's, kept byte for byte so existing readers keep working): a header
+``Start of Record⏎Run Number: <run>⏎Packed on <TS> UTC⏎``, then per file
+``⏎#####⏎<basename>:⏎#####⏎<content>``, then the footer
+``⏎End of Record⏎Run Number: <run>⏎Packed on <TS> UTC⏎``; files sorted by lower-cased basename,
+then the ``END_FILES_ORDER`` files in that order; UTF-8 bytes; MD5 over those bytes. ``Packed on``
+comes from the caller (the archived configuration's time), never from the wall clock, so
+re-packing the same content gives the same bytes.
 
 Ambiguous content is refused, not guessed at: legacy readers split a blob with the regular
 expression ``⏎#####⏎(.+?):⏎#####⏎`` and end the last file at the first ``⏎End of Record⏎``. A file
@@ -12,6 +14,10 @@ whose content would create an extra marker (alone, or together with the marker t
 it) or contains an ``End of Record`` footer line would be split wrongly by every existing consumer,
 so :func:`pack` raises :class:`BlobError` naming the file instead. With that rule
 ``unpack(pack(x)) == x`` holds for every accepted file set (keys = basenames).
+
+Taking over legacy blobs: the legacy tool packed with the wall-clock time, so a blob it uploaded
+differs from ours only in the two ``Packed on`` times. :class:`PackedOnComparator` recognises
+exactly that, streamed (see its docstring for what counts as a difference).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from typing import BinaryIO, Iterable, Iterator, Mapping, Optional
 
 from archiver_resources.errors import BlobError
 
-# Files that go last, in this order (legacy §7.2), matched case-insensitively.
+# Files that go last, in this order (as the legacy packer put them), matched case-insensitively.
 END_FILES_ORDER = (
     "boot.fcl", "known_boardreaders_list.fcl", "setup.fcl", "environment.fcl", "metadata.fcl",
     "settings.fcl", "ranks.fcl", "RunHistory.fcl", "RunHistory2.fcl",
@@ -44,7 +50,7 @@ _FOOTER_LINE = "\nEnd of Record\n"
 _MARKER_PREFIX = "\n#####\n"
 _HEADER_RE = re.compile(r"Start of Record\nRun Number: (\d+)\nPacked on ([^\n]*) UTC\n")
 
-# The legacy --validate rule (§7.4): reported name → FHiCL key searched in metadata.fcl.
+# The legacy --validate rule: reported name → FHiCL key searched in metadata.fcl.
 VALIDATE_FILE = "metadata.fcl"
 VALIDATE_KEYS = {"components": "components", "configuration": "config_name",
                  "projectversion": "sbndaq_commit_or_version"}
@@ -62,7 +68,7 @@ def format_packed_on(dt: datetime) -> str:
 
 
 def md5_hex(data: bytes) -> str:
-    """Hex MD5 of the exact blob bytes (Decision 2)."""
+    """Hex MD5 of the exact blob bytes (never of decoded text)."""
     return hashlib.md5(data).hexdigest()
 
 
@@ -93,7 +99,8 @@ def basename(relpath: str) -> str:
 
 
 def order_files(relpaths: Iterable[str], *, run: int | None = None) -> list[str]:
-    """Relative paths in blob order (§7.2); BlobError when two basenames clash case-insensitively."""
+    """Relative paths in blob order (others by lower-cased basename, then ``END_FILES_ORDER``);
+    BlobError when two basenames clash case-insensitively."""
     seen: dict[str, str] = {}
     for relpath in relpaths:
         name = basename(relpath)
@@ -194,7 +201,7 @@ class PackedFile:
 
 def pack_to_file(path: str | os.PathLike, run_number: int, files: Mapping[str, str],
                  packed_at: datetime, *, fsync: bool = True) -> PackedFile:
-    """Stream the blob into ``path`` atomically (temporary file + rename, Decision 10); the
+    """Stream the blob into ``path`` atomically (temporary file + rename: no reader sees part of it); the
     blob is never whole in memory. ``fsync=False`` for a scratch copy that is only read back."""
     target = Path(path)
     pieces = iter_pack(run_number, files, packed_at)  # validates before anything is written
@@ -260,7 +267,8 @@ def _split_body(body: str, run: int) -> dict[str, str]:
 
 
 def split_blob(text: str) -> dict[str, str]:
-    """Legacy ``extract_files_from_blob`` (§7.5): name → content, later duplicates win."""
+    """Legacy ``extract_files_from_blob``: name → content, later duplicates win; the last file
+    ends at the first ``⏎End of Record⏎``."""
     matches = list(MARKER_RE.finditer(text))
     if not matches:
         raise BlobError("No file markers found in blob")
@@ -277,7 +285,7 @@ def split_blob(text: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Legacy --validate (§7.4)
+# Legacy --validate
 # ---------------------------------------------------------------------------------------------
 
 _VALIDATE_SPLIT_RE = re.compile(r"#####\n(.+?):\n#####\n([\s\S]*?)(?=(?:\n#####)|(?:\nEnd of Record))")

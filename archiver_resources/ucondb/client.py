@@ -45,7 +45,7 @@ _INSECURE_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class VersionMeta:
-    """Metadata of one stored version (the server's metadata JSON, §5 of the API reference)."""
+    """Metadata of one stored version (the metadata JSON UconDB returns for a version)."""
 
     id: int
     key: Optional[str]

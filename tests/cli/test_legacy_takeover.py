@@ -1,4 +1,4 @@
-"""Taking over from the legacy tool through the command line (Decision 13): blobs the legacy tool
+"""Taking over from the legacy tool through the command line: blobs the legacy tool
 packed with another `Packed on` time are already in UconDB when the migration runs. They are
 taken over as `verified-legacy` (the ✓ line shows both MD5s, a summary line counts them); one
 other changed byte is a mismatch (exit 1, the run named, the email alert, the blob untouched);

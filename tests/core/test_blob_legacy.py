@@ -1,4 +1,4 @@
-"""Taking over legacy blobs (Decision 13): a stored blob equal to ours but for the two `Packed on`
+"""Taking over legacy blobs: a stored blob equal to ours but for the two `Packed on`
 times verifies; one other changed byte, a malformed time or a header/footer disagreement does not.
 The comparison is streamed: the stored blob arrives in chunks of any size, ours is read in step."""
 

@@ -1,4 +1,4 @@
-"""Taking over from the legacy tool through the Dagster jobs (Decision 13): UconDB already holds
+"""Taking over from the legacy tool through the Dagster jobs: UconDB already holds
 the legacy tool's blobs, packed from the same artdaqDB export with the wall-clock `Packed on`
 time. The migration accepts such a blob as `verified-legacy` (both MD5s in the metadata), the MD5
 check passes (in the run and as an audit), the status counts no mismatch; one other changed byte
