@@ -201,8 +201,9 @@ class PackedFile:
 
 def pack_to_file(path: str | os.PathLike, run_number: int, files: Mapping[str, str],
                  packed_at: datetime, *, fsync: bool = True) -> PackedFile:
-    """Stream the blob into ``path`` atomically (temporary file + rename: no reader sees part of it); the
-    blob is never whole in memory. ``fsync=False`` for a scratch copy that is only read back."""
+    """Stream the blob into ``path`` atomically (temporary file + rename: no reader sees part
+    of it); the blob is never whole in memory. ``fsync=False`` for a scratch copy that is only
+    read back."""
     target = Path(path)
     pieces = iter_pack(run_number, files, packed_at)  # validates before anything is written
     digest, adler, size = hashlib.md5(), 1, 0

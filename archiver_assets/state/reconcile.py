@@ -15,8 +15,8 @@ state files said too. ``verify=True`` (CLI ``--verify``) checks each run before 
 import, the stored ``hashes`` entity against the run record on disk (``verified=hashes``; a run
 whose record is gone is recorded with ``verified=presence``); migration, the MD5 of the blob
 packed from artdaqDB against the MD5 of the bytes UconDB serves (``verified=md5``, or
-``md5 (verified-legacy)`` for a legacy blob that differs only in its ``Packed on`` lines). A run that
-fails verification is not recorded; it stays missing and the next archive run reports it
+``md5 (verified-legacy)`` for a legacy blob that differs only in its ``Packed on`` lines). A run
+that fails verification is not recorded; it stays missing and the next archive run reports it
 (IntegrityError), so nothing wrong is hidden. Verification reads every blob: expect roughly the
 cost of the ``md5_round_trip`` check per run.
 

@@ -13,7 +13,9 @@ from archiver_resources.archiving import build_blob
 from archiver_resources.artdaqdb import open_artdaqdb
 from archiver_resources.blob import format_packed_on, md5_hex, pack
 from archiver_resources.samples import generate_run_records
-from tests.operations.conftest import enable_alerts, merged_definitions, webhook_server  # noqa: F401
+from tests.operations.conftest import (  # noqa: F401 (webhook_server: a fixture)
+    enable_alerts, merged_definitions, webhook_server,
+)
 from tests.operations.test_alerts import Ticker, hooks
 from tests.pipeline.test_end_to_end import (
     MD5_CHECK, MIGRATE, check_results, client_for, failed_partitions, run_partitions,
