@@ -48,6 +48,14 @@ BAD_VALUE_CHARS = frozenset("<'>\\|")          # → 400 Invalid value for <name
 BAD_SEGMENT_CHARS = frozenset("<'>\\|;\"")     # → 500 Invalid path element (path-parameter form)
 BAD_ARGUMENT_CHARS = frozenset("';")           # → 500 Invalid argument value
 UNCHECKED_ENDPOINTS = frozenset({"", "version", "probe", "hello"})
+#: The real server's exception text for a get (key, tag, latest, data_key) of an object that has
+#: no version yet: it looks the object up and calls ``getVersion`` on the ``None`` it finds.
+NO_VERSIONS_ERROR = "'NoneType' object has no attribute 'getVersion'"
+#: The 411 text for a put whose body is chunked. The real server stores such a body as an EMPTY
+#: blob (silent data loss); this server refuses it, so a client that chunks fails at once.
+CHUNKED_REFUSED = ("Length Required: the request body was sent chunked (Transfer-Encoding: "
+                   "chunked, no Content-Length); UconDB 3.9.7 stores such a body as an empty "
+                   "blob, so this server refuses it. Send Content-Length.")
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
@@ -522,6 +530,9 @@ class UconDBApp:
         if not object_name:
             await self._discard_body(request)
             raise Reply(400, "")
+        if is_chunked(request):
+            await self._discard_body(request)
+            raise Reply(411, CHUNKED_REFUSED)
         body = await self._spool(request)  # read before any 401, as the real server does
         try:
             self._authenticate(request, ft.qualified)
@@ -548,7 +559,7 @@ class UconDBApp:
         if ft is None:
             raise ApplicationError(f"Folder {folder_name} not found")
         if not await run_in_threadpool(self.storage.object_exists, ft, object_name):
-            raise ApplicationError(f"Object {object_name} not found")
+            raise AttributeError(NO_VERSIONS_ERROR)  # the real server's own exception
         if "data_key" in params:
             return await self._get_by_data_key(ft, params.single("data_key") or "")
         meta = await run_in_threadpool(self._select_version, ft, object_name, params)
@@ -678,6 +689,11 @@ class UconDBApp:
         if not await run_in_threadpool(self.storage.add_tag, ft, int(version_id), tag):
             raise ApplicationError("Version not found")
         return text_response("OK")
+
+
+def is_chunked(request: Request) -> bool:
+    """The request body is framed with ``Transfer-Encoding: chunked`` (no Content-Length)."""
+    return "chunked" in request.headers.get("transfer-encoding", "").lower()
 
 
 def _json_array(metas: list[dict]) -> Iterator[bytes]:
