@@ -1,5 +1,6 @@
 """The legacy ``config.yaml``: safe loading, the two-pass ``${VAR:-default}`` / ``${section.key}``
-expansion of the legacy tool, and typed, frozen configuration sections whose repr never shows a secret.
+expansion of the legacy tool, and typed, frozen configuration sections whose repr never shows a
+secret.
 
 Deviations from the legacy loader, each reported in ``ArchiverConfig.warnings`` when it matters:
 

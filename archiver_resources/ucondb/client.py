@@ -161,8 +161,8 @@ class SizedFileBody:
     UconDB 3.9.7 stores a chunked body as an empty blob. ``requests`` measures a file itself
     but chunks one it measures as empty (a zero-length file, a file at its end); here the
     length is measured by seeking, and ``read`` never returns more than that many bytes, so
-    the header and the body always agree. ``tell``/``seek`` are relative to the start position (the digest
-    challenge and the retries send the body again from there).
+    the header and the body always agree. ``tell``/``seek`` are relative to the start
+    position (the digest challenge and the retries send the body again from there).
     """
 
     def __init__(self, file: Any):
@@ -329,7 +329,9 @@ class UconDBClient:
     Retries: connection errors, timeouts and 502/503/504 are retried by urllib3's ``Retry`` in
     the transport adapter (all methods, POST included). A 500 is retried here, with a second
     urllib3 ``Retry`` giving the same backoff and jitter, because only the body tells a
-    transient 500 from the duplicate-key 500, which is never retried. Each budget is
+    transient 500 from the two 500s that are answers and never retried: the duplicate key
+    (``… already exists``) and the get of an object without versions (``'NoneType' object has
+    no attribute 'getVersion'``, read as not found). Each budget is
     ``retries`` extra attempts.
     """
 
@@ -499,7 +501,10 @@ class UconDBClient:
         """Upload ``data`` as the version with key = tag = run; returns its metadata.
 
         ``data`` is bytes or a seekable binary file opened at the blob's start (streamed from
-        there, never read whole; sent again from that position on a retry).
+        there, never read whole; sent again from that position on a retry). The request always
+        carries ``Content-Length`` (a chunked body would be stored empty by UconDB 3.9.7).
+        A missing folder raises an error naming it, or, with ``create_missing_folder``, is
+        created and the upload sent once more.
         Raises DuplicateKeyError when the key exists (the caller verifies by MD5).
         ``override=True`` moves the key to the new version: only for an operator's explicit
         ``new_version`` decision, never automatically.
