@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Mapping, Optional
 from archiver_resources.errors import (
     AlreadyArchivedError, AlreadyUpdatedError, ArtdaqDBError, NotArchivedError,
 )
+from archiver_resources.fhicl.record import format_timestamp  # the one artdaq_database time format
 from archiver_resources.redaction import redact_uri
 
 RUN_HISTORY = "RunHistory"
@@ -84,16 +85,6 @@ def next_version(name: str, versions: Iterable[str]) -> str:
 # --------------------------------------------------------------------------------------------
 # Timestamps, oids, URIs
 # --------------------------------------------------------------------------------------------
-
-def format_timestamp(moment: datetime) -> str:
-    """artdaq_database timestamp in local time (naive datetimes count as local), with the real
-    milliseconds as the C++ writes them (truncated, not rounded): ``2024-10-15T09:02:11.042-0500``.
-
-    (The C++ formats ``%FT%T.000%z`` and then overwrites the ``000`` with the milliseconds of
-    the same clock reading; only its fake-time test mode leaves ``.000``.)"""
-    local = moment.astimezone()
-    return f"{local:%Y-%m-%dT%H:%M:%S}.{local.microsecond // 1000:03d}{local:%z}"
-
 
 def parse_timestamp(text: str) -> datetime:
     """Inverse of :func:`format_timestamp`; always timezone-aware."""
