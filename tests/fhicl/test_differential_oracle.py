@@ -36,6 +36,14 @@ def test_generated_documents_match_the_cpp(text):
 
 
 @_settings
+@given(strategies.documents(hostile=True))
+def test_generated_near_misses_match_the_cpp(text):
+    """Documents with the constructs the C++ refuses mixed in: both must refuse, or agree."""
+    difference = compare_with_cpp(text)
+    assert difference is None, f"{difference}\ninput: {text!r}"
+
+
+@_settings
 @given(strategies.values())
 def test_generated_values_match_the_cpp(value):
     text = "x: " + value + "\n"
