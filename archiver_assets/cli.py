@@ -61,7 +61,8 @@ EPILOG = """\
 modes (mutually exclusive; none = full pipeline: import, then migration):
   --import-only            import stage only: run records -> artdaqDB (job import_runs)
   --migrate-only           migration stage only: artdaqDB -> UconDB (job migrate_runs)
-  --retry-failed-import    re-run every FAILED artdaqdb_config partition (no batch cap)
+  --retry-failed-import    re-run every FAILED artdaqdb_config partition and every run whose
+                           blocking import check failed (no batch cap)
   --retry-failed-migrate   re-run every FAILED ucondb_blob partition (no batch cap)
   --report-status          status report per store + what Dagster knows; no processing
   --recover-import-state   rebuild artdaqdb_config partition status from artdaqDB (reconcile)
@@ -75,7 +76,9 @@ modes (mutually exclusive; none = full pipeline: import, then migration):
 
 candidates, in Dagster terms:
   import    finished run directories whose artdaqdb_config partition is not materialized
-  migrate   runs whose artdaqdb_config is materialized and ucondb_blob is not
+  migrate   runs whose artdaqdb_config is materialized and ucondb_blob is not; a run whose
+            blocking import check (hashes_match) failed is held back ("held back from
+            migration"), in every mode, until --retry-failed-import re-imports it
   --incremental keeps runs above the highest materialized partition of the stage; batch cap
   batch_size (incremental) or batch_size*10 (full); Dagster runs of batch_size partitions,
   parallel_workers at a time.
@@ -527,7 +530,9 @@ def run_one_stage(inv: Invocation, instance, stores, mode, stage: str, exclude=(
 def select_runs(inv: Invocation, instance, stores, mode, stage: str, exclude) -> list:
     """This stage's runs by the legacy candidate rules over partition status (state.plan)."""
     from archiver_assets.state.partition_status import read_stage_status
-    from archiver_assets.state.plan import plan_import, plan_migrate
+    from archiver_assets.state.plan import (
+        migration_gate, plan_import, plan_migrate, retried_check_failures,
+    )
 
     config = inv.config
     status = read_stage_status(instance)
@@ -535,17 +540,20 @@ def select_runs(inv: Invocation, instance, stores, mode, stage: str, exclude) ->
         listing = stores.list_filesystem()
         plan = plan_import(selection=mode.selection, listing=listing, status=status["import"],
                            batch_size=config.app.batch_size,
-                           min_age_seconds=float(config.source_files.finished_after_seconds))
+                           min_age_seconds=float(config.source_files.finished_after_seconds),
+                           check_failed=retried_check_failures(instance, mode.selection))
         if listing.runs and not status["import"].ever_materialized and mode.selection != "retry":
             warn_if_instance_is_empty(stores)
     else:
         plan = plan_migrate(selection=mode.selection, import_status=status["import"],
                             migrate_status=status["migrate"], batch_size=config.app.batch_size,
-                            exclude=exclude)
+                            exclude=exclude, held_back=migration_gate(instance))
     for entry in plan.entries:
         if entry.action == "skip":
             level = logging.WARNING if "problem" in entry.reason else logging.INFO
             logger.log(level, "Run %d skipped: %s", entry.run, entry.reason)
+        elif entry.action == "hold":
+            logger.warning("Run %d held back from migration: %s", entry.run, entry.reason)
     for reason, count in plan.skipped.items():
         if count:
             logger.debug("%d run(s) skipped: %s", count, reason)

@@ -4,13 +4,16 @@ tool (§9.3, §9.4) over Dagster partition status, used both to execute and to p
 * Import candidates: finished runs on the filesystem whose ``artdaqdb_config`` partition is not
   MATERIALIZED (missing or FAILED), the legacy ``F − A``; IN_PROGRESS partitions are left to the
   run that is archiving them. Migration candidates: runs whose ``artdaqdb_config`` is
-  MATERIALIZED and ``ucondb_blob`` is not (legacy ``A − U``).
+  MATERIALIZED and ``ucondb_blob`` is not (legacy ``A − U``), minus the runs the migration gate
+  holds back (``archive/gate.py``: a blocking import check failed), which are listed as
+  ``hold`` with the reason, in every mode.
 * Incremental: only runs above the highest run ever materialized for that stage's asset (the
   analogue of ``max(last_contiguous_run, last_attempted_run)``); failures below it wait for a full
   run or a retry mode, as in the legacy tool. Batch cap ``batch_size`` (incremental) or
   ``batch_size × 10`` (full), with the legacy ``Limited to …`` line.
 * Retry modes: the FAILED partitions of that stage's asset (which includes runs a legacy state
-  import marked failed), all of them, no cap.
+  import marked failed), all of them, no cap; ``--retry-failed-import`` also re-imports the runs
+  whose blocking import check failed, so their check runs again.
 
 ``build_plan`` adds the "why" an operator wants from a dry run: it lists artdaqDB and UconDB and
 turns an import or migration of a run the target store already holds into ``verify`` (the job
@@ -20,10 +23,11 @@ same plan as a Dagster job whose output metadata is a markdown table.
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Iterable, List, Mapping, Optional
 
 import dagster as dg
 
+from archiver_assets.archive.gate import failed_checks, holds
 from archiver_assets.state.partition_status import (
     PartitionStatus, read_stage_status,
 )
@@ -120,17 +124,20 @@ def _cap(selection: str, batch_size: int) -> tuple:
 
 def plan_import(*, selection: str, listing: RunListing, status: PartitionStatus,
                 batch_size: int, min_age_seconds: float, now=None,
-                finished: Callable = finished_state) -> StagePlan:
-    """The import stage's runs (module docstring); reads only the candidates' metadata.txt."""
+                finished: Callable = finished_state,
+                check_failed: Mapping[int, str] = {}) -> StagePlan:
+    """The import stage's runs (module docstring); reads only the candidates' metadata.txt.
+    ``check_failed``: runs whose blocking import check failed (retried with the failed ones)."""
     plan = StagePlan(stage="import", selection=selection)
     for run, error in sorted(listing.errors.items()):
         plan.skip(run, f"run directory problem: {error}")
     if selection == "retry":
-        for run in sorted(status.failed):
+        for run in sorted(set(status.failed) | set(check_failed)):
             where = "" if run in listing.runs else "; run record not on disk (will fail again)"
+            why = ("failed partition" if run in status.failed
+                   else check_failed[run].split(" (", 1)[0])
             plan.selected.append(run)
-            plan.entries.append(PlannedRun(run, "import", "import",
-                                           f"failed partition: retry{where}"))
+            plan.entries.append(PlannedRun(run, "import", "import", f"{why}: retry{where}"))
         return plan
     runs = set(listing.runs)
     archived = len(runs & status.materialized)
@@ -164,16 +171,29 @@ def plan_import(*, selection: str, listing: RunListing, status: PartitionStatus,
     return plan
 
 
+def _hold(plan: StagePlan, candidates: list, held_back: Optional[Callable],
+          pending: set = frozenset()) -> list:
+    """The candidates the migration gate lets through; the others become ``hold`` entries."""
+    if held_back is None:
+        return candidates
+    held = held_back([r for r in candidates if r not in pending])
+    for run in sorted(held):
+        plan.entries.append(PlannedRun(run, plan.stage, "hold", held[run]))
+    return [r for r in candidates if r not in held]
+
+
 def plan_migrate(*, selection: str, import_status: PartitionStatus,
                  migrate_status: PartitionStatus, batch_size: int,
-                 pending_imports: Iterable[int] = (), exclude: Iterable[int] = ()) -> StagePlan:
+                 pending_imports: Iterable[int] = (), exclude: Iterable[int] = (),
+                 held_back: Optional[Callable[[list], Mapping[int, str]]] = None) -> StagePlan:
     """The migration stage's runs. ``pending_imports``: runs the import stage of the same
     invocation is about to import (a plan counts them in); ``exclude``: runs whose import failed
-    in this invocation (never migrated after a failed import)."""
+    in this invocation (never migrated after a failed import); ``held_back(runs)``: the
+    migration gate, ``{run: why}`` for the runs it holds back (``hold`` entries, not selected)."""
     plan = StagePlan(stage="migrate", selection=selection)
     excluded = set(exclude)
     if selection == "retry":
-        for run in sorted(migrate_status.failed - excluded):
+        for run in _hold(plan, sorted(migrate_status.failed - excluded), held_back):
             plan.selected.append(run)
             plan.entries.append(PlannedRun(run, "migrate", "migrate", "failed partition: retry"))
         return plan
@@ -193,6 +213,7 @@ def plan_migrate(*, selection: str, import_status: PartitionStatus,
             plan.skipped[f"at or below the incremental mark {mark} (a full run or "
                          f"--retry-failed-migrate takes them)"] = len(below)
         candidates = [r for r in candidates if r > mark]
+    candidates = _hold(plan, candidates, held_back, pending)
     plan.limit, plan.limit_label = _cap(selection, batch_size)
     if len(candidates) > plan.limit:
         plan.remaining = len(candidates) - plan.limit
@@ -292,6 +313,17 @@ def annotate_with_stores(plan: ArchivePlan, artdaqdb_runs: dict, ucondb_runs: se
         stage.entries = updated
 
 
+def migration_gate(instance) -> Callable[[list], dict]:
+    """The migration gate (``archive/gate.py``) as ``plan_migrate`` takes it."""
+    return lambda runs: {run: hold.reason for run, hold in holds(instance, runs).items()}
+
+
+def retried_check_failures(instance, selection: str) -> dict:
+    """Runs a ``--retry-failed-import`` takes besides the failed partitions: those whose blocking
+    import check failed (their partition is materialized, but the gate holds them)."""
+    return failed_checks(instance) if selection == "retry" else {}
+
+
 def build_plan(instance, stores: Stores, mode: RunMode) -> ArchivePlan:
     """Everything the invocation in ``mode`` would do, and why; writes nothing."""
     config = stores.config
@@ -302,13 +334,15 @@ def build_plan(instance, stores: Stores, mode: RunMode) -> ArchivePlan:
     if "import" in mode.stages:
         stage = plan_import(selection=mode.selection, listing=stores.list_filesystem(),
                             status=status["import"], batch_size=batch_size,
-                            min_age_seconds=float(config.source_files.finished_after_seconds))
+                            min_age_seconds=float(config.source_files.finished_after_seconds),
+                            check_failed=retried_check_failures(instance, mode.selection))
         plan.stages.append(stage)
         pending = stage.selected
     if "migrate" in mode.stages:
         plan.stages.append(plan_migrate(selection=mode.selection, import_status=status["import"],
                                         migrate_status=status["migrate"], batch_size=batch_size,
-                                        pending_imports=pending))
+                                        pending_imports=pending,
+                                        held_back=migration_gate(instance)))
     try:
         artdaqdb_runs = stores.list_artdaqdb()
         ucondb_runs = stores.list_ucondb() if "migrate" in mode.stages else set()

@@ -30,12 +30,12 @@ def direct_client(server, **kw) -> UconDBClient:
                         password=server.password, timeout=10, retries=2, **kw)
 
 
-def ucondb_versions(server) -> dict:
+def ucondb_versions(server, folder: str = FOLDER) -> dict:
     """key → number of versions with that key, read from the server's /versions listing."""
     import requests
 
     reply = requests.get(server.base_url + "/versions",
-                         params={"folder": FOLDER, "object": "configuration"}, timeout=10)
+                         params={"folder": folder, "object": "configuration"}, timeout=10)
     if reply.status_code == 404:
         return {}
     reply.raise_for_status()
