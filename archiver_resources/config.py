@@ -23,6 +23,8 @@ Deviations from the legacy loader, each reported in ``ArchiverConfig.warnings`` 
 * **Required means non-empty**: a required key that expands to an empty string (for example a
   set-but-empty ``UCONDB_PASSWORD``) is a ConfigError naming the key, not an empty credential.
 * New keys (defaults keep the legacy behaviour): ``app.on_existing``, ``app.dagster_home``,
+  ``app.max_run_number_jump`` (a run more than this above the next lower one is reported and
+  does not move the incremental mark, ``archiver_resources.run_numbers``),
   ``source_files.finished_after_seconds``, ``source_files.max_file_bytes``,
   ``artdaq_db.tool_timeout_seconds``, ``artdaq_db.backend`` (``auto``: bulk tools when
   ``use_tools``, else the native MongoDB or filesystemdb implementation; ``conftoolp`` selects the
@@ -44,6 +46,7 @@ import yaml
 
 from archiver_resources.errors import ConfigError
 from archiver_resources.redaction import MASK, redact_uri
+from archiver_resources.run_numbers import DEFAULT_MAX_JUMP
 
 # ---------------------------------------------------------------------------------------------
 # Constants
@@ -229,6 +232,7 @@ class AppConfig(_SafeRepr):
     log_file: Optional[Path] = None
     on_existing: str = "verify"
     dagster_home: Optional[Path] = None
+    max_run_number_jump: int = DEFAULT_MAX_JUMP
 
 
 @dataclass(frozen=True, repr=False)
@@ -364,7 +368,8 @@ def _uri_password(uri: Optional[str]) -> Optional[str]:
 # ---------------------------------------------------------------------------------------------
 
 def load_config(path: str | os.PathLike, environ: Optional[Mapping[str, str]] = None) -> ArchiverConfig:
-    """Read ``config.yaml`` safely, expand it (legacy §3.1) and convert it to typed sections."""
+    """Read ``config.yaml`` safely, replace its ``${…}`` references once (environment and the
+    file's own keys) and convert it to typed sections."""
     shown = str(path)
     try:
         with open(path, "r", encoding="utf-8") as handle:
@@ -568,6 +573,8 @@ class _Builder:
             log_file=self.as_path(self.opt_str("app", body, "log_file")),
             on_existing=on_existing,
             dagster_home=self.as_path(self.opt_str("app", body, "dagster_home")),
+            max_run_number_jump=self.integer("app", body, "max_run_number_jump", DEFAULT_MAX_JUMP,
+                                             minimum=1),
         )
 
     def app_fuzz(self) -> AppFuzzConfig:

@@ -223,7 +223,7 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
         settings = run_records.import_settings()
         force = _is_forced(context)
         where = artdaqdb.describe()
-        metrics = MetricsResource(settings=artdaqdb.settings)  # legacy Carbon timings (§13)
+        metrics = MetricsResource(settings=artdaqdb.settings)  # the legacy Carbon timings
         with artdaqdb.open() as raw_store, metrics.flushed():
             store = metrics.timed_artdaqdb(raw_store)
 

@@ -257,9 +257,15 @@ def audit_partial(defs, instance, stage: str, runs: Sequence[int], tags: dict) -
 
 
 def execute_request(defs, instance, request: dict) -> dict:
-    """Execute one batch request in this (worker) process; never raises for run failures."""
+    """Execute one batch request in this (worker) process; never raises for run failures. The
+    Dagster run carries this worker's identity from its creation (``archiver/worker``), so a run
+    the worker leaves unfinished (killed, or a full disk before the run started) is recognised
+    and reported failed later (``guard.fail_abandoned_runs``)."""
+    from archiver_assets.archive.guard import WORKER_TAG, worker_identity
+
     stage, runs = request["stage"], [int(r) for r in request["runs"]]
-    kwargs, tags = _batch_kwargs(runs, {**BASE_TAGS, **request.get("tags", {})})
+    kwargs, tags = _batch_kwargs(runs, {**BASE_TAGS, **request.get("tags", {}),
+                                        WORKER_TAG: worker_identity()})
     job = defs.resolve_job_def(STAGE_JOBS[stage])
     try:
         result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags,

@@ -45,6 +45,22 @@ def ucondb_versions(server, folder: str = FOLDER) -> dict:
     return counts
 
 
+def delete_blobs(server, folder: str, runs) -> None:
+    """Remove the runs' versions and blobs from the local UconDB server's database, as restoring
+    an older backup would."""
+    from sqlalchemy import delete, select
+
+    storage = server.storage
+    tables = storage.folder(folder)
+    keys = [str(r) for r in runs]
+    with storage.lock, storage.engine.begin() as conn:
+        blobs = {int(row[0]) for row in conn.execute(
+            select(tables.versions.c.data_key).where(tables.versions.c.key.in_(keys)))}
+        conn.execute(delete(tables.versions).where(tables.versions.c.key.in_(keys)))
+        still_used = {int(row[0]) for row in conn.execute(select(tables.versions.c.data_key))}
+        conn.execute(delete(tables.data).where(tables.data.c.key.in_(blobs - still_used)))
+
+
 def leftover_files(root: Path) -> list:
     """Temp files and journals a killed or failed writer may leave in a filesystemdb tree."""
     found = []

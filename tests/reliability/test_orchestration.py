@@ -24,7 +24,7 @@ from archiver_resources.samples import generate_run_records
 from tests.cli.conftest import (  # noqa: F401
     FOLDER, IMPORT, MIGRATE, cli_env, fast_root, ucondb_server,
 )
-from tests.reliability.conftest import ucondb_versions
+from tests.reliability.conftest import delete_blobs, ucondb_versions
 
 RUNS = [101, 102, 103, 104, 105]
 BAD = 103
@@ -238,4 +238,175 @@ def test_no_mode_migrates_a_run_whose_blocking_check_failed(cli_env):
     assert f"✓ Run {BAD} imported successfully" in messages(out)
     code, out = cli_env.main("--migrate-only")
     assert code == 0, out
+    assert_archived(cli_env, RUNS)
+
+
+# ---- store loss -------------------------------------------------------------------------------
+
+LOST = [102, 104, 105, 108]
+
+
+def test_blobs_lost_by_ucondb_are_found_by_reconcile_and_redone_by_incremental(cli_env):
+    runs = list(range(101, 111))
+    generate_run_records(cli_env.run_records, runs, profile="small")
+    code, out = cli_env.main()
+    assert code == 0, out
+    code, out = cli_env.main("--incremental")  # the next cron tick: nothing new
+    assert "Found 0 run(s) to migrate" in messages(out)
+    assert_archived(cli_env, runs)
+    with open_artdaqdb(cli_env.artdaqdb_uri) as store:
+        versions_before = {run: store.versions(run, "standard") for run in runs}
+    delete_blobs(cli_env.ucondb, FOLDER, LOST)
+    assert cli_env.ucondb_runs() == set(runs) - set(LOST)
+
+    code, out = cli_env.main("--report-status")
+    assert code == 0
+    lines = messages(out)
+    assert f"Run MIGRATOR: {len(LOST)} run(s) in artdaqDB not in UconDB (range: 102-108)" in \
+        " ".join(lines), out
+    assert any(line.startswith(f"UconDB: {len(LOST)} run(s) Dagster records as archived are "
+                               "missing") for line in lines), out
+
+    code, out = cli_env.main("--reconcile")
+    assert code == 0, out
+    assert any(f"✗ UconDB no longer holds {len(LOST)} run(s) that Dagster recorded as archived "
+               f"({', '.join(map(str, LOST))}); marked failed" in line
+               for line in messages(out)), out
+    assert " - WARNING - " in [line for line in out.splitlines() if "no longer holds" in line][0]
+    status = cli_env.status(MIGRATE)
+    assert status.failed == set(LOST) and status.lost == set(LOST)
+    with dg.DagsterInstance.get() as instance:
+        markers = [r for r in instance.get_runs() if r.job_name == "store_drift_repair"]
+    assert len(markers) == 1 and markers[0].status == dg.DagsterRunStatus.FAILURE
+
+    code, out = cli_env.main("--incremental")  # the next cron tick redoes exactly the lost runs
+    assert code == 0, out
+    lines = messages(out)
+    assert f"Found {len(LOST)} run(s) to migrate" in lines, out
+    assert "Found 0 run(s) to import" in lines
+    for run in LOST:
+        assert f"✓ Run {run} migrated and verified successfully" in lines
+    assert_archived(cli_env, runs)
+    with open_artdaqdb(cli_env.artdaqdb_uri) as store:  # artdaqDB untouched: no re-import
+        assert {run: store.versions(run, "standard") for run in runs} == versions_before
+    code, out = cli_env.main("--reconcile")  # nothing drifts any more
+    assert code == 0 and "no longer holds" not in out
+
+
+# ---- the incremental mark ---------------------------------------------------------------------
+
+ABSURD = 9223372036854775807
+
+
+def test_a_run_numbered_far_above_the_rest_does_not_stop_incremental(cli_env):
+    generate_run_records(cli_env.run_records, [101, 102, 103], profile="small")
+    code, out = cli_env.main("--incremental")
+    assert code == 0, out
+    # (the sample generator derives times from the run number: copy a run record instead)
+    source = generate_run_records(cli_env.root / "elsewhere", [999], profile="small")[0]
+    os.rename(source, cli_env.run_records / str(ABSURD))
+    code, out = cli_env.main("--incremental")
+    assert code == 0, out
+    warning = f"Run number far above the others: run {ABSURD} is far above the other runs"
+    assert any(line.startswith(warning + " (next lower run 103, more than 100000 below it)")
+               for line in messages(out)), out
+    assert ABSURD in cli_env.artdaqdb_runs()  # archived all the same (and reported)
+
+    generate_run_records(cli_env.run_records, [104, 105], profile="small")
+    code, out = cli_env.main("--incremental")  # was: "Found 0 run(s)" from here on, exit 0
+    assert code == 0, out
+    lines = messages(out)
+    assert "Found 2 run(s) to import" in lines and "Found 2 run(s) to migrate" in lines, out
+    assert any(line.startswith(warning) for line in lines), out
+    assert_archived(cli_env, [101, 102, 103, 104, 105])
+
+    code, out = cli_env.main("--report-status")
+    assert any(f"WARNING: run {ABSURD} is far above the other runs" in line
+               for line in messages(out)), out
+    code, out = cli_env.main("--dry-run", "--incremental")
+    assert any(f"WARNING: run {ABSURD} is far above" in line for line in messages(out)), out
+
+    cli_env.write_config(max_run_number_jump=10**19)  # configurable: then it is just a run
+    generate_run_records(cli_env.run_records, [106], profile="small")
+    code, out = cli_env.main("--incremental")
+    assert "far above" not in out and "Found 0 run(s) to import" in messages(out)
+    assert 106 not in cli_env.artdaqdb_runs()  # below the (now absurd) mark, as documented
+
+
+# ---- configuration ----------------------------------------------------------------------------
+
+def test_a_password_with_a_dollar_brace_reaches_ucondb_as_written(cli_env, monkeypatch):
+    from archiver_resources.ucondb.testing import start_local_ucondb
+
+    password = "ab${HOME}cd"
+    server = start_local_ucondb(cli_env.root / "ucondb-dollar", folder=FOLDER, password=password)
+    try:
+        cli_env.ucondb = server
+        cli_env.write_config()
+        monkeypatch.setenv("TEST_UCONDB_PASSWORD", password)
+        monkeypatch.setenv("HOME", "/root")
+        generate_run_records(cli_env.run_records, RUNS, profile="small")
+        code, out = cli_env.main()
+        assert code == 0, out
+        assert "401" not in out
+        assert_archived(cli_env, RUNS)
+        assert password not in out  # and it is never shown
+    finally:
+        server.stop()
+
+
+# ---- abandoned Dagster runs -------------------------------------------------------------------
+
+ABANDON = """
+import sys
+import dagster as dg
+from archiver_assets.archive.guard import WORKER_TAG, worker_identity
+from archiver_assets.definitions import build_definitions
+from dagster._core.events import DagsterEvent, DagsterEventType
+
+defs = build_definitions(sys.argv[1])
+job = defs.resolve_job_def("import_runs")
+with dg.DagsterInstance.get() as instance:
+    for key, start in ((sys.argv[2], False), (sys.argv[3], True)):
+        run = instance.create_run_for_job(job, tags={WORKER_TAG: worker_identity(),
+                                                     "dagster/partition": key})
+        if start:  # killed in the middle of the run instead of before it
+            instance.report_dagster_event(
+                DagsterEvent(DagsterEventType.RUN_START.value, job_name=job.name), run.run_id)
+        print(run.run_id, flush=True)
+"""
+
+
+def test_runs_left_unfinished_by_a_dead_worker_are_failed_at_the_next_start(cli_env):
+    """What a CLI SIGKILLed between creating a run and starting it, or stopped by a full disk
+    before its run started, leaves behind: runs "Not started" (or "Started") forever, their
+    partitions in progress, which every mode then skipped."""
+    import subprocess
+    import sys
+
+    from tests.cli.conftest import REPO_ROOT
+
+    generate_run_records(cli_env.run_records, RUNS, profile="small")
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("runs", [str(r) for r in RUNS])
+    child = subprocess.run([sys.executable, "-c", ABANDON, str(cli_env.config_path), "102",
+                            str(BAD)], capture_output=True, text=True, cwd=str(REPO_ROOT),
+                           env=dict(os.environ), timeout=120)
+    assert child.returncode == 0, child.stderr
+    abandoned = child.stdout.split()
+    assert cli_env.status(IMPORT).in_progress == {102, BAD}
+
+    code, out = cli_env.main("--incremental")
+    assert code == 0, out
+    for run_id in abandoned:
+        assert (f"Dagster run {run_id} was left unfinished by a worker that is gone (killed, or "
+                f"a full disk): marked failed") in messages(out)
+    with dg.DagsterInstance.get() as instance:
+        for run_id in abandoned:
+            run = instance.get_run_by_id(run_id)
+            assert run.status == dg.DagsterRunStatus.FAILURE
+            failure = instance.get_records_for_run(
+                run_id, of_type={dg.DagsterEventType.RUN_FAILURE}).records[0]
+            assert "Abandoned: the worker process of this run" in \
+                failure.event_log_entry.dagster_event.message
     assert_archived(cli_env, RUNS)
