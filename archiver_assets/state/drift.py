@@ -101,13 +101,13 @@ class Repair:
 def repairs_after(instance, created_after: float, limit: int = 20) -> list:
     """Drift marker runs created after ``created_after`` (a POSIX time), oldest first, with the
     runs each still holds failed (those redone meanwhile are left out)."""
-    import datetime
-
-    after = datetime.datetime.fromtimestamp(created_after, tz=datetime.timezone.utc)
-    records = instance.get_run_records(
+    # (RunsFilter(created_after=…) fails its own type check in Dagster 1.13.27 when dagster is
+    # imported first; marker runs are few, so the newest ones are filtered here.)
+    newest = instance.get_run_records(
         filters=dg.RunsFilter(job_name=events.DRIFT_JOB_NAME,
-                              statuses=[dg.DagsterRunStatus.FAILURE], created_after=after),
-        limit=limit, ascending=True)
+                              statuses=[dg.DagsterRunStatus.FAILURE]), limit=10 * limit)
+    records = sorted((r for r in newest if r.create_timestamp.timestamp() > created_after),
+                     key=lambda r: r.create_timestamp)[:limit]
     found = []
     attempts: dict = {}
     for record in records:

@@ -2,8 +2,8 @@
 runs the stores already hold, and a failed *marker run* that makes partitions show FAILED.
 
 Why not ``instance.report_runless_asset_event`` in a loop: on SQLite every call opens two
-database files and commits twice (measured: 10-70 ms per event on this VM's disk, 5.6 ms on the
-machine of dagster_notes §3), so 10k runs × 2 assets would take 2-20 minutes. Dagster 1.13
+database files and commits twice (measured: 10-70 ms per event on this VM's disk, about 5.6 ms on a
+faster one), so 10k runs × 2 assets would take 2-20 minutes. Dagster 1.13
 has a batched store API, ``EventLogStorage.store_event_batch``; PostgreSQL implements it as one
 INSERT per batch, but the SQLite storage inherits the per-event loop. For SQLite this module
 writes the same rows ``SqliteEventLogStorage.store_event`` writes (the event row in the run

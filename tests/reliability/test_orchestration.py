@@ -157,6 +157,7 @@ def test_an_unexpected_exception_fails_its_run_only(where, cli_env):
         assert BAD in cli_env.ucondb_runs()
 
 
+@pytest.mark.slow
 def test_a_run_directory_nested_1500_deep_fails_alone(cli_env):
     run_dirs = generate_run_records(cli_env.run_records, RUNS, profile="small")
     bad_dir = cli_env.run_records / str(BAD)
@@ -196,6 +197,7 @@ def audit_import(env, runs) -> None:
         job.execute_in_process(instance=instance, raise_on_error=False, tags=tags, **kwargs)
 
 
+@pytest.mark.slow
 def test_no_mode_migrates_a_run_whose_blocking_check_failed(cli_env):
     generate_run_records(cli_env.run_records, RUNS, profile="small")
     code, out = cli_env.main("--import-only")
@@ -246,6 +248,7 @@ def test_no_mode_migrates_a_run_whose_blocking_check_failed(cli_env):
 LOST = [102, 104, 105, 108]
 
 
+@pytest.mark.slow
 def test_blobs_lost_by_ucondb_are_found_by_reconcile_and_redone_by_incremental(cli_env):
     runs = list(range(101, 111))
     generate_run_records(cli_env.run_records, runs, profile="small")
@@ -298,6 +301,7 @@ def test_blobs_lost_by_ucondb_are_found_by_reconcile_and_redone_by_incremental(c
 ABSURD = 9223372036854775807
 
 
+@pytest.mark.slow
 def test_a_run_numbered_far_above_the_rest_does_not_stop_incremental(cli_env):
     generate_run_records(cli_env.run_records, [101, 102, 103], profile="small")
     code, out = cli_env.main("--incremental")

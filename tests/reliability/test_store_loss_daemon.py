@@ -4,6 +4,7 @@ warns through `stores_in_sync`; the next `new_run_records` tick requests exactly
 migration only (their run records may be gone from disk), once. Good runs are untouched."""
 
 import dagster as dg
+import pytest
 
 from archiver_resources.archiving import build_blob
 from archiver_resources.artdaqdb import open_artdaqdb
@@ -24,6 +25,7 @@ def tick(defs, instance, cursor=None):
     return data
 
 
+@pytest.mark.slow
 def test_the_daily_status_and_the_sensor_repair_lost_blobs_on_their_own(archive_env):
     from tests.pipeline.conftest import FOLDER as PIPELINE_FOLDER
     from tests.pipeline.test_end_to_end import client_for
