@@ -29,7 +29,9 @@ Deviations from the legacy loader, each reported in ``ArchiverConfig.warnings`` 
   ``artdaq_db.tool_timeout_seconds``, ``artdaq_db.backend`` (``auto``: bulk tools when
   ``use_tools``, else the native MongoDB or filesystemdb implementation; ``conftoolp`` selects the
   legacy SWIG module explicitly), ``ucon_db.verify_tls``, ``ucon_db.ca_bundle``,
-  ``ucon_db.retries``, ``reporting.slack.webhook_url``.
+  ``ucon_db.retries``, ``ucon_db.create_folder`` (an upload that finds the UconDB folder missing
+  creates it; default false: the error names the folder and says how to create it),
+  ``reporting.slack.webhook_url``.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ ARTDAQ_BACKENDS = ("auto", "filesystem", "mongo", "conftoolp", "bulktools")
 OPTIONAL_SECTIONS = ("app", "app_fuzz", "reporting", "carbon", "fhiclize_generate")
 DEFAULT_WORK_DIR = "/tmp/run_record_archiver"
 _FALSE_STRINGS = {"false", "no", "0", "off", ""}
+#: ``1`` in the environment has the effect of ``ucon_db.create_folder: true``; the command line
+#: sets it for its worker processes when given ``--create-ucondb-folder``.
+CREATE_UCONDB_FOLDER_ENV = "ARCHIVER_UCONDB_CREATE_FOLDER"
 _TRUE_STRINGS = {"true", "yes", "1", "on"}
 
 _PARAM_REF_RE = re.compile(r"\$\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)(?::-([^}]*))?\}")
@@ -272,6 +277,7 @@ class UconDBConfig(_SafeRepr):
     verify_tls: bool = True
     ca_bundle: Optional[str] = None
     retries: int = 3
+    create_folder: bool = False
     _SECRET_FIELDS = ("writer_password",)
     _URI_FIELDS = ("server_url",)
 
@@ -351,6 +357,14 @@ class ArchiverConfig(_SafeRepr):
         except ConfigError as exc:
             raise ConfigError(exc.reason, key=exc.key, path=path) from exc
         return _Builder(expanded, path).build()
+
+
+def ucondb_folder_creation(section: UconDBConfig,
+                           environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether an upload that finds the UconDB folder missing creates it: ``create_folder``
+    in config.yaml, or ``ARCHIVER_UCONDB_CREATE_FOLDER=1`` (``--create-ucondb-folder``)."""
+    environ = os.environ if environ is None else environ
+    return section.create_folder or environ.get(CREATE_UCONDB_FOLDER_ENV) == "1"
 
 
 def _uri_password(uri: Optional[str]) -> Optional[str]:
@@ -631,7 +645,8 @@ class _Builder:
             timeout_seconds=self.number("ucon_db", body, "timeout_seconds", 10, minimum=0.001),
             verify_tls=self.flag("ucon_db", body, "verify_tls", True),
             ca_bundle=self.opt_str("ucon_db", body, "ca_bundle") or None,
-            retries=self.integer("ucon_db", body, "retries", 3, minimum=0))
+            retries=self.integer("ucon_db", body, "retries", 3, minimum=0),
+            create_folder=self.flag("ucon_db", body, "create_folder", False))
 
     def reporting(self) -> ReportingConfig:
         body = self.section("reporting")

@@ -188,6 +188,21 @@ def check_outcome(result, runs: Sequence[int], archived: set, instance=None) -> 
     return failed, validation
 
 
+def archive_notes(result, asset_name: str) -> dict:
+    """``{run: note}`` for runs whose outcome an operator should read beyond "archived": a
+    legacy blob taken over (``verified-legacy``, with both MD5s)."""
+    from archiver_resources.archiving import legacy_note
+
+    notes = {}
+    for materialization in result.asset_materializations_for_node(asset_name):
+        meta = {k: getattr(v, "value", v) for k, v in (materialization.metadata or {}).items()}
+        if materialization.partition is not None and meta.get("action") == "verified-legacy":
+            notes[run_of(materialization.partition)] = legacy_note(
+                str(meta.get("stored_packed_on") or ""), str(meta.get("md5") or ""),
+                str(meta.get("stored_md5") or ""))
+    return notes
+
+
 def summarize_result(result, asset_name: str, runs: Sequence[int], instance=None) -> dict:
     """Per run: archived or failed (and why), from an ``execute_in_process`` result."""
     materialized, failed, partial = archive_outcome(result, asset_name, runs)
@@ -196,7 +211,8 @@ def summarize_result(result, asset_name: str, runs: Sequence[int], instance=None
     return {"run_id": result.run_id, "success": bool(result.success),
             "succeeded": sorted((materialized | set(partial)) - set(failed)),
             "failed": {str(k): v for k, v in sorted(failed.items())},
-            "partial": sorted(partial), "validation": {str(k): v for k, v in validation.items()}}
+            "partial": sorted(partial), "validation": {str(k): v for k, v in validation.items()},
+            "notes": {str(k): v for k, v in archive_notes(result, asset_name).items()}}
 
 
 def _recorded_evaluation(instance, evaluation, run: int):
@@ -379,6 +395,7 @@ class BatchResult:
     failed: dict  # run → reason
     partial: list = field(default_factory=list)
     validation: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)  # run → what to add to its ✓ line
 
 
 class Worker:
@@ -500,6 +517,7 @@ class StageOutcome:
     interrupted: bool = False
     validation: dict = field(default_factory=dict)
     dagster_runs: list = field(default_factory=list)
+    notes: dict = field(default_factory=dict)  # run → note (verified-legacy)
 
     @property
     def exit_code(self) -> int:
@@ -613,7 +631,17 @@ def run_stage(*, stage: str, runs: Sequence[int], instance, pool: WorkerPool, ba
     else:
         logger.info("Batch processing complete: %d successful, %d failed",
                     len(outcome.succeeded), len(outcome.failed))
+    if outcome.notes:
+        logger.info("Legacy blobs taken over: %d run(s) verified-legacy (UconDB held the legacy "
+                    "tool's blob, the same archive but for its 'Packed on' lines; not counted "
+                    "as mismatches): %s", len(outcome.notes), describe_run_list(outcome.notes))
     return outcome
+
+
+def describe_run_list(runs, limit: int = 10) -> str:
+    ordered = sorted(runs)
+    text = ", ".join(map(str, ordered[:limit]))
+    return text + (f" ... ({len(ordered)} total)" if len(ordered) > limit else "")
 
 
 def _batch_result(number, batch, answer, worker) -> BatchResult:
@@ -626,7 +654,8 @@ def _batch_result(number, batch, answer, worker) -> BatchResult:
         succeeded=[int(r) for r in answer.get("succeeded", [])],
         failed={int(r): why for r, why in answer.get("failed", {}).items()},
         partial=[int(r) for r in answer.get("partial", [])],
-        validation={int(r): v for r, v in answer.get("validation", {}).items()})
+        validation={int(r): v for r, v in answer.get("validation", {}).items()},
+        notes={int(r): v for r, v in answer.get("notes", {}).items()})
 
 
 def _account(outcome: StageOutcome, result: BatchResult, stage: str, logger, total: int) -> None:
@@ -643,7 +672,11 @@ def _account(outcome: StageOutcome, result: BatchResult, stage: str, logger, tot
             logger.error("✗ Run %d failed: %s", run, reason)
         elif run in result.succeeded:
             outcome.succeeded.append(run)
-            logger.info("✓ Run %d %s", run, done_word)
+            if run in result.notes:
+                outcome.notes[run] = result.notes[run]
+                logger.info("✓ Run %d %s: %s", run, done_word, result.notes[run])
+            else:
+                logger.info("✓ Run %d %s", run, done_word)
     if result.partial:
         logger.warning("Runs %s were archived, but their batched Dagster run failed for other "
                        "runs; recorded as materialized (source=cli)",
