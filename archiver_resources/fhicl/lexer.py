@@ -85,10 +85,10 @@ ATOM_FAST = (  # order matters where first characters overlap: bool before ass, 
     r"|[+-]?+(?:[0-9]++\.?+[0-9]*+|\.[0-9]++)(?:[eE][+-]?+[0-9]++)?+)"
     r"(?![0-9A-Za-z_.+\-]))" + _END_NUMBER
     + r"|(?P<open>[{\[])"  # a table or sequence: parsed by the exact parser from here
-    + r'|(?P<dq>"[^"\\\x00-\x08\x0b-\x1f\x7f]*+")' + _END_BOOL
+    + r'|"(?P<dq>[^"\\\x00-\x08\x0b-\x1f\x7f]*+)"' + _END_BOOL
     + r"|(?P<bool>true|false)" + _END_BOOL
     + r"|(?P<nil>@nil)" + _END_BOOL
-    + r"|(?P<sq>'[^'\x00-\x08\x0b-\x1f\x7f]*+')" + _END_BOOL
+    + r"|'(?P<sq>[^'\x00-\x08\x0b-\x1f\x7f]*+)'" + _END_BOOL
     + r"|(?P<dss>[0-9][A-Za-z0-9_]*+)" + _END_WORD
     + r"|(?!infinity[ \t\n,\]}])(?P<ass>[A-Za-z_][A-Za-z0-9_]*+)" + _END_WORD
 )
@@ -97,6 +97,8 @@ ITEM_FAST = re.compile(_SKIP_PATTERN + r"(?P<key>[A-Za-z_][A-Za-z0-9_]*+)[ \t]*+
                        + ATOM_FAST + ")")
 #: an atom at a value position (blanks and comments before it)
 VALUE_FAST = re.compile(_SKIP_PATTERN + "(?:" + ATOM_FAST + ")")
+#: the group kinds in ``ATOM_FAST`` order (a quoted string's group holds its content only)
+FAST_KINDS = ("num", "open", "dq", "bool", "nil", "sq", "dss", "ass")
 
 # --- fhicl-cpp's canonical number and string checks ---------------------------------------------
 
@@ -229,9 +231,13 @@ def reader_lines(text: str) -> str:
 _BLANKS = re.compile(r"[ \t]*+")
 #: everything before the first comment of a stretch, skipping over quoted strings (a quoted
 #: string needs at least one character; an empty one ends the skipping)
-_PADDED = re.compile(r"""(?:[^"'#/]|/(?!/))*+(?:(?:"[^"]++"|'[^']++')(?:[^"'#/]|/(?!/))*+)*+""")
-_TO_COMMENT = re.compile(r"(?:[^#/]|/(?!/))*+")
+_PADDED = re.compile(r"""[^"'#/]*+(?:/(?!/)[^"'#/]*+)*+"""
+                     r"""(?:(?:"[^"]++"|'[^']++')[^"'#/]*+(?:/(?!/)[^"'#/]*+)*+)*+""")
+_TO_COMMENT = re.compile(r"[^#/]*+(?:/(?!/)[^#/]*+)*+")
 _COMMENT_TEXT = re.compile(r"[^\n\r]++")
+#: one element of the comment list: the stretch before the comment, the comment, its line end
+_COMMENT_ELEMENT = re.compile(r"[ \t]*+" + _PADDED.pattern + r"[ \t]*+" + _TO_COMMENT.pattern
+                              + r"[ \t]*+([^\n\r]++)([ \t]*+(?:\r\n|\r|\n))?")
 
 
 def scan_comments(text: str) -> dict[int, str]:
@@ -241,34 +247,27 @@ def scan_comments(text: str) -> dict[int, str]:
     Lines are counted like Boost's line_pos_iterator (``\\r\\n``, ``\\n\\r``, ``\\r`` and ``\\n``
     each end one line). Empty when the text has no comment."""
     comments: dict[int, str] = {}
+    if "#" not in text and "//" not in text:
+        return comments
     pos = 0
-    n = len(text)
     line = 1
     counted = 0  # ``line`` is the line number at text position ``counted``
-    blanks, padded, to_comment, comment_text = (_BLANKS.match, _PADDED.match, _TO_COMMENT.match,
-                                                 _COMMENT_TEXT.match)
+    element = _COMMENT_ELEMENT.match
     has_cr = "\r" in text
     while True:
-        p = padded(text, blanks(text, pos).end()).end()
-        p = to_comment(text, blanks(text, p).end()).end()
-        p = blanks(text, p).end()
-        m = comment_text(text, p)
+        m = element(text, pos)
         if m is None:
             break
+        p = m.start(1)
         if has_cr:
             line += _count_breaks(text, counted, p)
         else:
             line += text.count("\n", counted, p)
         counted = p
-        comments[line] = m.group()
-        q = blanks(text, m.end()).end()
-        if q < n and text[q] == "\r":
-            q += 2 if text.startswith("\r\n", q) else 1
-        elif q < n and text[q] == "\n":
-            q += 1
-        else:
+        comments[line] = m.group(1)
+        if m.group(2) is None:  # no line end after it: the list ends
             break
-        pos = q
+        pos = m.end()
     return comments
 
 

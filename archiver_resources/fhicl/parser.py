@@ -27,6 +27,7 @@ archive (each is reported in ``ParsedFhicl.extensions``):
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from typing import NamedTuple
 
 from archiver_resources.errors import FhiclSyntaxError
@@ -46,6 +47,17 @@ _INCLUDE_KEY = re.compile(INCLUDE_KEY_PREFIX + r"[0-9]+\Z")
 NIL, BOOL, NUMBER, COMPLEX, STRING, TABLEID, SEQUENCE, TABLE = range(8)
 _TYPE_NAMES = {NIL: "nil", BOOL: "bool", NUMBER: "number", COMPLEX: "complex",
                TABLEID: "tableid", SEQUENCE: "sequence", TABLE: "table"}
+
+#: metadata type of each kind of token the fast path matches
+_FAST_TYPES = {"num": "number", "bool": "bool", "nil": "nil", "dss": "string_unquoted",
+               "ass": "string_unquoted", "dq": "string_doublequoted",
+               "sq": "string_singlequoted", "open": None}
+#: by group index in lexer.ITEM_FAST (the key is group 1) and lexer.VALUE_FAST (no key group):
+#: (metadata type or None for "open", is a quoted string)
+_ITEM_KINDS = [None, None] + [(_FAST_TYPES[k], k in ("dq", "sq")) for k in lx.FAST_KINDS]
+_VALUE_KINDS = [None] + [(_FAST_TYPES[k], k in ("dq", "sq")) for k in lx.FAST_KINDS]
+assert all(lx.ITEM_FAST.groupindex[k] == i + 2 for i, k in enumerate(lx.FAST_KINDS))
+assert all(lx.VALUE_FAST.groupindex[k] == i + 1 for i, k in enumerate(lx.FAST_KINDS))
 
 # protection levels (binding modifiers)
 _PROTECTIONS = {"@protect_ignore": 1, "@protect_error": 2}
@@ -136,10 +148,24 @@ class _Parser:
         self.extensions = extensions
         self.depth = 0
         self.splices = 0
-        self.line_pos = 0
-        self.line_no = 1
+        # start offsets of the lines up to the one after the last comment (bisect → line)
+        self.line_starts: list = [0]
+        self.lines_end = 0
+        if comments:
+            last = max(comments) + 1
+            starts = self.line_starts
+            find = text.find
+            at = 0
+            while len(starts) < last:
+                at = find("\n", at) + 1
+                if at == 0:
+                    break
+                starts.append(at)
+            end = find("\n", starts[-1])
+            self.lines_end = len(text) if end < 0 else end + 1
         self.leaf_metas: dict = {}
         self.notes: dict = {}  # line -> (comment, annotation)
+        self.plain_leaves: dict = {}  # type -> the leaf metadata without comment/annotation
         shared: dict = {}
         self.share = shared.setdefault
 
@@ -152,16 +178,12 @@ class _Parser:
         return self.t[pos] if pos < self.n else ""
 
     def line_of(self, pos: int) -> int:
-        """1-based line of ``pos`` (counted incrementally: positions mostly move forward), or 0
-        when the text has no comment (lines then only matter for errors, counted there)."""
-        if not self.comments:
+        """1-based line of ``pos`` where a comment may attach (the line holds one, or the line
+        above does), else 0: lines matter only for comment attachment (errors count their own).
+        """
+        if pos >= self.lines_end:
             return 0
-        if pos >= self.line_pos:
-            self.line_no += self.t.count("\n", self.line_pos, pos)
-        else:
-            self.line_no -= self.t.count("\n", pos, self.line_pos)
-        self.line_pos = pos
-        return self.line_no
+        return bisect_right(self.line_starts, pos)
 
     # ---- metadata ----------------------------------------------------------------------------
 
@@ -208,6 +230,25 @@ class _Parser:
             node["protection"] = protection
         if children is not None:
             node["children"] = children
+        return node
+
+    def fast_leaf_meta(self, typ: str, key: str, pos: int) -> dict:
+        """``meta`` for a leaf found by the fast path (no protection, no children)."""
+        if not self.comments or INCLUDE_KEY_PREFIX in key:
+            node = self.plain_leaves.get(typ)
+            if node is None:
+                node = self.plain_leaves[typ] = self.leaf_metas.setdefault(
+                    (typ, "", ""), {"type": typ, "comment": "", "annotation": ""})
+            return node
+        line = self.line_of(pos)
+        notes = self.notes.get(line)
+        if notes is None:
+            notes = self.notes[line] = (self.comment_at(line), self.annotation_at(line))
+        cache_key = (typ, notes[0], notes[1])
+        node = self.leaf_metas.get(cache_key)
+        if node is None:
+            node = self.leaf_metas[cache_key] = {"type": typ, "comment": notes[0],
+                                                 "annotation": notes[1]}
         return node
 
     # ---- document ----------------------------------------------------------------------------
@@ -331,6 +372,9 @@ class _Parser:
         raw = m.group(kind)
         if kind == "open":
             return self.table(start) if raw == "{" else self.sequence(start)
+        if kind == "dq" or kind == "sq":  # a quoted string without escapes or control chars
+            quote = '"' if kind == "dq" else "'"
+            return STRING, raw, None, self.line_of(start - 1), quote + raw + quote, end + 1
         if len(raw) <= 6:
             raw = self.share(raw, raw)
         if kind == "num":
@@ -339,10 +383,8 @@ class _Parser:
             tag = STRING
         elif kind == "bool":
             tag = BOOL
-        elif kind == "nil":
+        else:
             tag = NIL
-        else:  # a quoted string without escapes or control characters
-            return STRING, raw[1:-1], None, self.line_of(start), raw, end
         return tag, raw, None, self.line_of(start), raw, end
 
     def table_splice(self, start: int, top: bool):
@@ -584,34 +626,52 @@ class _Parser:
         return pos
 
     def sequence(self, p: int):
-        """``[`` > -element > *(``,`` > element) > ``]``."""
+        """``[`` > -element > *(``,`` > element) > ``]`` (a comma may come before the first
+        element, as fhicl-cpp's optional first element allows)."""
         line = self.line_of(p)
         self.enter(p)
         data: list = []
         children: dict = {}
+        t = self.t
         fast = lx.VALUE_FAST.match
-        m = fast(self.t, p + 1)
-        value = self.fast_value(m) if m is not None else self.value(self.skip(p + 1))
-        if value is not None:
-            self.add_element(data, children, value)
-            q = self.skip(value[5])
-        else:
-            q = self.skip(p + 1)
-        while self.char(q) == ",":
-            m = fast(self.t, q + 1)
-            if m is not None:
-                value = self.fast_value(m)
+        skip = lx.SKIP.match
+        share = self.share
+        leaf = self.fast_leaf_meta
+        plain = None if self.comments else self.plain_leaves
+        q = p + 1
+        first = True
+        while True:
+            m = fast(t, q)
+            typ = _VALUE_KINDS[m.lastindex][0] if m is not None else None
+            if typ is not None:  # inlined fast_value for an atom
+                index = m.lastindex
+                quoted = _VALUE_KINDS[index][1]
+                item = m.group(index)
+                if not quoted and len(item) <= 6:
+                    item = share(item, item)
+                meta = plain.get(typ) if plain is not None else None
+                children[index_key(len(data))] = meta if meta is not None else leaf(
+                    typ, "", m.start(index) - quoted)
+                data.append(item)
+                q = skip(t, m.end()).end()
             else:
-                r = self.skip(q + 1)
+                r = m.start("open") if m is not None else skip(t, q).end()
                 value = self.value(r)
-                if value is None:
+                if value is not None:
+                    self.add_element(data, children, value)
+                    q = skip(t, value[5]).end()
+                elif first:
+                    q = r  # no first element
+                else:
                     raise _Fail(*self.diagnose_value(r, None))
-            self.add_element(data, children, value)
-            q = self.skip(value[5])
-        if self.char(q) != "]":
+            first = False
+            if not t.startswith(",", q):
+                break
+            q += 1
+        if not t.startswith("]", q):
             if q >= self.n:
                 raise _Fail(p, "'[' opened here is never closed")
-            raise _Fail(q, f"expected ',' or ']' but found {lx.describe(self.t, q)}")
+            raise _Fail(q, f"expected ',' or ']' but found {lx.describe(t, q)}")
         self.depth -= 1
         return SEQUENCE, data, children, line, "", q + 1
 
@@ -629,22 +689,46 @@ class _Parser:
         data: dict = {}
         children: dict = {}
         pos = p + 1
+        t = self.t
         fast = lx.ITEM_FAST.match
+        skip = lx.SKIP.match
+        share = self.share
+        leaf = self.fast_leaf_meta
+        kinds = _ITEM_KINDS
+        plain = None if self.comments else self.plain_leaves
         while True:
-            m = fast(self.t, pos)
+            m = fast(t, pos)
             if m is not None:
-                parsed = self.fast_item(m)
-                start = m.start("key")
+                index = m.lastindex
+                typ, quoted = kinds[index]
+                key = m.group(1)
+                key = share(key, key)
+                protection = None
+                if typ is None:  # '{' or '[': the exact parser from here
+                    o = m.start(index)
+                    tag, item, item_children, item_line, raw, end = (
+                        self.table(o) if t[o] == "{" else self.sequence(o))
+                    meta = self.meta(key, tag, raw, item_line, None, item_children)
+                else:  # inlined fast_value for an atom
+                    item = m.group(index)
+                    end = m.end()
+                    if not quoted and len(item) <= 6:
+                        item = share(item, item)
+                    meta = plain.get(typ) if plain is not None else None
+                    if meta is None:
+                        meta = leaf(typ, key, m.start(index) - quoted)
             else:
-                start = self.skip(pos)
-                if self.t.startswith("}", start):
+                start = skip(t, pos).end()
+                if t.startswith("}", start):
+                    pos = start
                     break
                 parsed = self.item(start, top=False)
                 if parsed is None:
                     break
-            key, tag, item, item_children, item_line, raw, protection, end = parsed
-            meta = self.meta(key, tag, raw, item_line, protection, item_children)
+                key, tag, item, item_children, item_line, raw, protection, end = parsed
+                meta = self.meta(key, tag, raw, item_line, protection, item_children)
             if key in data:
+                start = m.start(1) if m is not None else start
                 old = _PROTECTIONS.get(children[key].get("protection"), 0)
                 new = _PROTECTIONS.get(protection, 0)
                 if new > old:
@@ -657,8 +741,8 @@ class _Parser:
             data[key] = item
             children[key] = meta
             pos = end
-        q = self.skip(pos)
-        if self.char(q) != "}":
+        q = skip(t, pos).end()
+        if not t.startswith("}", q):
             if q >= self.n:
                 raise _Fail(p, "'{' opened here is never closed")
             raise _Fail(*self.diagnose_item(q, top=False, closer="}"))
