@@ -32,7 +32,7 @@ SUITE=bookworm
 DEFAULT_BASE="run-record-archiver-base:$SUITE"
 
 say() { echo "[image] $*" >&2; }
-# pip, minus this machine's notes about index locations that do not exist
+# pip, without its warnings about configured index locations that do not exist
 pip_() { "$PYTHON" -m pip "$@" --quiet --disable-pip-version-check 2>&1 \
            | { grep -v 'is ignored: it is neither a file nor a directory' || true; } >&2
          return "${PIPESTATUS[0]}"; }

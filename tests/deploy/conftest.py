@@ -51,9 +51,10 @@ def postgres_db(postgres_server):
 DOCKER_TIMINGS: list = []
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def docker_engine():
-    """A private dockerd for this session; skips (saying why) when none can start."""
+    """A private dockerd for the tests of one module (stopped right after them); skips, saying
+    why, when none can start."""
     try:
         engine = start_private_dockerd()
     except NoDocker as error:
@@ -64,7 +65,7 @@ def docker_engine():
         engine.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker_image(docker_engine):
     """The run worker image, built by deploy/docker/build-image.sh (cached between sessions)."""
     tag = docker_engine.build_image()

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,9 @@ IMAGE_TITLE_LABEL = "org.opencontainers.image.title=run-record-archiver run work
 DEPS_HINT = "bash scripts/install-docker-test-deps.sh installs Debian's docker.io"
 
 
+# requests lets these replace the CA that the Docker SDK sets from DOCKER_CERT_PATH, so with either
+# set, TLS to the engine fails ("unable to get local issuer certificate"): not for the daemon.
+CA_BUNDLE_OVERRIDES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 TEMPLATE = ROOT / "deploy" / "dagster.postgres.yaml"
 FRAGMENT = ROOT / "deploy" / "scale-out" / "docker.run_launcher.yaml"
 
@@ -83,14 +87,25 @@ class DockerEngine:
         self._client = None
         self.image_build_s: Optional[float] = None
         self.image_build_log = ""
+        self.tls_port: Optional[int] = None
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
     def env(self) -> dict:
-        """What a process needs to reach this engine (the daemon's run launcher, the CLI)."""
+        """What a process needs to reach this engine on its Unix socket (the CLI, the image
+        build)."""
         return {"DOCKER_HOST": self.host, "DOCKER": str(DOCKER_CLI)}
+
+    def remote_env(self) -> dict:
+        """How a daemon reaches a remote engine, pointed at this one: TCP on loopback with TLS
+        client verification (the Docker SDK's DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH);
+        the Unix socket when no TLS listener could be set up (no openssl)."""
+        if self.tls_port is None:
+            return {"DOCKER_HOST": self.host}
+        return {"DOCKER_HOST": f"tcp://127.0.0.1:{self.tls_port}", "DOCKER_TLS_VERIFY": "1",
+                "DOCKER_CERT_PATH": str(self.exec_root / "tls" / "client")}
 
     def client(self):
         import docker
@@ -214,6 +229,50 @@ def _terminate(proc: subprocess.Popen, timeout: float = 30) -> None:
         proc.wait(timeout=10)
 
 
+def _openssl(directory: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True, timeout=60)
+
+
+def make_tls(directory: Path) -> Optional[dict]:
+    """A throw-away CA, a server certificate for 127.0.0.1 and a client certificate (in
+    ``client/`` as ca.pem, cert.pem, key.pem: the layout DOCKER_CERT_PATH expects); the
+    dockerd arguments to require it. None when openssl is missing."""
+    if shutil.which("openssl") is None:
+        return None
+    try:
+        return _make_tls(directory)
+    except (subprocess.SubprocessError, OSError):
+        return None
+
+
+def _make_tls(directory: Path) -> dict:
+    client = directory / "client"
+    client.mkdir(parents=True)
+    (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n"
+                                          "extendedKeyUsage=serverAuth\n")
+    (directory / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    _openssl(directory, "req", "-x509", *key, "-keyout", "ca-key.pem", "-out", "ca.pem",
+             "-days", "2", "-subj", "/CN=archiver test engine CA")
+    for name, subject in (("server", "/CN=127.0.0.1"), ("client", "/CN=archiver daemon")):
+        _openssl(directory, "req", *key, "-keyout", f"{name}-key.pem", "-out", f"{name}.csr",
+                 "-subj", subject)
+        _openssl(directory, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey",
+                 "ca-key.pem", "-CAcreateserial", "-out", f"{name}-cert.pem", "-days", "2",
+                 "-extfile", f"{name}.ext")
+    shutil.copy(directory / "ca.pem", client / "ca.pem")
+    shutil.copy(directory / "client-cert.pem", client / "cert.pem")
+    shutil.copy(directory / "client-key.pem", client / "key.pem")
+    return {"--tlsverify": None, "--tlscacert": directory / "ca.pem",
+            "--tlscert": directory / "server-cert.pem", "--tlskey": directory / "server-key.pem"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE)
 
@@ -250,10 +309,20 @@ def start_private_dockerd(timeout: float = 60) -> DockerEngine:
             # must never use), no iptables rules, no forwarding or masquerading.
             "--bridge", "none", "--iptables=false", "--ip-forward=false", "--ip-masq=false",
             "--storage-driver", "overlay2"]
+    # A second listener as a remote engine would have one: TCP (loopback) with TLS client
+    # verification, for the daemon's launcher.
+    tls = make_tls(exec_root / "tls")
+    tls_port = None
+    if tls is not None:
+        tls_port = _free_port()
+        args += ["--host", f"tcp://127.0.0.1:{tls_port}"]
+        for flag, value in tls.items():
+            args += [flag] if value is None else [flag, str(value)]
     proc = subprocess.Popen(args, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
                             start_new_session=True,
                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"})
     engine = DockerEngine(proc, exec_root, data_root, cache, log, lock_fd, throwaway)
+    engine.tls_port = tls_port
     deadline = time.monotonic() + timeout
     try:
         while True:

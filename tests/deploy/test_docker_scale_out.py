@@ -7,11 +7,13 @@ of the engine); then a worker container is `docker kill`ed in the middle of its 
 monitoring's health check fails the run, the run retry archives it, and neither store holds
 anything twice. Skipped, saying why, when no dockerd can start (tests/deploy/docker_engine.py)."""
 
+import json
 import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import docker
 import pytest
 from dagster import (
     AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter,
@@ -21,7 +23,7 @@ from sqlalchemy import select
 from archiver_resources.artdaqdb import open_artdaqdb
 from archiver_resources.samples import generate_run_record
 from tests.deploy.conftest import DOCKER_TIMINGS
-from tests.deploy.docker_engine import docker_instance_yaml
+from tests.deploy.docker_engine import CA_BUNDLE_OVERRIDES, docker_instance_yaml
 from tests.deploy.instance import dagster_cli, dagster_services
 from tests.pipeline.conftest import FOLDER, write_config
 
@@ -93,7 +95,7 @@ def _md5_passed(instance, partition: str) -> bool:
     return False
 
 
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(1800)
 def test_docker_runs_burst_then_killed_worker_is_retried(
         tmp_path, monkeypatch, postgres_server, postgres_db, ucondb_server, docker_engine,
         worker_image):
@@ -110,10 +112,14 @@ def test_docker_runs_burst_then_killed_worker_is_retried(
     (home / "dagster.yaml").write_text(docker_instance_yaml(
         storage=home / "storage", artdaqdb=site / "artdaqdb", etc=site / "etc",
         run_records=site / "run_records", monitoring_s=2))
-    env = dict(os.environ, **postgres_server.env(postgres_db), **docker_engine.env(),
+    # The daemon reaches the engine as it would a remote one: TCP + TLS client certificates.
+    env = dict(os.environ, **postgres_server.env(postgres_db), **docker_engine.remote_env(),
                DAGSTER_HOME=str(home), ARCHIVER_CONFIG=str(config),
                UCONDB_WRITER_PASSWORD=ucondb_server.password, ARCHIVER_RUN_IMAGE=worker_image,
                ARCHIVER_SENSOR_INTERVAL_SECONDS="2", PYTHONUNBUFFERED="1")
+    for name in CA_BUNDLE_OVERRIDES:  # would replace the engine's CA (docker_engine.py)
+        env.pop(name, None)
+        monkeypatch.delenv(name, raising=False)
     for key, value in env.items():  # this process reads the same instance
         monkeypatch.setenv(key, value)
     # The production pool limits would be 2; 1 for ucondb makes a slot leaked by the killed
@@ -126,6 +132,11 @@ def test_docker_runs_burst_then_killed_worker_is_retried(
 
     with DagsterInstance.from_config(str(home)) as instance, \
             dagster_services(env, tmp_path / "logs") as services:
+        assert docker.from_env(environment=docker_engine.remote_env()).ping()
+        DOCKER_TIMINGS.append(f"the daemon's launcher reached the engine at "
+                              f"{docker_engine.remote_env()['DOCKER_HOST']}"
+                              + (" with TLS client verification"
+                                 if docker_engine.tls_port else " (no openssl: no TLS listener)"))
         launcher = instance.run_launcher
         assert type(launcher).__name__ == "DockerRunLauncher" and launcher.image == worker_image
         assert launcher.supports_check_run_worker_health and instance.run_monitoring_enabled
@@ -140,7 +151,7 @@ def test_docker_runs_burst_then_killed_worker_is_retried(
             by_sensor = [r for r in runs if r.tags.get(SENSOR_TAG) == "new_run_records"]
             return len(by_sensor) == len(BURST) and all(r.is_finished for r in runs) and runs
 
-        runs = wait_or_describe(services, instance, burst_done, 600,
+        runs = wait_or_describe(services, instance, burst_done, 900,
                                 "the daemon to archive the burst in containers")
         burst_s = time.monotonic() - started
         assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}, \
@@ -202,6 +213,12 @@ def test_docker_runs_burst_then_killed_worker_is_retried(
         assert victim.status == DagsterRunStatus.STARTED
         container = client.containers.get(victim.tags[CONTAINER_ID_TAG])
         assert container.status == "running"
+        # Secrets travel only as the container's environment, never in its command or labels.
+        visible = json.dumps([container.attrs["Config"]["Cmd"],
+                              container.attrs["Config"]["Labels"]])
+        for secret in (postgres_server.password, ucondb_server.password):
+            assert secret not in visible
+        assert "dagster" in visible and "execute_run" in visible
         container.kill()  # docker kill: SIGKILL to the run worker, the container is gone
 
         def retried():
