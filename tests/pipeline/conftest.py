@@ -27,7 +27,8 @@ class ArchiveEnv:
 
 
 def write_config(root: Path, ucondb, *, run_records: Path, artdaqdb_uri: str,
-                 extra_app: str = "", password_env: str = "TEST_UCONDB_PASSWORD") -> Path:
+                 extra_app: str = "", password_env: str = "TEST_UCONDB_PASSWORD",
+                 timeout_seconds: float = 5) -> Path:
     fcl_conf = root / "fcl_conf"
     fcl_conf.mkdir(parents=True, exist_ok=True)
     (fcl_conf / "schema.fcl").write_text(default_schema_text())
@@ -46,7 +47,7 @@ ucon_db:
   server_url: "{ucondb.base_url}"
   folder_name: {FOLDER}
   object_name: configuration
-  timeout_seconds: 5
+  timeout_seconds: {timeout_seconds}
   retries: 1
   writer_user: "{ucondb.user}"
   writer_password: "${{{password_env}}}"
