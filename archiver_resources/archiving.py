@@ -25,7 +25,7 @@ from archiver_resources.errors import (
     NotArchivedError,
     RunRecordError,
 )
-from archiver_resources.fhicl import fhicl_equivalent
+from archiver_resources.fhicl import fhicl_equivalent, fhicl_extensions
 from archiver_resources.fhiclize import prepare_run
 from archiver_resources.printable import printable
 from archiver_resources.runrecords import finished_state, read_run_record
@@ -59,6 +59,8 @@ class ImportOutcome:
     fingerprint: str = ""
     warnings: list = field(default_factory=list)
     latin1_files: list = field(default_factory=list)
+    #: stored files that artdaq_database's C++ reader refuses, with the extensions they needed
+    beyond_cpp_files: dict = field(default_factory=dict)
     duration_s: float = 0.0
 
 
@@ -258,6 +260,13 @@ def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
         warnings=[printable(w) for w in list(record.warnings) + list(prepared.warnings)],
         latin1_files=[printable(f) for f in getattr(record, "latin1_files", [])],
     )
+    for relpath, text in sorted(prepared.insert_files.items()):
+        needed = fhicl_extensions(text)
+        if needed:
+            outcome.beyond_cpp_files[printable(relpath)] = sorted(needed)
+            outcome.warnings.append(printable(
+                f"{relpath}: archived with {', '.join(sorted(needed))} (FHiCL that "
+                "artdaq_database's C++ reader refuses; C++ tools still read the stored record)"))
     generated = frozenset({"RunHistory"} if "RunHistory" in settings.enabled
                           and "metadata.txt" in texts else ())
     try:

@@ -179,6 +179,8 @@ def _import_metadata(outcome: ImportOutcome, artdaqdb_uri: str) -> dict:
     if outcome.latin1_files:
         metadata["latin1_decoded_files"] = dg.MetadataValue.json(
             [printable(f) for f in outcome.latin1_files])
+    if outcome.beyond_cpp_files:
+        metadata["beyond_cpp_files"] = dg.MetadataValue.json(outcome.beyond_cpp_files)
     return metadata
 
 

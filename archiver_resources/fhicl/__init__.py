@@ -13,6 +13,7 @@ API
 * ``record_to_fhicl(record) -> str`` — the FHiCL text artdaq_database exports for a record.
 * ``parse_fhicl(text, name) -> ParsedFhicl(data, metadata, comments, extensions)``;
   ``write_fhicl(data, metadata)``; ``fhicl_equivalent(a_text, b_text) -> bool`` (same data tree).
+* ``fhicl_extensions(text) -> frozenset`` — which extensions (below) a text needs, cheaply.
 * ``MultiTable`` — a table whose key repeats (the top level keeps every definition of a key).
 * ``iter_json(record)`` — ``json.dumps(record, ensure_ascii=False)`` in pieces; ``loads_record``
   — ``json.loads`` sharing equal leaf metadata, repeated keys kept.
@@ -30,13 +31,15 @@ letter ``x``), ``table_splice`` (``@table::name`` items, stored as
 from archiver_resources.fhicl.jsonio import iter_json, loads_record
 from archiver_resources.fhicl.parser import MAX_DEPTH, ParsedFhicl, parse_fhicl
 from archiver_resources.fhicl.record import (
-    FhiclRecordError, fhicl_equivalent, fhicl_to_record, format_timestamp, record_to_fhicl,
+    FhiclRecordError, fhicl_equivalent, fhicl_extensions, fhicl_to_record, format_timestamp,
+    record_to_fhicl,
 )
 from archiver_resources.fhicl.tables import MultiTable
 from archiver_resources.fhicl.writer import write_fhicl
 
 __all__ = [
     "MAX_DEPTH", "FhiclRecordError", "MultiTable", "ParsedFhicl", "fhicl_equivalent",
+    "fhicl_extensions",
     "fhicl_to_record", "format_timestamp", "iter_json", "loads_record", "parse_fhicl",
     "record_to_fhicl", "write_fhicl",
 ]

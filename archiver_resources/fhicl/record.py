@@ -1,8 +1,10 @@
 """The artdaq_database document record built from FHiCL text, FHiCL regenerated from
 a record, and data-tree equivalence of two FHiCL texts."""
 
+import re
 from datetime import datetime
 
+from archiver_resources.errors import FhiclSyntaxError
 from archiver_resources.fhicl.parser import parse_fhicl
 from archiver_resources.fhicl.tables import same_tree
 from archiver_resources.fhicl.writer import FhiclRecordError, write_fhicl
@@ -77,3 +79,21 @@ def fhicl_equivalent(a_text: str, b_text: str, *, a_name: str = "<a>",
     """True when both texts parse to the same data tree (comments, layout, quoting ignored;
     repeated keys compared in order)."""
     return same_tree(parse_fhicl(a_text, a_name).data, parse_fhicl(b_text, b_name).data)
+
+
+#: texts that may need an extension: anything non-ASCII, a splice, an include, a complex number,
+#: an indexed reference or key (the rest is plain C++ FHiCL and needs no parse to say so)
+_MAYBE_BEYOND = re.compile(r"@table::|#include|\(|@\w+::[\w.]*\[|^[ \t]*[A-Za-z_][\w.]*\[[0-9]",
+                           re.MULTILINE)
+
+
+def fhicl_extensions(text: str) -> frozenset:
+    """The extensions beyond artdaq_database's C++ grammar that ``text`` needs to be archived
+    (docs/formats.md §5.5), empty for plain FHiCL; a text with a syntax error gives an empty set
+    (the error is the store's to raise, naming the file)."""
+    if text and text.isascii() and _MAYBE_BEYOND.search(text) is None:
+        return frozenset()
+    try:
+        return parse_fhicl(text, "<check>").extensions
+    except FhiclSyntaxError:
+        return frozenset()

@@ -296,3 +296,32 @@ def test_errors_in_generated_entities_name_the_file_they_come_from(tmp_path, sto
     with pytest.raises(FhiclSyntaxError, match=r"^schema.fcl \(the configured schema"):
         import_run(64, generate_run_record(rr, 64), store, broken_schema)
     assert 61 not in store.archived_runs() and 62 not in store.archived_runs()
+
+
+def test_files_beyond_the_cpp_grammar_archive_are_reported_and_export_back(tmp_path, store,
+                                                                            ucondb):
+    """A pre-2018 style process file (an #include before its prolog, a @table:: splice) and a
+    metadata.txt with non-ASCII text: artdaq_database's C++ reader refuses both, the archiver
+    archives them, names them with the extension each needed, and exports equivalent FHiCL."""
+    run_dir = generate_run_record(tmp_path / "rr", 4321)
+    os.chmod(run_dir, 0o755)
+    (run_dir / "oldstyle.fcl").write_text(
+        '#include "common.fcl"\nBEGIN_PROLOG\nbase: { a: 1 }\nEND_PROLOG\n'
+        "daq: { @table::base b: 2 }\n", encoding="utf-8")
+    metadata = run_dir / "metadata.txt"
+    os.chmod(metadata, 0o644)
+    metadata.write_text(metadata.read_text().replace("Config name: standard",
+                                                     "Config name: standard\nOperator: Jürgen"),
+                        encoding="utf-8")
+    outcome = import_run(4321, run_dir, store, SETTINGS)
+    assert outcome.beyond_cpp_files == {
+        "metadata.fcl": ["non_ascii"],
+        "oldstyle.fcl": ["include_before_prolog", "table_splice"]}
+    assert any("oldstyle.fcl: archived with include_before_prolog, table_splice" in w
+               for w in outcome.warnings)
+    files = store.export_run(4321, "standard")
+    assert files["oldstyle.fcl"].startswith(' \n#include "common.fcl" \nBEGIN_PROLOG\n')
+    assert "\n@table::base \n" in files["oldstyle.fcl"]
+    assert 'Operator: "Jürgen"' in files["metadata.fcl"] or "Jürgen" in files["metadata.fcl"]
+    migrated = migrate_run(4321, store, ucondb)
+    assert migrated.action == "uploaded"
