@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from itertools import islice
 from typing import NamedTuple
 
 from archiver_resources.errors import FhiclSyntaxError
@@ -72,6 +73,7 @@ class ParsedFhicl(NamedTuple):
     extensions: frozenset = frozenset()
 
 
+_NEWLINE = re.compile("\n")
 #: a line that still starts with ``#include`` after artdaq_database's replacement
 _INCLUDE_LINE = re.compile(r"^#include", re.MULTILINE)
 
@@ -154,18 +156,28 @@ class _Parser:
         if comments:
             last = max(comments) + 1
             starts = self.line_starts
-            find = text.find
-            at = 0
-            while len(starts) < last:
-                at = find("\n", at) + 1
-                if at == 0:
-                    break
-                starts.append(at)
-            end = find("\n", starts[-1])
+            starts.extend(islice((m.end() for m in _NEWLINE.finditer(text)), last - 1))
+            end = text.find("\n", starts[-1])
             self.lines_end = len(text) if end < 0 else end + 1
+        # the stretches of text where a comment attaches: a comment's line and the line below
+        self.note_starts: list = []
+        self.note_ends: list = []
+        starts = self.line_starts
+        for line in sorted(comments):
+            if line - 1 >= len(starts):
+                break
+            begin = starts[line - 1]
+            stop = starts[line + 1] if line + 1 < len(starts) else self.lines_end
+            if self.note_ends and begin <= self.note_ends[-1]:
+                self.note_ends[-1] = max(self.note_ends[-1], stop)
+            else:
+                self.note_starts.append(begin)
+                self.note_ends.append(stop)
+        self.plain_until = 0  # leaves before this position need no comment lookup
         self.leaf_metas: dict = {}
         self.notes: dict = {}  # line -> (comment, annotation)
         self.plain_leaves: dict = {}  # type -> the leaf metadata without comment/annotation
+        self.by_line: dict = {}  # (type, line) -> the leaf metadata of that line
         shared: dict = {}
         self.share = shared.setdefault
 
@@ -233,22 +245,31 @@ class _Parser:
         return node
 
     def fast_leaf_meta(self, typ: str, key: str, pos: int) -> dict:
-        """``meta`` for a leaf found by the fast path (no protection, no children)."""
-        if not self.comments or INCLUDE_KEY_PREFIX in key:
-            node = self.plain_leaves.get(typ)
+        """``meta`` for a leaf found by the fast path (no protection, no children). Keeps
+        ``plain_until``: leaves before it are on lines no comment attaches to (the fast loops
+        then take the plain metadata without calling this)."""
+        j = bisect_right(self.note_ends, pos)
+        starts = self.note_starts
+        if j < len(starts) and starts[j] <= pos and INCLUDE_KEY_PREFIX not in key:
+            self.plain_until = starts[j]  # inside a commented stretch: no shortcut here
+            cache_key = (typ, bisect_right(self.line_starts, pos))
+            node = self.by_line.get(cache_key)
             if node is None:
-                node = self.plain_leaves[typ] = self.leaf_metas.setdefault(
-                    (typ, "", ""), {"type": typ, "comment": "", "annotation": ""})
+                line = cache_key[1]
+                comment, annotation = self.comment_at(line), self.annotation_at(line)
+                node = self.by_line[cache_key] = self.leaf_metas.setdefault(
+                    (typ, comment, annotation),
+                    {"type": typ, "comment": comment, "annotation": annotation})
             return node
-        line = self.line_of(pos)
-        notes = self.notes.get(line)
-        if notes is None:
-            notes = self.notes[line] = (self.comment_at(line), self.annotation_at(line))
-        cache_key = (typ, notes[0], notes[1])
-        node = self.leaf_metas.get(cache_key)
+        self.plain_until = starts[j] if j < len(starts) else self.n + 1
+        return self.plain_leaf(typ)
+
+    def plain_leaf(self, typ: str) -> dict:
+        """The leaf metadata of a type without comment or annotation (one shared dict)."""
+        node = self.plain_leaves.get(typ)
         if node is None:
-            node = self.leaf_metas[cache_key] = {"type": typ, "comment": notes[0],
-                                                 "annotation": notes[1]}
+            node = self.plain_leaves[typ] = self.leaf_metas.setdefault(
+                (typ, "", ""), {"type": typ, "comment": "", "annotation": ""})
         return node
 
     # ---- document ----------------------------------------------------------------------------
@@ -296,6 +317,7 @@ class _Parser:
             found.append(parsed)
             pos = parsed[7]
         if not found or not self.t.startswith("BEGIN_PROLOG", self.skip(pos)):
+            self.plain_until = 0  # parsed again from the start
             return 0
         self.extensions.add("include_before_prolog")
         for key, tag, data, children, line, raw, protection, _ in found:
@@ -637,7 +659,7 @@ class _Parser:
         skip = lx.SKIP.match
         share = self.share
         leaf = self.fast_leaf_meta
-        plain = None if self.comments else self.plain_leaves
+        plain_leaves = self.plain_leaves
         q = p + 1
         first = True
         while True:
@@ -649,9 +671,10 @@ class _Parser:
                 item = m.group(index)
                 if not quoted and len(item) <= 6:
                     item = share(item, item)
-                meta = plain.get(typ) if plain is not None else None
-                children[index_key(len(data))] = meta if meta is not None else leaf(
-                    typ, "", m.start(index) - quoted)
+                vpos = m.start(index) - quoted
+                children[index_key(len(data))] = (
+                    plain_leaves.get(typ) or self.plain_leaf(typ) if vpos < self.plain_until
+                    else leaf(typ, "", vpos))
                 data.append(item)
                 q = skip(t, m.end()).end()
             else:
@@ -695,7 +718,7 @@ class _Parser:
         share = self.share
         leaf = self.fast_leaf_meta
         kinds = _ITEM_KINDS
-        plain = None if self.comments else self.plain_leaves
+        plain_leaves = self.plain_leaves
         while True:
             m = fast(t, pos)
             if m is not None:
@@ -714,9 +737,9 @@ class _Parser:
                     end = m.end()
                     if not quoted and len(item) <= 6:
                         item = share(item, item)
-                    meta = plain.get(typ) if plain is not None else None
-                    if meta is None:
-                        meta = leaf(typ, key, m.start(index) - quoted)
+                    vpos = m.start(index) - quoted
+                    meta = (plain_leaves.get(typ) or self.plain_leaf(typ)
+                            if vpos < self.plain_until else leaf(typ, key, vpos))
             else:
                 start = skip(t, pos).end()
                 if t.startswith("}", start):
