@@ -135,3 +135,26 @@ def test_system_metadata_create_user_is_empty_without_user(store, monkeypatch):
     db.archive_run(7, "standard", insert_files(7, n_processes=1))
     (meta,) = raw("SystemMetadata")
     assert meta["document"]["create_user"] == ""
+
+
+def test_a_repeated_top_level_key_survives_bson_as_the_cpp_keeps_it():
+    """artdaq_database keeps every definition of a top-level key and its MongoDB documents repeat
+    the key; pymongo's dict codec would keep one. The MongoDB backend writes and reads them
+    through BSON with every pair (checked on BSON bytes: no server needed)."""
+    import bson
+    from bson.raw_bson import RawBSONDocument
+
+    from archiver_resources.artdaqdb.mongo import from_mongo, to_mongo
+    from archiver_resources.fhicl import MultiTable, fhicl_to_record, record_to_fhicl
+
+    record = fhicl_to_record("BEGIN_PROLOG\np: 1\np: 2\nEND_PROLOG\na: 1\nb: {c: 2}\na: \"x\"\n",
+                             "x", timestamp="T")
+    record["_id"] = {"$oid": "0123456789abcdef01234567"}
+    raw = bson.encode(to_mongo(record))
+    assert raw.count(b"\x02a\x00") == 2 and raw.count(b"\x03a\x00") == 2  # data, metadata
+    back = from_mongo(RawBSONDocument(raw))
+    assert isinstance(back["document"]["data"]["main"], MultiTable)
+    assert back["document"]["data"]["prolog"].items() == [("p", "1"), ("p", "2")]
+    assert back == record
+    assert record_to_fhicl(back) == record_to_fhicl(record)
+    assert bson.decode(raw)["document"]["data"]["main"] != record["document"]["data"]["main"]
