@@ -1,14 +1,36 @@
 """The legacy run-record converters: DAQInterface ``.txt`` files → FHiCL text, byte for byte.
 
 Each converter reproduces legacy_archiver.md §5.3–§5.10 (lines split with ``str.splitlines`` and
-whitespace as Python's ``str.strip``/``\\s``, as the legacy tool did); the only deviations are the
-two Decision-7 cases in ``fhiclize_metadata``, where the legacy tool silently dropped data.
+whitespace as Python's ``str.strip``/``\\s``, as the legacy tool did). Deviations:
+
+* Decision 7, ``fhiclize_metadata``: a component list or logfile block still open at the end of
+  the input is emitted (the legacy tool silently dropped it);
+* Decision 12, every converter: where the legacy rule would write a line that is not valid FHiCL,
+  the smallest change that keeps the information (rules in :mod:`.repair`): a BuildInfo line of
+  its own is joined to its ``<pkg> commit/version:`` entry; a key gets ``_`` for each character a
+  FHiCL name cannot hold; a value that is no valid FHiCL string or value is written as a string
+  whose value is the original text; anything else becomes a ``#`` comment line holding the input
+  line. Each change is reported through the optional ``repairs`` list; valid legacy output is
+  unchanged, byte for byte.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+from .repair import (
+    Repair,
+    comment_line_ok,
+    describe_string_repair,
+    dquoted_ok,
+    fhicl_name,
+    fhicl_string,
+    is_fhicl_key,
+    is_fhicl_name,
+    parses,
+)
 
 __all__ = [
     "CONVERTERS",
@@ -71,6 +93,151 @@ def _split_at_colon(text: str) -> tuple[str, str] | None:
     return text[:colon].strip(), text[colon + 1:].strip()
 
 
+# ---------------------------------------------------------------- output checks (Decision 12)
+
+Origin = tuple[tuple[int, str], ...]
+"""The input lines (1-based number, text) an output line was made from."""
+
+
+@dataclass
+class _Unit:
+    """One piece of output (a line, or a line preceded by an empty line) and the input lines it
+    came from; structural lines (``{``, ``]``…) have no origin and are never replaced."""
+
+    text: str
+    origin: Origin = ()
+
+
+def _checked_key(key: str, written: str, line: int, repairs: list[Repair], *,
+                 top_level: bool = True) -> Optional[str]:
+    """``written`` (the name the legacy rule made of ``key``) if it is a valid FHiCL key, else
+    the name with ``_`` for each character a name cannot hold; ``None`` if there is no name."""
+    if is_fhicl_key(written) if top_level else is_fhicl_name(written):
+        return written
+    name = fhicl_name(written)
+    if name is not None:
+        repairs.append(Repair(line, f"key {key!r} is not a FHiCL name; written as {name} "
+                                    "(each character a name cannot hold becomes _)"))
+    return name
+
+
+def _repaired_string(text: str, what: str, line: int, repairs: list[Repair],
+                     why: str = "not a valid FHiCL string as written") -> Optional[str]:
+    """``text`` as a FHiCL string whose value is exactly ``text``, with the repair recorded;
+    ``None`` when no FHiCL string can hold it."""
+    written = fhicl_string(text)
+    if written is not None:
+        repairs.append(Repair(line, f"{what}: {why}; {describe_string_repair(written)}"))
+    return written
+
+
+def _checked_string(content: str, text: str, what: str, line: int,
+                    repairs: list[Repair]) -> Optional[str]:
+    """``"content"`` (the legacy way of writing ``text``) when it is a valid FHiCL string."""
+    if dquoted_ok(content):
+        return f'"{content}"'
+    return _repaired_string(text, what, line, repairs)
+
+
+def _checked_quote_value(value: str, what: str, line: int,
+                         repairs: list[Repair]) -> Optional[str]:
+    """``_quote_value(value)`` when it is valid FHiCL, else the value as a FHiCL string."""
+    written = _quote_value(value)
+    value = value.strip()
+    if written != value:  # quoted by the legacy rule: " escaped, \ not
+        return _checked_string(written[1:-1], value, what, line, repairs)
+    if value.startswith('"') and value.endswith('"'):  # kept as the input quoted it
+        if len(value) >= 2 and dquoted_ok(value[1:-1]):
+            return value
+        return _repaired_string(value[1:-1] if len(value) >= 2 else value, what, line, repairs)
+    if value.startswith("[") and value.endswith("]"):  # kept as a FHiCL sequence
+        if parses(f"k: {value}\n"):
+            return value
+        return _repaired_string(value, what, line, repairs, "not a valid FHiCL sequence")
+    return value  # a number: digits and at most one dot are always valid
+
+
+def _checked_bare(value: str, what: str, line: int, repairs: list[Repair]) -> Optional[str]:
+    """``value`` written bare when it is a valid FHiCL value, else as a FHiCL string."""
+    if _is_numeric(value) or parses(f"k: {value}\n"):
+        return value
+    return _repaired_string(value, what, line, repairs, "not a valid FHiCL value")
+
+
+def _checked_array(items: list[Optional[str]]) -> Optional[str]:
+    """``[…]`` of items already written as FHiCL strings; ``None`` if one could not be."""
+    if any(item is None for item in items):
+        return None
+    return "[" + ", ".join(items) + "]"  # type: ignore[arg-type]
+
+
+def _comment_lines(origin: Origin, indent: str = "") -> list[str]:
+    return [f"{indent}# {text}" for _, text in origin]
+
+
+def _comment_unit(origin: Origin, repairs: list[Repair], *, prefix: str = "",
+                  indent: str = "") -> _Unit:
+    """The input lines of ``origin`` as ``# `` comment lines (the last resort of Decision 12)."""
+    if len(origin) == 1:
+        repairs.append(Repair(origin[0][0], "cannot be written as valid FHiCL; kept as a "
+                                            "comment line holding the input line"))
+    elif origin:
+        repairs.append(Repair(origin[0][0], "cannot be written as valid FHiCL; kept as "
+                                            f"{len(origin)} comment lines holding input lines "
+                                            f"{origin[0][0]} to {origin[-1][0]}"))
+    return _Unit(prefix + "\n".join(_comment_lines(origin, indent)), origin)
+
+
+def _pair(key: Optional[str], value: Optional[str], origin: Origin, repairs: list[Repair], *,
+          prefix: str = "", indent: str = "") -> _Unit:
+    """``key: value``, or the input line as a comment when either could not be written."""
+    if key is None or value is None:
+        return _comment_unit(origin, repairs, prefix=prefix, indent=indent)
+    return _Unit(f"{prefix}{indent}{key}: {value}", origin)
+
+
+def _finish(units: list[_Unit], repairs: list[Repair],
+            join: Callable[[list[str]], str] = _join_lines) -> str:
+    """The joined output, guaranteed to parse: a unit the FHiCL reader refuses (a case the
+    checks above do not foresee) becomes comment lines holding its input lines, or, if the
+    reader refuses even those, a comment naming the input lines left out."""
+    text = join([unit.text for unit in units])
+    if not text or parses(text):
+        return text
+    fixed = [_as_comment(unit, repairs) if unit.origin and not parses(unit.text + "\n") else unit
+             for unit in units]
+    text = join([unit.text for unit in fixed])
+    if parses(text):
+        return text
+    # The pieces parse alone but not together: keep the structure, leave the input out.
+    return join([_left_out(unit, repairs).text if unit.origin else unit.text for unit in fixed])
+
+
+def _as_comment(unit: _Unit, repairs: list[Repair]) -> _Unit:
+    prefix = "\n" if unit.text.startswith("\n") else ""
+    body = unit.text[len(prefix):]
+    indent = body[: len(body) - len(body.lstrip(" "))]
+    found: list[Repair] = []
+    comment = _comment_unit(unit.origin, found, prefix=prefix, indent=indent)
+    if parses(comment.text + "\n"):
+        repairs.extend(found)
+        return comment
+    # artdaq_database's reader takes "#include<blank>" anywhere, even in a comment, for a directive.
+    return _left_out(unit, repairs)
+
+
+def _left_out(unit: _Unit, repairs: list[Repair]) -> _Unit:
+    first, last = unit.origin[0][0], unit.origin[-1][0]
+    lines = f"line {first}" if first == last else f"lines {first} to {last}"
+    repairs.append(Repair(first, f"cannot be kept in FHiCL, not even as a comment; {lines} of "
+                                 "the input left out (they stay in the run record)"))
+    return _Unit(f"# (input {lines} left out: not writable as FHiCL)", unit.origin)
+
+
+def _sink(repairs: Optional[list[Repair]]) -> list[Repair]:
+    return repairs if repairs is not None else []
+
+
 # ---------------------------------------------------------------- metadata.txt (§5.4)
 
 _LOGFILE_BLOCKS = {
@@ -84,49 +251,121 @@ _LOGFILE_BLOCKS = {
 _COMPONENT = re.compile(r"Component #\d+")
 _TIMES_AND_TOTALS = re.compile(
     r"Config name|DAQInterface start time|DAQInterface stop time|Total events")
+_COMMIT_VERSION = "commit/version"
 
 
-def _metadata_pair(key: str, value: str) -> str:
-    """The output line of an ordinary ``key: value`` pair of metadata.txt (§5.4 step 5)."""
+def _metadata_name(key: str) -> str:
+    """The FHiCL key the legacy rule writes for a metadata.txt key (§5.4 step 5)."""
     if _TIMES_AND_TOTALS.match(key):
-        return f"{key.lower().replace(' ', '_')}: {_quote_value(value)}"
-    if "commit/version" in key:
-        name = _DASH_SPACE_RUNS.sub("_", key).replace("commit/version", "commit_or_version")
-        unquoted = value.replace('"', " ")
-        return f'{name}: "{unquoted}"'
+        return key.lower().replace(" ", "_")
+    if _COMMIT_VERSION in key:
+        return _DASH_SPACE_RUNS.sub("_", key).replace(_COMMIT_VERSION, "commit_or_version")
     if key == "pmt logfile":
-        return f"pmt_logfiles_wildcard: {_quote_value(value)}"
+        return "pmt_logfiles_wildcard"
     if key == "process management method":
-        return f"process_management_method: {_quote_value(value)}"
-    return f"{_DASH_SPACE_RUNS.sub('_', key)}: {_quote_value(value)}"
+        return "process_management_method"
+    return _DASH_SPACE_RUNS.sub("_", key)
 
 
-def fhiclize_metadata(text: str) -> str:
+def _metadata_pair(key: str, value: str, origin: Origin, repairs: list[Repair]) -> _Unit:
+    """The output line of an ordinary ``key: value`` pair of metadata.txt (§5.4 step 5)."""
+    line = origin[0][0]
+    name = _checked_key(key, _metadata_name(key), line, repairs)
+    what = f"value of {key!r}"
+    if _COMMIT_VERSION in key and not _TIMES_AND_TOTALS.match(key):
+        unquoted = value.replace('"', " ")
+        written = _checked_string(unquoted, unquoted, what, line, repairs)
+    else:
+        written = _checked_quote_value(value, what, line, repairs)
+    return _pair(name, written, origin, repairs)
+
+
+def _continues_commit_entry(line: str, stripped: str) -> bool:
+    """Whether ``line``, right after a ``<pkg> commit/version:`` entry, is that entry's BuildInfo
+    fields on a line of their own (DAQInterface writes them after the commit information, which
+    may end in a newline): indented, and as its own entry it would be no valid FHiCL key.
+    A continuation without a colon is dropped as the legacy tool did (its output stays valid)."""
+    if not line[:1].isspace() or not stripped or stripped.startswith("#"):
+        return False
+    pair = _split_at_colon(stripped)
+    if pair is None or _COMPONENT.match(pair[0]) or pair[0] in _LOGFILE_BLOCKS:
+        return False
+    return not is_fhicl_key(_metadata_name(pair[0]))
+
+
+class _MetadataLists:
+    """The component list and the logfile blocks of metadata.txt: items written once, as FHiCL
+    strings, when read; lists are never reset (a repeated group re-emits earlier items)."""
+
+    def __init__(self, repairs: list[Repair]):
+        self.repairs = repairs
+        self.items: dict[str, list[str]] = {"components": []}
+        self.items.update({kind: [] for kind in _LOGFILE_BLOCKS.values()})
+        self.origins: dict[str, list[tuple[int, str]]] = {kind: [] for kind in self.items}
+
+    def add(self, kind: str, text: str, number: int, line: str, out: list[_Unit]) -> None:
+        written = _checked_string(text, text, f"an entry of {kind}", number, self.repairs)
+        if written is None:
+            out.append(_comment_unit(((number, line),), self.repairs))
+            return
+        self.items[kind].append(written)
+        self.origins[kind].append((number, line))
+
+    def unit(self, kind: str, *, blank_line: bool) -> _Unit:
+        prefix = "\n" if blank_line else ""
+        return _Unit(f"{prefix}{kind}: [" + ", ".join(self.items[kind]) + "]",
+                     tuple(self.origins[kind]))
+
+
+def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
     """metadata.txt → metadata.fcl (§5.4), emitting blocks still open at end of input (Decision 7)."""
-    out: list[str] = []
-    components: list[str] = []
-    logfiles: dict[str, list[str]] = {kind: [] for kind in _LOGFILE_BLOCKS.values()}
+    repairs = _sink(repairs)
+    out: list[_Unit] = []
+    lists = _MetadataLists(repairs)
     components_open = False
     open_block: str | None = None  # at most one logfile block is ever open
+    pending: Optional[tuple[int, str]] = None  # a commit/version entry that may continue
 
-    for line in text.splitlines():
+    def flush_pending() -> None:
+        nonlocal pending
+        if pending is not None:
+            number, line = pending
+            key, value = _split_at_colon(line.strip())  # type: ignore[misc]
+            out.append(_metadata_pair(key, value, ((number, line),), repairs))
+            pending = None
+
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
+        if pending is not None:
+            if _continues_commit_entry(line, stripped):
+                first, first_line = pending
+                joined = f"{first_line.rstrip()} {stripped}"
+                key, value = _split_at_colon(joined.strip())  # type: ignore[misc]
+                repairs.append(Repair(number, f"joined to the {key!r} entry of line {first} with "
+                                              "one space (BuildInfo fields on a line of their own)"))
+                out.append(_metadata_pair(key, value, ((first, first_line), (number, line)),
+                                          repairs))
+                pending = None
+                continue
+            flush_pending()
         if stripped.startswith("#"):
-            out.append(line)
+            origin = ((number, line),)
+            out.append(_Unit(line, origin) if comment_line_ok(line) else
+                       _comment_unit(origin, repairs))
             continue
         if not stripped:
             if open_block is not None:
-                out.append(f"\n{open_block}: {_array(logfiles[open_block])}")
+                out.append(lists.unit(open_block, blank_line=True))
                 open_block = None
             elif components_open:
-                out.append(f"components: {_array(components)}")
+                out.append(lists.unit("components", blank_line=False))
                 components_open = False
             continue
         if open_block is not None:
-            logfiles[open_block].append(stripped.split()[0])
+            lists.add(open_block, stripped.split()[0], number, line, out)
             continue
         if components_open and not _COMPONENT.match(stripped):
-            out.append(f"components: {_array(components)}")
+            out.append(lists.unit("components", blank_line=False))
             components_open = False
         pair = _split_at_colon(stripped)
         if pair is None:
@@ -134,19 +373,22 @@ def fhiclize_metadata(text: str) -> str:
         key, value = pair
         # The rule order of §5.4 reduces to this: no key can match two of these three tests.
         if _COMPONENT.match(key):
-            components.append(value)
+            lists.add("components", value, number, line, out)
             components_open = True
         elif key in _LOGFILE_BLOCKS:
             open_block = _LOGFILE_BLOCKS[key]
+        elif _COMMIT_VERSION in key and not _TIMES_AND_TOTALS.match(key):
+            pending = (number, line)
         else:
-            out.append(_metadata_pair(key, value))
+            out.append(_metadata_pair(key, value, ((number, line),), repairs))
+    flush_pending()
 
     # Decision 7: the legacy tool emitted only an open dispatcher block here and dropped the rest.
     if open_block is not None:
-        out.append(f"\n{open_block}: {_array(logfiles[open_block])}")
+        out.append(lists.unit(open_block, blank_line=True))
     if components_open:
-        out.append(f"components: {_array(components)}")
-    return _join_lines(out)
+        out.append(lists.unit("components", blank_line=False))
+    return _finish(out, repairs)
 
 
 # ---------------------------------------------------------------- boot.txt (§5.5)
@@ -158,26 +400,35 @@ _SUBSYSTEM_FIELDS = (("Subsystem_id", "id"), ("Subsystem_source", "source"),
                      ("Subsystem_destination", "destination"))
 
 
-def _new_process() -> dict[str, str]:
-    return dict.fromkeys(("name", "label", "host", "port", "subsystem"), _NOT_SET)
+@dataclass
+class _BootBlock:
+    """A process or subsystem of boot.txt: its fields (``not set`` when unset) and the input
+    line each field came from."""
+
+    values: dict[str, str]
+    origins: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
-def _new_subsystem() -> dict[str, str]:
-    return dict.fromkeys(("id", "source", "destination"), _NOT_SET)
+def _new_process() -> _BootBlock:
+    return _BootBlock(dict.fromkeys(("name", "label", "host", "port", "subsystem"), _NOT_SET))
+
+
+def _new_subsystem() -> _BootBlock:
+    return _BootBlock(dict.fromkeys(("id", "source", "destination"), _NOT_SET))
 
 
 def _subsystem_field(key: str) -> str | None:
-    for marker, field in _SUBSYSTEM_FIELDS:
+    for marker, name in _SUBSYSTEM_FIELDS:
         if marker in key:
-            return field
+            return name
     return None
 
 
 def _process_field(key: str) -> tuple[str, str] | None:
     for name in _PROCESS_NAMES:
-        for field in _PROCESS_FIELDS:
-            if f"{name}_{field}" in key:
-                return name, field
+        for process_field in _PROCESS_FIELDS:
+            if f"{name}_{process_field}" in key:
+                return name, process_field
     return None
 
 
@@ -188,67 +439,88 @@ class _BootState:
     (processes) or an id (subsystems); fields of an unlabelled block carry over to the next one.
     """
 
-    def __init__(self) -> None:
-        self.pairs: list[str] = []
-        self.processes: dict[str, dict[str, str]] = {}
-        self.subsystems: dict[str, dict[str, str]] = {}
+    def __init__(self, repairs: list[Repair]) -> None:
+        self.repairs = repairs
+        self.pairs: list[_Unit] = []
+        self.processes: dict[str, _BootBlock] = {}
+        self.subsystems: dict[str, _BootBlock] = {}
         self.process = _new_process()
         self.subsystem = _new_subsystem()
 
     def finalise(self) -> None:
-        if self.process["label"] != _NOT_SET:
-            self.processes[self.process["label"]] = self.process
+        if self.process.values["label"] != _NOT_SET:
+            self.processes[self.process.values["label"]] = self.process
             self.process = _new_process()
-        if self.subsystem["id"] != _NOT_SET:
-            self.subsystems[self.subsystem["id"]] = self.subsystem
+        if self.subsystem.values["id"] != _NOT_SET:
+            self.subsystems[self.subsystem.values["id"]] = self.subsystem
             self.subsystem = _new_subsystem()
 
-    def add(self, key: str, value: str) -> None:
-        field = _subsystem_field(key)
-        if field is not None:
-            self.subsystem[field] = value
+    def add(self, key: str, written_key: str, value: str, number: int, line: str) -> None:
+        found_field = _subsystem_field(written_key)
+        if found_field is not None:
+            self.subsystem.values[found_field] = value
+            self.subsystem.origins[found_field] = (number, line)
             return
-        found = _process_field(key)
+        found = _process_field(written_key)
         if found is not None:
-            self.process["name"] = found[0]
-            self.process[found[1]] = value
+            self.process.values["name"] = found[0]
+            self.process.values[found[1]] = value
+            self.process.origins[found[1]] = (number, line)
             return
-        self.pairs.append(f"{key}: {_quote_value(value)}")
+        name = _checked_key(key, written_key, number, self.repairs)
+        written = _checked_quote_value(value, f"value of {key!r}", number, self.repairs)
+        self.pairs.append(_pair(name, written, ((number, line),), self.repairs))
 
 
-def _boot_objects(objects: list[list[str]]) -> list[str]:
+def _boot_objects(objects: list[list[_Unit]]) -> list[_Unit]:
     """One ``{`` … ``},`` block per object, the last one closed by ``}``."""
-    lines: list[str] = []
+    units: list[_Unit] = []
     for index, body in enumerate(objects):
-        lines.append("{")
-        lines.extend(body)
-        lines.append("}," if index < len(objects) - 1 else "}")
-    return lines
+        units.append(_Unit("{"))
+        units.extend(body)
+        units.append(_Unit("}," if index < len(objects) - 1 else "}"))
+    return units
 
 
-def _subsystem_body(subsystem: dict[str, str]) -> list[str]:
-    body = [f'id: "{subsystem["id"]}"']
-    if subsystem["source"] != _NOT_SET:
-        body.append(f'source: "{subsystem["source"]}"')
-    if subsystem["destination"] != _NOT_SET:
-        body.append(f'destination: "{subsystem["destination"]}"')
+def _boot_field(block: _BootBlock, name: str, repairs: list[Repair], *,
+                bare: bool = False) -> _Unit:
+    """``name: "<value>"`` (``name: <value>`` when ``bare``) of an object, checked."""
+    value = block.values[name]
+    origin = (block.origins[name],) if name in block.origins else ()
+    number = origin[0][0] if origin else 0
+    what = f"{name} of a boot.txt block"
+    if bare:
+        written = _checked_bare(value, what, number, repairs)
+    else:
+        written = _checked_string(value, value, what, number, repairs)
+    if written is None:
+        return _comment_unit(origin, repairs)
+    return _Unit(f"{name}: {written}", origin)
+
+
+def _subsystem_body(subsystem: _BootBlock, repairs: list[Repair]) -> list[_Unit]:
+    body = [_boot_field(subsystem, "id", repairs)]
+    for name in ("source", "destination"):
+        if subsystem.values[name] != _NOT_SET:
+            body.append(_boot_field(subsystem, name, repairs))
     return body
 
 
-def _process_body(process: dict[str, str]) -> list[str]:
-    body = [f'name: "{process["name"]}"', f'label: "{process["label"]}"',
-            f'host: "{process["host"]}"']
-    if process["port"] != _NOT_SET:
-        body.append(f"port: {process['port']}")
-    if process["subsystem"] != _NOT_SET:
-        body.append(f'subsystem: "{process["subsystem"]}"')
+def _process_body(process: _BootBlock, repairs: list[Repair]) -> list[_Unit]:
+    body = [_Unit(f'name: "{process.values["name"]}"'), _boot_field(process, "label", repairs),
+            _boot_field(process, "host", repairs)]
+    if process.values["port"] != _NOT_SET:
+        body.append(_boot_field(process, "port", repairs, bare=True))
+    if process.values["subsystem"] != _NOT_SET:
+        body.append(_boot_field(process, "subsystem", repairs))
     return body
 
 
-def fhiclize_boot(text: str) -> str:
+def fhiclize_boot(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
     """boot.txt → boot.fcl (§5.5): plain pairs, ``subsystem_settings``, ``artdaq_process_settings``."""
-    state = _BootState()
-    for line in text.splitlines():
+    repairs = _sink(repairs)
+    state = _BootState(repairs)
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if stripped.startswith("#"):
             continue
@@ -258,18 +530,19 @@ def fhiclize_boot(text: str) -> str:
         pair = _split_at_colon(stripped)
         if pair is None:
             continue
-        state.add(_WHITESPACE_RUNS.sub("_", pair[0]), pair[1])
+        state.add(pair[0], _WHITESPACE_RUNS.sub("_", pair[0]), pair[1], number, line)
     state.finalise()
 
     out = list(state.pairs)
     if state.subsystems:
-        out.append("\nsubsystem_settings: [")
-        out.extend(_boot_objects([_subsystem_body(s) for s in state.subsystems.values()]))
-        out.append("]")
-    out.append("\nartdaq_process_settings: [")
-    out.extend(_boot_objects([_process_body(p) for p in state.processes.values()]))
-    out.append("]")
-    return _join_lines(out)
+        out.append(_Unit("\nsubsystem_settings: ["))
+        out.extend(_boot_objects([_subsystem_body(s, repairs)
+                                  for s in state.subsystems.values()]))
+        out.append(_Unit("]"))
+    out.append(_Unit("\nartdaq_process_settings: ["))
+    out.extend(_boot_objects([_process_body(p, repairs) for p in state.processes.values()]))
+    out.append(_Unit("]"))
+    return _finish(out, repairs)
 
 
 # ---------------------------------------------------------------- known_boardreaders_list.txt (§5.6)
@@ -297,10 +570,23 @@ def _boardreader_tokens(line: str) -> list[str]:
     return tokens
 
 
-def fhiclize_known_boardreaders_list(text: str) -> str:
+def _boardreader_value(token: str, what: str, number: int,
+                       repairs: list[Repair]) -> tuple[Optional[str], bool]:
+    """(the token as a FHiCL string, whether the input quoted it)."""
+    if token.startswith('"') and token.endswith('"'):
+        if len(token) >= 2 and dquoted_ok(token[1:-1]):
+            return token, True
+        inner = token[1:-1] if len(token) >= 2 else token
+        return _repaired_string(inner, what, number, repairs), True
+    return _checked_string(token, token, what, number, repairs), False
+
+
+def fhiclize_known_boardreaders_list(text: str, *,
+                                     repairs: Optional[list[Repair]] = None) -> str:
     """known_boardreaders_list.txt → ``label: ["host", "port", …]`` lines (§5.6)."""
-    out: list[str] = []
-    for line in text.splitlines():
+    repairs = _sink(repairs)
+    out: list[_Unit] = []
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -310,20 +596,21 @@ def fhiclize_known_boardreaders_list(text: str) -> str:
         values = []
         any_quoted = False
         for token in tokens[1:]:
-            if token.startswith('"') and token.endswith('"'):
-                values.append(token)
-                any_quoted = True
-            else:
-                values.append(f'"{token}"')
+            written, quoted = _boardreader_value(token, f"a value of {tokens[0]!r}", number,
+                                                 repairs)
+            values.append(written)
+            any_quoted = any_quoted or quoted
+        key = _checked_key(tokens[0], tokens[0], number, repairs)
         closing = " ]" if any_quoted else "]"
-        out.append(f"{tokens[0]}: [" + ", ".join(values) + closing)
-    return _join_lines(out)
+        array = None if None in values else "[" + ", ".join(values) + closing  # type: ignore
+        out.append(_pair(key, array, ((number, line),), repairs))
+    return _finish(out, repairs)
 
 
 # ---------------------------------------------------------------- settings.txt (§5.7)
 
-def _settings_list(value: str) -> str:
-    """``[a, "b-c", '']`` → ``[ a, b_c,  ]``: elements bare, one pair of quotes removed, ``-`` → ``_``."""
+def _settings_elements(value: str) -> list[str]:
+    """``[a, "b-c", '']`` → ``a``, ``b_c``, ``''``: one pair of quotes removed, ``-`` → ``_``."""
     elements = []
     for element in value[1:-1].split(","):
         element = element.strip()
@@ -333,23 +620,51 @@ def _settings_list(value: str) -> str:
                 (element.startswith("'") and element.endswith("'")):
             element = element[1:-1]
         elements.append(element.replace("-", "_"))
+    return elements
+
+
+def _settings_list(elements: list[str]) -> str:
+    """Elements bare, ``[ e1, e2 ]``; an empty list is ``[  ]``."""
     return "[ " + ", ".join(elements) + " ]"
 
 
-def _settings_value(value: str) -> str:
+def _checked_settings_list(value: str, what: str, number: int,
+                           repairs: list[Repair]) -> Optional[str]:
+    """The legacy list when it is valid FHiCL; else each element that is no valid FHiCL value
+    written as a string (its value the element as the legacy rule made it)."""
+    elements = _settings_elements(value)
+    written = _settings_list(elements)
+    if parses(f"k: {written}\n"):
+        return written
+    checked: list[str] = []
+    for element in elements:
+        if element and parses(f"k: [ {element} ]\n"):
+            checked.append(element)
+            continue
+        quoted = _repaired_string(element, what, number, repairs,
+                                  "a list element that is no valid FHiCL value")
+        if quoted is None:
+            return None
+        checked.append(quoted)
+    return _settings_list(checked)
+
+
+def _settings_value(value: str, what: str, number: int,
+                    repairs: list[Repair]) -> Optional[str]:
     if value.startswith("["):
-        return _settings_list(value)
+        return _checked_settings_list(value, what, number, repairs)
     if _is_numeric(value):
         return value
     if value.lower() in ("true", "false"):
         return value.lower()
-    return _quote_value(value)
+    return _checked_quote_value(value, what, number, repairs)
 
 
-def fhiclize_settings(text: str) -> str:
+def fhiclize_settings(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
     """settings.txt → settings.fcl (§5.7)."""
-    out: list[str] = []
-    for line in text.splitlines():
+    repairs = _sink(repairs)
+    out: list[_Unit] = []
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -357,16 +672,31 @@ def fhiclize_settings(text: str) -> str:
         if pair is None:
             continue
         key, value = pair
-        out.append(f"{_SETTINGS_KEY_RUNS.sub('_', key)}: {_settings_value(value)}")
-    return _join_lines(out)
+        name = _checked_key(key, _SETTINGS_KEY_RUNS.sub("_", key), number, repairs)
+        written = _settings_value(value, f"value of {key!r}", number, repairs)
+        out.append(_pair(name, written, ((number, line),), repairs))
+    return _finish(out, repairs)
 
 
 # ---------------------------------------------------------------- setup.txt (§5.8)
 
-def fhiclize_setup(text: str) -> str:
-    """setup.txt → ``setup_script: "<escaped content>"`` with no trailing newline (§5.8)."""
-    escaped = _clean(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'setup_script: "{escaped}"'
+def fhiclize_setup(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
+    """setup.txt → ``setup_script: "<escaped content>"`` with no trailing newline (§5.8).
+
+    The legacy escaping fails only for content ending in a backslash (written in single quotes,
+    newlines as they are) or holding control characters (the lines become comments)."""
+    repairs = _sink(repairs)
+    cleaned = _clean(text)
+    escaped = cleaned.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    origin = tuple(enumerate(cleaned.splitlines(), 1))
+    written = _checked_string(escaped, cleaned, "the content of setup.txt", 0, repairs)
+    if written is None:
+        if not origin:
+            origin = ((1, cleaned),)
+        unit = _comment_unit(origin, repairs)
+    else:
+        unit = _Unit(f"setup_script: {written}", origin or ((1, ""),))
+    return _finish([unit], repairs, join="\n".join)
 
 
 # ---------------------------------------------------------------- environment.txt (§5.9)
@@ -374,10 +704,11 @@ def fhiclize_setup(text: str) -> str:
 _EXPORT = re.compile(r"^export\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 
 
-def fhiclize_environment(text: str) -> str:
+def fhiclize_environment(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
     """environment.txt → ``NAME: "value"`` for every ``export NAME=value`` line (§5.9)."""
-    out: list[str] = []
-    for line in text.splitlines():
+    repairs = _sink(repairs)
+    out: list[_Unit] = []
+    for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -385,28 +716,38 @@ def fhiclize_environment(text: str) -> str:
         if match is None:
             continue
         name, value = match.groups()
-        value = _clean(value.strip().strip("'\"")).replace('"', '\\"')
-        out.append(f'{name}: "{value}"')
-    return _join_lines(out)
+        value = _clean(value.strip().strip("'\""))
+        written = _checked_string(value.replace('"', '\\"'), value, f"value of {name}", number,
+                                  repairs)
+        out.append(_pair(name, written, ((number, line),), repairs))
+    return _finish(out, repairs)
 
 
 # ---------------------------------------------------------------- ranks.txt (§5.10)
 
-def fhiclize_ranks(text: str) -> str:
+def fhiclize_ranks(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
     """ranks.txt → a ``ranks: { header: […] rank<N>: […] }`` table (§5.10)."""
-    rows = [line.split() for line in text.splitlines()]
-    rows = [row for row in rows if row and not row[0].startswith("#")]
+    repairs = _sink(repairs)
+    rows = [(number, line, line.split()) for number, line in enumerate(text.splitlines(), 1)]
+    rows = [row for row in rows if row[2] and not row[2][0].startswith("#")]
     if not rows:
         return ""
-    out = ["ranks: {", f"  header: {_array(rows[0])}"]
-    for row in rows[1:]:
-        if len(row) >= 5:
-            out.append(f"  rank{row[4]}: {_array(row)}")
-    out.append("}")
-    return _join_lines(out)
+
+    def row_unit(key: str, number: int, line: str, columns: list[str]) -> _Unit:
+        what = f"a column of {key}"
+        items = _checked_array([_checked_string(c, c, what, number, repairs) for c in columns])
+        name = _checked_key(key, key, number, repairs, top_level=False)
+        return _pair(name, items, ((number, line),), repairs, indent="  ")
+
+    out = [_Unit("ranks: {"), row_unit("header", *rows[0])]
+    for number, line, columns in rows[1:]:
+        if len(columns) >= 5:
+            out.append(row_unit(f"rank{columns[4]}", number, line, columns))
+    out.append(_Unit("}"))
+    return _finish(out, repairs)
 
 
-CONVERTERS: dict[str, Callable[[str], str]] = {
+CONVERTERS: dict[str, Callable[..., str]] = {
     "metadata": fhiclize_metadata,
     "boot": fhiclize_boot,
     "known_boardreaders_list": fhiclize_known_boardreaders_list,
@@ -415,4 +756,5 @@ CONVERTERS: dict[str, Callable[[str], str]] = {
     "environment": fhiclize_environment,
     "ranks": fhiclize_ranks,
 }
-"""Converter name (the ``.txt`` stem, as ``fhiclize_generate`` spells it) → converter."""
+"""Converter name (the ``.txt`` stem, as ``fhiclize_generate`` spells it) → converter: text in,
+FHiCL text out; keyword ``repairs`` (a list) receives each Decision-12 repair."""

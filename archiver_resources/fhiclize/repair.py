@@ -1,0 +1,148 @@
+"""What makes converter output valid FHiCL, and the smallest repairs when the legacy rule would
+write an invalid line (Decision 12): the checks the converters apply to each key and string they
+write, the repaired forms, and the record of each repair.
+
+"Valid" means what artdaq_database's C++ reader (fhicl-cpp's grammar in snippet mode) accepts:
+
+* a key is a name ``[A-Za-z_][A-Za-z0-9_]*``; at the top level also dotted (``a.b``), but never
+  starting with ``BEGIN_PROLOG`` (read as the prolog keyword) and never indexed (``a[0]`` makes
+  the C++ abort);
+* inside ``"…"`` fhicl-cpp takes ``\\"`` as an escaped quote wherever it sees one, so content
+  ending in a backslash swallows its own closing quote; the escapes are ``\\"``, ``\\'``,
+  ``\\\\``, ``\\n``, ``\\t``; control characters other than tab, newline and carriage return
+  are refused;
+* inside ``'…'`` there are no escapes; the content cannot hold ``'`` nor control characters.
+
+Non-ASCII characters are kept in strings and comments (a documented extension of the project's
+reader; the C++ refuses them anywhere). Anything the converters write bare (a ``[…]`` value kept
+as written, a boot ``port``, ``settings.txt`` list elements) and every converter output as a
+whole is checked with the project's FHiCL reader, :func:`archiver_resources.fhicl.parse_fhicl`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from ..errors import FhiclSyntaxError
+from ..fhicl import parse_fhicl
+
+__all__ = [
+    "Repair",
+    "describe_string_repair",
+    "dquoted_ok",
+    "fhicl_name",
+    "fhicl_string",
+    "is_fhicl_key",
+    "is_fhicl_name",
+    "comment_line_ok",
+    "parses",
+    "squoted_ok",
+]
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]")
+_PROLOG_KEYWORD = "BEGIN_PROLOG"
+_INCLUDE_DIRECTIVE = "#include"
+_WELL_FORMED_INCLUDE = re.compile(r"#include\s+(\"[^\"\n]*\"|'[^'\n]*')\s*\Z")
+_ESCAPED = frozenset("\"'\\nt")
+# Control characters fhicl-cpp refuses inside a string (it reads a carriage return as a newline).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One change to what the legacy rule would have written, at ``line`` (1-based) of the input
+    (0: not tied to one line). ``detail`` names the key and the rule, never the value: values of
+    run-record files (environment.txt above all) may hold secrets."""
+
+    line: int
+    detail: str
+
+    def describe(self) -> str:
+        return f"line {self.line}: {self.detail}" if self.line else self.detail
+
+
+def is_fhicl_name(text: str) -> bool:
+    """A FHiCL name, as a key inside a table must be."""
+    return _NAME.match(text) is not None and not text.startswith(_PROLOG_KEYWORD)
+
+
+def is_fhicl_key(text: str) -> bool:
+    """A key the C++ reader accepts at the top level of a document: a name or dotted names."""
+    return _KEY.match(text) is not None and not text.startswith(_PROLOG_KEYWORD)
+
+
+def fhicl_name(text: str) -> Optional[str]:
+    """``text`` as a FHiCL name: every character a name cannot hold becomes ``_``, and a leading
+    ``_`` is added when it would start with a digit or with ``BEGIN_PROLOG``. ``None`` for the
+    empty text (nothing to name)."""
+    if not text:
+        return None
+    name = _NOT_NAME_CHARS.sub("_", text)
+    if name[0].isdigit() or name.startswith(_PROLOG_KEYWORD):
+        name = "_" + name
+    return name
+
+
+def dquoted_ok(content: str) -> bool:
+    """Whether ``"`` + ``content`` + ``"`` is a valid FHiCL string, read as fhicl-cpp does: it
+    finds the closing quote taking ``\\"`` as an escaped quote wherever it stands (even after
+    ``\\\\``), then requires every backslash of the content to start a known escape."""
+    if content.endswith("\\") or _CONTROL.search(content):
+        return False  # a final backslash makes the closing quote an escaped quote
+    index, size = 0, len(content)
+    while index < size:  # where fhicl-cpp's grammar ends the string
+        if content.startswith('\\"', index):
+            index += 2
+        elif content[index] == '"':
+            return False  # the string ends here, and the rest cannot follow it
+        else:
+            index += 1
+    index = content.find("\\")
+    while index != -1:  # what fhicl-cpp can unescape
+        if content[index + 1] not in _ESCAPED:
+            return False  # "not representable as a canonical string"
+        index = content.find("\\", index + 2)
+    return True
+
+
+def squoted_ok(content: str) -> bool:
+    """Whether ``'`` + ``content`` + ``'`` is a valid FHiCL string (no escapes in single quotes)."""
+    return "'" not in content and _CONTROL.search(content) is None
+
+
+def fhicl_string(text: str) -> Optional[str]:
+    """A FHiCL string whose value is exactly ``text``: double-quoted with ``\\`` and ``"``
+    escaped; single-quoted (verbatim) when that cannot be (``text`` ends in a backslash); ``None``
+    when neither can hold it (control characters, or a final backslash together with ``'``)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    if dquoted_ok(escaped):
+        return f'"{escaped}"'
+    if squoted_ok(text):
+        return f"'{text}'"
+    return None
+
+
+def describe_string_repair(written: str) -> str:
+    """How :func:`fhicl_string` wrote a value (for the warning)."""
+    if written.startswith("'"):
+        return "written in single quotes"
+    return 'written with \\ and " escaped'
+
+
+def comment_line_ok(line: str) -> bool:
+    """Whether a comment line is read as a comment: fhicl-cpp takes a line that starts with
+    ``#include`` for an include directive, and refuses it unless it names a quoted file."""
+    return not line.startswith(_INCLUDE_DIRECTIVE) or _WELL_FORMED_INCLUDE.match(line) is not None
+
+
+def parses(text: str) -> bool:
+    """Whether the project's FHiCL reader accepts ``text``."""
+    try:
+        parse_fhicl(text, "converter output")
+    except FhiclSyntaxError:
+        return False
+    return True
