@@ -252,7 +252,7 @@ def _read_metadata_for_state(run: int, directory: Path) -> tuple[str, Optional[f
     if len(data) > _METADATA_READ_LIMIT:
         raise RunRecordError(f"larger than {_METADATA_READ_LIMIT} bytes; not a DAQInterface "
                              "metadata file", run=run, file=METADATA_FILE)
-    return decode_text(data)[0], mtime
+    return strip_bom(decode_text(data)[0])[0], mtime
 
 
 def _last_match(pattern: re.Pattern, text: str) -> Optional[str]:
@@ -298,9 +298,23 @@ def decode_text(data: bytes) -> tuple[str, bool]:
     return text.replace("\r\n", "\n").replace("\r", "\n"), False
 
 
+_BOM = "\ufeff"
+_BOM_AS_LATIN1 = "\xef\xbb\xbf"  # the mark's bytes in a file read as Latin-1 (not valid UTF-8)
+
+
+def strip_bom(text: str) -> tuple[str, bool]:
+    """(``text`` without a leading UTF-8 byte-order mark, whether it had one): Decision 14, the
+    mark would otherwise stick to the first key (``Config name:`` no longer recognised)."""
+    for mark in (_BOM, _BOM_AS_LATIN1):
+        if text.startswith(mark):
+            return text[len(mark):], True
+    return text, False
+
+
 def config_name_from_metadata(text: str) -> str:
-    """Legacy §4: first ``Config name:`` line with a non-empty value, stripped, ``/`` → ``_``."""
-    for line in text.splitlines():
+    """Legacy §4: first ``Config name:`` line with a non-empty value, stripped, ``/`` → ``_``
+    (a leading byte-order mark does not hide the first line)."""
+    for line in strip_bom(text)[0].splitlines():
         match = CONFIG_NAME_RE.match(line)
         if match and match.group(1).strip():
             return match.group(1).strip().replace("/", "_")
