@@ -58,6 +58,8 @@ class ImportOutcome:
     fingerprint: str = ""
     warnings: list = field(default_factory=list)
     latin1_files: list = field(default_factory=list)
+    converter_repairs: int = 0  # lines the converters changed to write valid FHiCL (warnings)
+    bom_removed_files: list = field(default_factory=list)  # text files with a byte-order mark
     duration_s: float = 0.0
 
 
@@ -175,6 +177,8 @@ def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
         finished_reason=finished.reason, fingerprint=record.fingerprint,
         warnings=list(record.warnings) + list(prepared.warnings),
         latin1_files=list(getattr(record, "latin1_files", [])),
+        converter_repairs=prepared.repair_count,
+        bom_removed_files=list(prepared.bom_removed),
     )
     try:
         artdaqdb.archive_run(run, config, prepared.insert_files)

@@ -74,6 +74,18 @@ def _add_partition_metadata(context, key: str, metadata: dict) -> None:
         asset_key=context.asset_key, partition_key=key, metadata=metadata)
 
 
+MAX_LOGGED_WARNINGS = 5  # per run; all of them (up to 50) are in the materialization metadata
+
+
+def _log_warnings(context, warnings) -> None:
+    """A run's warnings (Latin-1 files, converter repairs, byte-order marks…) in the run's log."""
+    for warning in list(warnings)[:MAX_LOGGED_WARNINGS]:
+        context.log.warning(warning)
+    if len(warnings) > MAX_LOGGED_WARNINGS:
+        context.log.warning(f"… and {len(warnings) - MAX_LOGGED_WARNINGS} more warnings "
+                            "(materialization metadata `warnings`)")
+
+
 def _process_partitions(context, what: str, work: Callable[[int], object],
                         metadata_of: Callable[[object], dict]) -> Iterator:
     """Run ``work`` for every partition of this step; one failure fails the step at the end.
@@ -106,6 +118,7 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
         else:
             metadata = metadata_of(outcome)
             action = getattr(outcome, "action", "done")
+            _log_warnings(context, getattr(outcome, "warnings", ()))
             if batched:
                 _add_partition_metadata(context, key, metadata)
                 succeeded[key] = metadata
@@ -155,6 +168,10 @@ def _import_metadata(outcome: ImportOutcome, artdaqdb_uri: str) -> dict:
         metadata["warnings"] = dg.MetadataValue.json(outcome.warnings[:50])
     if outcome.latin1_files:
         metadata["latin1_decoded_files"] = dg.MetadataValue.json(outcome.latin1_files)
+    if outcome.converter_repairs:
+        metadata["converter_repairs"] = dg.MetadataValue.int(outcome.converter_repairs)
+    if outcome.bom_removed_files:
+        metadata["bom_removed_files"] = dg.MetadataValue.json(outcome.bom_removed_files)
     return metadata
 
 
@@ -202,7 +219,7 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
         settings = run_records.import_settings()
         force = _is_forced(context)
         where = artdaqdb.describe()
-        metrics = MetricsResource(settings=artdaqdb.settings)  # legacy Carbon timings (§13)
+        metrics = MetricsResource(settings=artdaqdb.settings)  # the legacy Carbon timings
         with artdaqdb.open() as raw_store, metrics.flushed():
             store = metrics.timed_artdaqdb(raw_store)
 

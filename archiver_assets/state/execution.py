@@ -183,6 +183,18 @@ def check_outcome(result, runs: Sequence[int], archived: set, instance=None) -> 
     return failed, validation
 
 
+def archive_warnings(result, asset_name: str) -> dict:
+    """``{run: [warning, …]}``: the ``warnings`` metadata of each run the asset materialized
+    (Latin-1 files, converter repairs, byte-order marks), for the command line's output."""
+    warnings: dict = {}
+    for materialization in result.asset_materializations_for_node(asset_name):
+        found = (materialization.metadata or {}).get("warnings")
+        found = getattr(found, "value", found)
+        if materialization.partition is not None and found:
+            warnings[run_of(materialization.partition)] = [str(w) for w in found]
+    return warnings
+
+
 def summarize_result(result, asset_name: str, runs: Sequence[int], instance=None) -> dict:
     """Per run: archived or failed (and why), from an ``execute_in_process`` result."""
     materialized, failed, partial = archive_outcome(result, asset_name, runs)
@@ -191,7 +203,8 @@ def summarize_result(result, asset_name: str, runs: Sequence[int], instance=None
     return {"run_id": result.run_id, "success": bool(result.success),
             "succeeded": sorted((materialized | set(partial)) - set(failed)),
             "failed": {str(k): v for k, v in sorted(failed.items())},
-            "partial": sorted(partial), "validation": {str(k): v for k, v in validation.items()}}
+            "partial": sorted(partial), "validation": {str(k): v for k, v in validation.items()},
+            "warnings": {str(k): v for k, v in archive_warnings(result, asset_name).items()}}
 
 
 def _recorded_errors(instance, evaluation, run: int) -> list:
@@ -363,6 +376,7 @@ class BatchResult:
     failed: dict  # run → reason
     partial: list = field(default_factory=list)
     validation: dict = field(default_factory=dict)
+    warnings: dict = field(default_factory=dict)  # run → its warnings (metadata `warnings`)
 
 
 class Worker:
@@ -610,7 +624,8 @@ def _batch_result(number, batch, answer, worker) -> BatchResult:
         succeeded=[int(r) for r in answer.get("succeeded", [])],
         failed={int(r): why for r, why in answer.get("failed", {}).items()},
         partial=[int(r) for r in answer.get("partial", [])],
-        validation={int(r): v for r, v in answer.get("validation", {}).items()})
+        validation={int(r): v for r, v in answer.get("validation", {}).items()},
+        warnings={int(r): list(v) for r, v in answer.get("warnings", {}).items()})
 
 
 def _account(outcome: StageOutcome, result: BatchResult, stage: str, logger, total: int) -> None:
@@ -628,6 +643,8 @@ def _account(outcome: StageOutcome, result: BatchResult, stage: str, logger, tot
         elif run in result.succeeded:
             outcome.succeeded.append(run)
             logger.info("✓ Run %d %s", run, done_word)
+        for warning in result.warnings.get(run, ()):
+            logger.warning("⚠ %s", warning)
     if result.partial:
         logger.warning("Runs %s were archived, but their batched Dagster run failed for other "
                        "runs; recorded as materialized (source=cli)",

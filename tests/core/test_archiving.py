@@ -132,6 +132,28 @@ def test_non_utf8_file_is_kept_as_latin1_and_reported(tmp_path, store, ucondb):
     assert "café" in ucondb.get_blob(8).data.decode("utf-8")
 
 
+def test_converter_repairs_and_byte_order_mark_are_reported_and_archived(tmp_path, store, ucondb):
+    run_dir = generate_run_record(tmp_path / "rr", 9)
+    metadata = (run_dir / "metadata.txt").read_bytes()
+    assert metadata.startswith(b"Config name: ")
+    (run_dir / "metadata.txt").write_bytes(
+        b"\xef\xbb\xbf" + metadata + b"pmt logfile(s): h:/daq/log/pmt/*.log\n")
+    outcome = import_run(9, run_dir, store, SETTINGS)
+    pmt_line = metadata.count(b"\n") + 1
+    config = metadata.split(b"\n", 1)[0].split(b": ", 1)[1].decode().strip().replace("/", "_")
+    assert outcome.configuration == f"9/{config}"  # not 9/standard: the mark is gone
+    assert outcome.bom_removed_files == ["metadata.txt"]
+    assert outcome.converter_repairs == 1
+    assert [w for w in outcome.warnings if "metadata.txt" in w] == [
+        "run 9, file metadata.txt: UTF-8 byte-order mark removed before conversion",
+        f"run 9, file metadata.txt, line {pmt_line}: key 'pmt logfile(s)' is "
+        "not a FHiCL name; written as pmt_logfile_s_ (each character a name cannot hold becomes "
+        "_) (in metadata.fcl)"]
+    assert import_run(9, run_dir, store, SETTINGS).action == "verified"
+    migrate_run(9, store, ucondb)
+    assert 'pmt_logfile_s_: "h:/daq/log/pmt/*.log"' in ucondb.get_blob(9).data.decode()
+
+
 class _NoHashesStore:
     """A store like bulkloader's: everything but a hashes entity."""
 
