@@ -1,17 +1,19 @@
 """The legacy run-record converters: DAQInterface ``.txt`` files → FHiCL text, byte for byte.
 
-Each converter reproduces legacy_archiver.md §5.3–§5.10 (lines split with ``str.splitlines`` and
-whitespace as Python's ``str.strip``/``\\s``, as the legacy tool did). Deviations:
+Each converter writes what the legacy archiver's converter wrote (lines split with
+``str.splitlines``, whitespace as Python's ``str.strip``/``\\s``, as the legacy tool did; the
+rules are in each function's docstring and in docs/formats.md). Deviations, where the legacy
+tool lost data or wrote FHiCL that no reader accepts:
 
-* Decision 7, ``fhiclize_metadata``: a component list or logfile block still open at the end of
-  the input is emitted (the legacy tool silently dropped it);
-* Decision 12, every converter: where the legacy rule would write a line that is not valid FHiCL,
-  the smallest change that keeps the information (rules in :mod:`.repair`): a BuildInfo line of
-  its own is joined to its ``<pkg> commit/version:`` entry; a key gets ``_`` for each character a
-  FHiCL name cannot hold; a value that is no valid FHiCL string or value is written as a string
-  whose value is the original text; anything else becomes a ``#`` comment line holding the input
-  line. Each change is reported through the optional ``repairs`` list; valid legacy output is
-  unchanged, byte for byte.
+* ``fhiclize_metadata``: a component list or logfile block still open at the end of the input
+  is emitted, as if a blank line had closed it (the legacy tool silently dropped it);
+* every converter writes valid FHiCL for any input. Where the legacy rule would write a line
+  that is not valid FHiCL, it makes the smallest change that keeps the information (checks in
+  :mod:`.repair`): a BuildInfo line of its own is joined to its ``<pkg> commit/version:`` entry;
+  a key gets ``_`` for each character a FHiCL name cannot hold; a value that is no valid FHiCL
+  string or value is written as a string whose value is the original text; anything else
+  becomes a ``#`` comment line holding the input line. Each change is reported through the
+  optional ``repairs`` list; valid legacy output is unchanged, byte for byte.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ __all__ = [
     "fhiclize_setup",
 ]
 
-# ---------------------------------------------------------------- shared helpers (§5.3)
+# ---------------------------------------------------------------- shared helpers
 
 _NUMERIC = re.compile(r"^[0-9.]+$")
 _DASH_SPACE_RUNS = re.compile(r"[\s\-]+")
@@ -93,7 +95,7 @@ def _split_at_colon(text: str) -> tuple[str, str] | None:
     return text[:colon].strip(), text[colon + 1:].strip()
 
 
-# ---------------------------------------------------------------- output checks (Decision 12)
+# ---------------------------------------------------------------- output checks: valid FHiCL
 
 Origin = tuple[tuple[int, str], ...]
 """The input lines (1-based number, text) an output line was made from."""
@@ -177,7 +179,8 @@ def _comment_lines(origin: Origin, indent: str = "") -> list[str]:
 
 def _comment_unit(origin: Origin, repairs: list[Repair], *, prefix: str = "",
                   indent: str = "") -> _Unit:
-    """The input lines of ``origin`` as ``# `` comment lines (the last resort of Decision 12)."""
+    """The input lines of ``origin`` as ``# `` comment lines: the last resort, for what no key,
+    string or value can hold."""
     if len(origin) == 1:
         repairs.append(Repair(origin[0][0], "cannot be written as valid FHiCL; kept as a "
                                             "comment line holding the input line"))
@@ -238,7 +241,7 @@ def _sink(repairs: Optional[list[Repair]]) -> list[Repair]:
     return repairs if repairs is not None else []
 
 
-# ---------------------------------------------------------------- metadata.txt (§5.4)
+# ---------------------------------------------------------------- metadata.txt
 
 _LOGFILE_BLOCKS = {
     "process manager logfiles": "process_manager_logfiles",
@@ -255,7 +258,11 @@ _COMMIT_VERSION = "commit/version"
 
 
 def _metadata_name(key: str) -> str:
-    """The FHiCL key the legacy rule writes for a metadata.txt key (§5.4 step 5)."""
+    """The FHiCL key the legacy rule writes for a metadata.txt key: ``Config name``,
+    ``DAQInterface start time``, ``DAQInterface stop time``, ``Total events`` (prefixes) lower-cased
+    with each space → ``_``; a key holding ``commit/version``: runs of blanks and ``-`` → ``_``,
+    then ``commit/version`` → ``commit_or_version``; ``pmt logfile`` → ``pmt_logfiles_wildcard``;
+    otherwise runs of blanks and ``-`` → ``_``."""
     if _TIMES_AND_TOTALS.match(key):
         return key.lower().replace(" ", "_")
     if _COMMIT_VERSION in key:
@@ -268,7 +275,9 @@ def _metadata_name(key: str) -> str:
 
 
 def _metadata_pair(key: str, value: str, origin: Origin, repairs: list[Repair]) -> _Unit:
-    """The output line of an ordinary ``key: value`` pair of metadata.txt (§5.4 step 5)."""
+    """The output line of an ordinary ``key: value`` pair of metadata.txt: a commit/version
+    value in double quotes with each ``"`` turned into a blank, any other value as
+    ``_quote_value`` writes it."""
     line = origin[0][0]
     name = _checked_key(key, _metadata_name(key), line, repairs)
     what = f"value of {key!r}"
@@ -318,7 +327,12 @@ class _MetadataLists:
 
 
 def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
-    """metadata.txt → metadata.fcl (§5.4), emitting blocks still open at end of input (Decision 7)."""
+    """metadata.txt → metadata.fcl, line by line: ``#`` lines as they are; a blank line closes
+    the open logfile block (written after an empty line) or else the open component list;
+    inside a block each line gives its first word; ``Component #<n>:`` values collect into
+    ``components``; ``<kind> logfiles:`` opens a block; lines without a colon are dropped;
+    other lines are ``key: value`` pairs. Blocks still open at the end are emitted as if a blank
+    line had closed them (the legacy tool dropped all but the dispatcher block)."""
     repairs = _sink(repairs)
     out: list[_Unit] = []
     lists = _MetadataLists(repairs)
@@ -341,8 +355,9 @@ def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> s
                 first, first_line = pending
                 joined = f"{first_line.rstrip()} {stripped}"
                 key, value = _split_at_colon(joined.strip())  # type: ignore[misc]
-                repairs.append(Repair(number, f"joined to the {key!r} entry of line {first} with "
-                                              "one space (BuildInfo fields on a line of their own)"))
+                repairs.append(Repair(number, f"joined to the {key!r} entry of line {first} "
+                                              "with one space (BuildInfo fields on a line of "
+                                              "their own)"))
                 out.append(_metadata_pair(key, value, ((first, first_line), (number, line)),
                                           repairs))
                 pending = None
@@ -371,7 +386,7 @@ def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> s
         if pair is None:
             continue
         key, value = pair
-        # The rule order of §5.4 reduces to this: no key can match two of these three tests.
+        # The legacy rule order reduces to this: no key can match two of these three tests.
         if _COMPONENT.match(key):
             lists.add("components", value, number, line, out)
             components_open = True
@@ -383,7 +398,7 @@ def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> s
             out.append(_metadata_pair(key, value, ((number, line),), repairs))
     flush_pending()
 
-    # Decision 7: the legacy tool emitted only an open dispatcher block here and dropped the rest.
+    # The legacy tool emitted only an open dispatcher block here and dropped the rest.
     if open_block is not None:
         out.append(lists.unit(open_block, blank_line=True))
     if components_open:
@@ -391,7 +406,7 @@ def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> s
     return _finish(out, repairs)
 
 
-# ---------------------------------------------------------------- boot.txt (§5.5)
+# ---------------------------------------------------------------- boot.txt
 
 _NOT_SET = "not set"  # the legacy sentinel: a field whose value is literally "not set" counts as unset
 _PROCESS_NAMES = ("BoardReader", "EventBuilder", "DataLogger", "Dispatcher", "RoutingManager")
@@ -517,7 +532,12 @@ def _process_body(process: _BootBlock, repairs: list[Repair]) -> list[_Unit]:
 
 
 def fhiclize_boot(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
-    """boot.txt → boot.fcl (§5.5): plain pairs, ``subsystem_settings``, ``artdaq_process_settings``."""
+    """boot.txt → boot.fcl: plain pairs, ``subsystem_settings``, ``artdaq_process_settings``.
+
+    ``#`` lines are skipped, a blank line finalises the current process and subsystem; a key
+    holding ``Subsystem_id``/``_source``/``_destination`` sets a subsystem field, one holding
+    ``<Process>_host``/``_port``/``_label``/``_subsystem`` a process field; any other pair is
+    written in input order. Objects are written one item per line, the port bare."""
     repairs = _sink(repairs)
     state = _BootState(repairs)
     for number, line in enumerate(text.splitlines(), 1):
@@ -545,7 +565,7 @@ def fhiclize_boot(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
     return _finish(out, repairs)
 
 
-# ---------------------------------------------------------------- known_boardreaders_list.txt (§5.6)
+# ---------------------------------------------------------------- known_boardreaders_list.txt
 
 def _boardreader_tokens(line: str) -> list[str]:
     """Whitespace-separated tokens; a ``"`` opens a token that the next ``"`` closes (quotes kept)."""
@@ -583,7 +603,10 @@ def _boardreader_value(token: str, what: str, number: int,
 
 def fhiclize_known_boardreaders_list(text: str, *,
                                      repairs: Optional[list[Repair]] = None) -> str:
-    """known_boardreaders_list.txt → ``label: ["host", "port", …]`` lines (§5.6)."""
+    """known_boardreaders_list.txt → ``label: ["host", "port", …]`` lines.
+
+    Blank and ``#`` lines are skipped, lines of fewer than two tokens dropped. Each value is
+    wrapped in quotes unless the input quoted it; if any was, the list closes with `` ]``."""
     repairs = _sink(repairs)
     out: list[_Unit] = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -607,7 +630,7 @@ def fhiclize_known_boardreaders_list(text: str, *,
     return _finish(out, repairs)
 
 
-# ---------------------------------------------------------------- settings.txt (§5.7)
+# ---------------------------------------------------------------- settings.txt
 
 def _settings_elements(value: str) -> list[str]:
     """``[a, "b-c", '']`` → ``a``, ``b_c``, ``''``: one pair of quotes removed, ``-`` → ``_``."""
@@ -661,7 +684,11 @@ def _settings_value(value: str, what: str, number: int,
 
 
 def fhiclize_settings(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
-    """settings.txt → settings.fcl (§5.7)."""
+    """settings.txt → settings.fcl: ``key: value`` for each line with a colon (blank and ``#``
+    lines skipped). Runs of blanks, ``-``, ``(``, ``)``, ``/``, ``#``, ``.`` in the key become
+    ``_``; a ``[…]`` value is a list of bare elements (one pair of quotes removed, ``-`` → ``_``,
+    empty ones dropped), a number stays bare, ``true``/``false`` in any case lower-cased, anything
+    else as ``_quote_value`` writes it."""
     repairs = _sink(repairs)
     out: list[_Unit] = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -678,10 +705,11 @@ def fhiclize_settings(text: str, *, repairs: Optional[list[Repair]] = None) -> s
     return _finish(out, repairs)
 
 
-# ---------------------------------------------------------------- setup.txt (§5.8)
+# ---------------------------------------------------------------- setup.txt
 
 def fhiclize_setup(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
-    """setup.txt → ``setup_script: "<escaped content>"`` with no trailing newline (§5.8).
+    """setup.txt → ``setup_script: "<escaped content>"`` with no trailing newline: non-ASCII
+    characters become ``.``, then ``\\`` → ``\\\\``, ``"`` → ``\\"``, newline → ``\\n``.
 
     The legacy escaping fails only for content ending in a backslash (written in single quotes,
     newlines as they are) or holding control characters (the lines become comments)."""
@@ -699,13 +727,15 @@ def fhiclize_setup(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
     return _finish([unit], repairs, join="\n".join)
 
 
-# ---------------------------------------------------------------- environment.txt (§5.9)
+# ---------------------------------------------------------------- environment.txt
 
 _EXPORT = re.compile(r"^export\s+([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$")
 
 
 def fhiclize_environment(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
-    """environment.txt → ``NAME: "value"`` for every ``export NAME=value`` line (§5.9)."""
+    """environment.txt → ``NAME: "value"`` for every ``export NAME=value`` line: the value
+    stripped of blanks and of leading/trailing quotes, non-ASCII characters → ``.``, ``"``
+    escaped."""
     repairs = _sink(repairs)
     out: list[_Unit] = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -723,10 +753,12 @@ def fhiclize_environment(text: str, *, repairs: Optional[list[Repair]] = None) -
     return _finish(out, repairs)
 
 
-# ---------------------------------------------------------------- ranks.txt (§5.10)
+# ---------------------------------------------------------------- ranks.txt
 
 def fhiclize_ranks(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
-    """ranks.txt → a ``ranks: { header: […] rank<N>: […] }`` table (§5.10)."""
+    """ranks.txt → a ``ranks: { header: […] rank<N>: […] }`` table: the first non-blank,
+    non-``#`` line is the header, each later row of five or more columns is ``rank<fifth
+    column>``, every column quoted."""
     repairs = _sink(repairs)
     rows = [(number, line, line.split()) for number, line in enumerate(text.splitlines(), 1)]
     rows = [row for row in rows if row[2] and not row[2][0].startswith("#")]
@@ -757,4 +789,4 @@ CONVERTERS: dict[str, Callable[..., str]] = {
     "ranks": fhiclize_ranks,
 }
 """Converter name (the ``.txt`` stem, as ``fhiclize_generate`` spells it) → converter: text in,
-FHiCL text out; keyword ``repairs`` (a list) receives each Decision-12 repair."""
+FHiCL text out; keyword ``repairs`` (a list) receives each repair made to write valid FHiCL."""

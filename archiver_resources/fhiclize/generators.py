@@ -1,9 +1,8 @@
 """The legacy RunHistory generators: ``RunHistory.fcl`` (initial insert) and ``RunHistory2.fcl``
-(start/stop-time update), both derived from a run's original ``metadata.txt`` (§5.11, §5.2).
+(start/stop-time update), both derived from a run's original ``metadata.txt``.
 
-Like the converters, they write valid FHiCL for any input (Decision 12): a value the legacy rule
-would write as an invalid string is escaped, and the optional ``repairs`` list receives each
-change."""
+Like the converters, they write valid FHiCL for any input: a value the legacy rule would write as
+an invalid string is escaped, and the optional ``repairs`` list receives each change."""
 
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ def _items_joined(items: list[str]) -> str:
 
 def run_history(run: int, metadata_text: str, *,
                 repairs: Optional[list[Repair]] = None) -> str:
-    """``RunHistory.fcl``: run number, last ``Config name`` (``/`` kept) and the components (§5.11).
+    """``RunHistory.fcl``: run number, last ``Config name`` (``/`` kept) and the components.
 
     Each item is followed by an empty line; a missing item is omitted.
     """
@@ -59,7 +58,7 @@ def run_history(run: int, metadata_text: str, *,
 
 
 def run_history2(metadata_text: str, *, repairs: Optional[list[Repair]] = None) -> str | None:
-    """``RunHistory2.fcl``: the start/stop-time lines of metadata.txt in file order (§5.2).
+    """``RunHistory2.fcl``: the start/stop-time lines of metadata.txt in file order.
 
     Values are taken as they are (escaped only where that is no valid FHiCL string), non-ASCII
     characters become ``.``, lines are joined with newlines and there is no trailing newline.

@@ -1,5 +1,5 @@
 """Preparation of a run's FHiCL file set in memory: what the legacy archiver built in its temporary
-import and update directories (legacy_archiver.md §5.1, §5.2), plus the ``schema.fcl`` it adds."""
+import and update directories, plus the ``schema.fcl`` it adds."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def load_schema_text(fcl_conf_dir: Optional[str]) -> str:
 
 
 def _config_name(metadata_text: Optional[str]) -> str:
-    """Legacy §4 rule (owned by runrecords); no metadata.txt → ``standard``."""
+    """The configuration name rule (owned by runrecords); no metadata.txt → ``standard``."""
     if metadata_text is None:
         return DEFAULT_CONFIG_NAME
     return config_name_from_metadata(metadata_text)
@@ -77,8 +77,9 @@ class PreparedRun:
     ``insert_files`` (relative path → FHiCL text) is the initial insert, ``schema.fcl`` included;
     ``update_files`` is the RunHistory2 update (``RunHistory2.fcl`` + ``schema.fcl``) or ``None``;
     ``skipped`` names each run-record file that is not stored, with the reason; ``repairs`` maps
-    each run-record file to the Decision-12 repairs its conversion needed (also in ``warnings``),
-    and ``bom_removed`` lists the text files whose UTF-8 byte-order mark was removed.
+    each run-record file to the repairs its conversion needed to be valid FHiCL (also in
+    ``warnings``), and ``bom_removed`` lists the text files whose UTF-8 byte-order mark was
+    removed.
     """
 
     run: int
@@ -133,8 +134,8 @@ def _entity_clash_warnings(run: int, files: Mapping[str, str]) -> list[str]:
 
 class _Conversion:
     """The text files of one run on their way to the converters: the byte-order-mark rule
-    (Decision 14) applied once per file, and the repairs of each conversion collected as
-    warnings naming run, file and line."""
+    applied once per file, and the repairs each conversion needed to write valid FHiCL collected
+    as warnings naming run, file and line."""
 
     def __init__(self, run: int, files: Mapping[str, str]):
         self.run = run
@@ -177,13 +178,14 @@ def _written_file(convert) -> str:
 
 def prepare_run(run: int, files: Mapping[str, str], *, enabled: frozenset[str], schema_text: str,
                 config_name: Optional[str] = None) -> PreparedRun:
-    """The initial-insert and update file sets of run ``run`` (legacy §5.1, §5.2), in memory.
+    """The initial-insert and update file sets of run ``run``, in memory.
 
     ``files`` maps the run record's relative posix paths to decoded text; ``enabled`` holds the
     ``fhiclize_generate`` names. Top-level ``<stem>.txt`` with an enabled converter become
     ``<stem>.fcl`` (a leading UTF-8 byte-order mark removed first, with a warning); other
     ``*.fcl`` files pass unchanged; ``RunHistory.fcl`` and ``schema.fcl`` are added.
-    ``config_name`` overrides the legacy §4 rule applied to ``metadata.txt``.
+    ``RunHistory2.fcl`` (with ``schema.fcl``) is the update when metadata.txt holds a start or
+    stop time. ``config_name`` overrides the configuration-name rule applied to ``metadata.txt``.
     """
     insert: dict[str, str] = {}
     warnings: list[str] = []

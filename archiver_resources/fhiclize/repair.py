@@ -1,6 +1,7 @@
 """What makes converter output valid FHiCL, and the smallest repairs when the legacy rule would
-write an invalid line (Decision 12): the checks the converters apply to each key and string they
-write, the repaired forms, and the record of each repair.
+write an invalid line: the checks the converters apply to each key and string they write, the
+repaired forms, and the record of each repair. (The converters write valid FHiCL for any input;
+the legacy tool failed a run with an invalid line at every attempt, forever.)
 
 "Valid" means what artdaq_database's C++ reader (fhicl-cpp's grammar in snippet mode) accepts:
 

@@ -1,4 +1,5 @@
-"""Tests of run discovery, the finished-run rules and run-record reading (legacy §4, Decisions 6, 11)."""
+"""Tests of run discovery, the finished-run rules and run-record reading (configuration name,
+stop time, the UTF-8 and Latin-1 decode rule, the byte-order mark)."""
 
 import hashlib
 import os
@@ -93,7 +94,7 @@ def test_list_runs_follows_symlinked_run_directory(tmp_path):
     ("Component #0: x\n", "standard"),
     ("", "standard"),
     ("Config name: first\nConfig name: second\n", "first"),
-    ("\ufeffConfig name: physics\n", "physics"),              # byte-order mark (Decision 14)
+    ("\ufeffConfig name: physics\n", "physics"),              # a byte-order mark is removed
     ("\xef\xbb\xbfConfig name: physics\n", "physics"),        # the same mark, read as Latin-1
     ("Config name: a\ufeffb\n", "a\ufeffb"),                  # only a leading mark is one
 ])

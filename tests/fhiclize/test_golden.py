@@ -1,10 +1,11 @@
-"""Golden-file tests: every ``golden/<converter>/<case>.txt`` must convert to ``<case>.fcl`` byte for byte.
+"""Golden-file tests: every ``golden/<converter>/<case>.txt`` converts to ``<case>.fcl`` byte for
+byte.
 
-The expected files were written by hand from legacy_archiver.md §5 (the worked examples of §5.4
-and §5.5 verbatim); files are compared as raw bytes, so a stray ``\\r`` or a missing final newline
+The expected files were written by hand from the legacy converters' rules (the metadata and boot
+worked examples of the legacy documentation verbatim); files are compared as raw bytes, so a stray ``\\r`` or a missing final newline
 fails the test. Every expected file is valid FHiCL (the project's reader, and artdaq_database's C++
 reader when it is built). The cases in ``REPAIRED`` are those where the legacy rule writes invalid
-FHiCL: their expected files hold the Decision-12 repairs, and only they may record repairs, so
+FHiCL: their expected files hold the converters' repairs, and only they may record repairs, so
 every other case is the legacy output unchanged.
 """
 

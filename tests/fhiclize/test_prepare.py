@@ -1,4 +1,4 @@
-"""prepare_run: the in-memory equivalent of the legacy import and update directories (§5.1, §5.2)."""
+"""prepare_run: the in-memory equivalent of the legacy import and update directories."""
 
 import dataclasses
 from pathlib import Path
@@ -173,7 +173,7 @@ def test_prepare_never_raises_and_stores_only_fcl(files):
     assert len(prepared.insert_files) >= stored_sources
 
 
-# ---------------------------------------------------------------- byte-order mark (Decision 14)
+# ---------------------------------------------------------------- UTF-8 byte-order mark
 
 BOM = "\ufeff"
 
@@ -208,7 +208,7 @@ def test_fcl_files_keep_their_bytes_and_unconverted_txt_files_are_not_read():
     assert prepared.bom_removed == [] and prepared.warnings == []
 
 
-# ---------------------------------------------------------------- repairs become warnings (Decision 12)
+# ---------------------------------------------------------------- repairs become warnings
 
 
 def test_repairs_are_warnings_naming_run_file_line_and_output():

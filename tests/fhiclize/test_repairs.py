@@ -1,5 +1,5 @@
-"""Decision 12: where the legacy rule would write invalid FHiCL, the converters make the smallest
-change that keeps the information, and report it. One test per repair rule; each checks the exact
+"""Where the legacy rule would write invalid FHiCL, the converters make the smallest change that
+keeps the information, and report it. One test per repair rule; each checks the exact
 output, that it parses (the project's reader, and artdaq_database's C++ reader when built), and
 the warning. Byte-for-byte legacy output is the golden tests' job."""
 
