@@ -199,42 +199,11 @@ def _pair(key: Optional[str], value: Optional[str], origin: Origin, repairs: lis
     return _Unit(f"{prefix}{indent}{key}: {value}", origin)
 
 
-def _finish(units: list[_Unit], repairs: list[Repair],
-            join: Callable[[list[str]], str] = _join_lines) -> str:
-    """The joined output, guaranteed to parse: a unit the FHiCL reader refuses (a case the
-    checks above do not foresee) becomes comment lines holding its input lines, or, if the
-    reader refuses even those, a comment naming the input lines left out."""
-    text = join([unit.text for unit in units])
-    if not text or parses(text):
-        return text
-    fixed = [_as_comment(unit, repairs) if unit.origin and not parses(unit.text + "\n") else unit
-             for unit in units]
-    text = join([unit.text for unit in fixed])
-    if parses(text):
-        return text
-    # The pieces parse alone but not together: keep the structure, leave the input out.
-    return join([_left_out(unit, repairs).text if unit.origin else unit.text for unit in fixed])
-
-
-def _as_comment(unit: _Unit, repairs: list[Repair]) -> _Unit:
-    prefix = "\n" if unit.text.startswith("\n") else ""
-    body = unit.text[len(prefix):]
-    indent = body[: len(body) - len(body.lstrip(" "))]
-    found: list[Repair] = []
-    comment = _comment_unit(unit.origin, found, prefix=prefix, indent=indent)
-    if parses(comment.text + "\n"):
-        repairs.extend(found)
-        return comment
-    # artdaq_database's reader takes "#include<blank>" anywhere, even in a comment, for a directive.
-    return _left_out(unit, repairs)
-
-
-def _left_out(unit: _Unit, repairs: list[Repair]) -> _Unit:
-    first, last = unit.origin[0][0], unit.origin[-1][0]
-    lines = f"line {first}" if first == last else f"lines {first} to {last}"
-    repairs.append(Repair(first, f"cannot be kept in FHiCL, not even as a comment; {lines} of "
-                                 "the input left out (they stay in the run record)"))
-    return _Unit(f"# (input {lines} left out: not writable as FHiCL)", unit.origin)
+def _finish(units: list[_Unit], join: Callable[[list[str]], str] = _join_lines) -> str:
+    """The joined output. Every piece was checked where it was written (keys, strings, bare
+    values, comment lines), so the whole is valid FHiCL: the pieces of a converter output are
+    independent of each other (the property tests check it against both FHiCL readers)."""
+    return join([unit.text for unit in units])
 
 
 def _sink(repairs: Optional[list[Repair]]) -> list[Repair]:
@@ -366,7 +335,7 @@ def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> s
         if stripped.startswith("#"):
             origin = ((number, line),)
             out.append(_Unit(line, origin) if comment_line_ok(line) else
-                       _comment_unit(origin, repairs))
+                       _comment_unit(origin, repairs))  # a malformed #include directive
             continue
         if not stripped:
             if open_block is not None:
@@ -403,7 +372,7 @@ def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> s
         out.append(lists.unit(open_block, blank_line=True))
     if components_open:
         out.append(lists.unit("components", blank_line=False))
-    return _finish(out, repairs)
+    return _finish(out)
 
 
 # ---------------------------------------------------------------- boot.txt
@@ -562,7 +531,7 @@ def fhiclize_boot(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
     out.append(_Unit("\nartdaq_process_settings: ["))
     out.extend(_boot_objects([_process_body(p, repairs) for p in state.processes.values()]))
     out.append(_Unit("]"))
-    return _finish(out, repairs)
+    return _finish(out)
 
 
 # ---------------------------------------------------------------- known_boardreaders_list.txt
@@ -627,7 +596,7 @@ def fhiclize_known_boardreaders_list(text: str, *,
         closing = " ]" if any_quoted else "]"
         array = None if None in values else "[" + ", ".join(values) + closing  # type: ignore
         out.append(_pair(key, array, ((number, line),), repairs))
-    return _finish(out, repairs)
+    return _finish(out)
 
 
 # ---------------------------------------------------------------- settings.txt
@@ -651,13 +620,17 @@ def _settings_list(elements: list[str]) -> str:
     return "[ " + ", ".join(elements) + " ]"
 
 
+# A bare list element that is valid FHiCL without asking the reader: a name or a plain number.
+_PLAIN_ELEMENT = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+(?:\.[0-9]+)?)\Z")
+
+
 def _checked_settings_list(value: str, what: str, number: int,
                            repairs: list[Repair]) -> Optional[str]:
     """The legacy list when it is valid FHiCL; else each element that is no valid FHiCL value
     written as a string (its value the element as the legacy rule made it)."""
     elements = _settings_elements(value)
     written = _settings_list(elements)
-    if parses(f"k: {written}\n"):
+    if all(_PLAIN_ELEMENT.match(element) for element in elements) or parses(f"k: {written}\n"):
         return written
     checked: list[str] = []
     for element in elements:
@@ -702,7 +675,7 @@ def fhiclize_settings(text: str, *, repairs: Optional[list[Repair]] = None) -> s
         name = _checked_key(key, _SETTINGS_KEY_RUNS.sub("_", key), number, repairs)
         written = _settings_value(value, f"value of {key!r}", number, repairs)
         out.append(_pair(name, written, ((number, line),), repairs))
-    return _finish(out, repairs)
+    return _finish(out)
 
 
 # ---------------------------------------------------------------- setup.txt
@@ -724,7 +697,7 @@ def fhiclize_setup(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
         unit = _comment_unit(origin, repairs)
     else:
         unit = _Unit(f"setup_script: {written}", origin or ((1, ""),))
-    return _finish([unit], repairs, join="\n".join)
+    return _finish([unit], join="\n".join)
 
 
 # ---------------------------------------------------------------- environment.txt
@@ -750,7 +723,7 @@ def fhiclize_environment(text: str, *, repairs: Optional[list[Repair]] = None) -
         written = _checked_string(value.replace('"', '\\"'), value, f"value of {name}", number,
                                   repairs)
         out.append(_pair(name, written, ((number, line),), repairs))
-    return _finish(out, repairs)
+    return _finish(out)
 
 
 # ---------------------------------------------------------------- ranks.txt
@@ -776,7 +749,7 @@ def fhiclize_ranks(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
         if len(columns) >= 5:
             out.append(row_unit(f"rank{columns[4]}", number, line, columns))
     out.append(_Unit("}"))
-    return _finish(out, repairs)
+    return _finish(out)
 
 
 CONVERTERS: dict[str, Callable[..., str]] = {

@@ -54,7 +54,7 @@ def run_history(run: int, metadata_text: str, *,
                                   for number, _, value in components])
         origin = tuple((number, line) for number, line, _ in components)
         units.append(_pair("components", written, origin, repairs))
-    return _finish(units, repairs, join=_items_joined)
+    return _finish(units, join=_items_joined)
 
 
 def run_history2(metadata_text: str, *, repairs: Optional[list[Repair]] = None) -> str | None:
@@ -76,4 +76,4 @@ def run_history2(metadata_text: str, *, repairs: Optional[list[Repair]] = None) 
                 units.append(_pair(key, written, ((number, _clean(line)),), repairs))
     if not units:
         return None
-    return _finish(units, repairs, join="\n".join)
+    return _finish(units, join="\n".join)

@@ -48,9 +48,13 @@ _NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]")
 _PROLOG_KEYWORD = "BEGIN_PROLOG"
 _INCLUDE_DIRECTIVE = "#include"
 _WELL_FORMED_INCLUDE = re.compile(r"#include\s+(\"[^\"\n]*\"|'[^'\n]*')\s*\Z")
-_ESCAPED = frozenset("\"'\\nt")
+# Content read escape by escape, as fhicl-cpp unescapes it: only \" \' \\ \n \t are known.
+_ESCAPES = re.compile(r"(?:\\[\"'\\nt]|[^\\])*\Z")
+_BARE_QUOTE = re.compile(r'(?<!\\)"')
 # Control characters fhicl-cpp refuses inside a string (it reads a carriage return as a newline).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Content with no quote, backslash or such control character: valid as it is (the common case).
+_PLAIN = re.compile(r'[^"\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*\Z')
 
 
 @dataclass(frozen=True)
@@ -90,24 +94,12 @@ def fhicl_name(text: str) -> Optional[str]:
 
 def dquoted_ok(content: str) -> bool:
     """Whether ``"`` + ``content`` + ``"`` is a valid FHiCL string, read as fhicl-cpp does: it
-    finds the closing quote taking ``\\"`` as an escaped quote wherever it stands (even after
-    ``\\\\``), then requires every backslash of the content to start a known escape."""
-    if content.endswith("\\") or _CONTROL.search(content):
-        return False  # a final backslash makes the closing quote an escaped quote
-    index, size = 0, len(content)
-    while index < size:  # where fhicl-cpp's grammar ends the string
-        if content.startswith('\\"', index):
-            index += 2
-        elif content[index] == '"':
-            return False  # the string ends here, and the rest cannot follow it
-        else:
-            index += 1
-    index = content.find("\\")
-    while index != -1:  # what fhicl-cpp can unescape
-        if content[index + 1] not in _ESCAPED:
-            return False  # "not representable as a canonical string"
-        index = content.find("\\", index + 2)
-    return True
+    ends the string at the first ``"`` not preceded by a backslash (so a final backslash turns
+    the closing quote into an escaped one), then requires every escape to be a known one."""
+    if _PLAIN.match(content):
+        return True
+    return not (content.endswith("\\") or _CONTROL.search(content)
+                or _BARE_QUOTE.search(content) or not _ESCAPES.match(content))
 
 
 def squoted_ok(content: str) -> bool:
@@ -135,9 +127,14 @@ def describe_string_repair(written: str) -> str:
 
 
 def comment_line_ok(line: str) -> bool:
-    """Whether a comment line is read as a comment: fhicl-cpp takes a line that starts with
-    ``#include`` for an include directive, and refuses it unless it names a quoted file."""
-    return not line.startswith(_INCLUDE_DIRECTIVE) or _WELL_FORMED_INCLUDE.match(line) is not None
+    """Whether a ``#`` line is valid FHiCL. It is a comment unless it holds ``#include``: a line
+    starting with ``#include`` is an include directive for fhicl-cpp, refused unless it names a
+    quoted file, and the project's reader takes one after indentation for a directive too."""
+    if _INCLUDE_DIRECTIVE not in line:
+        return True
+    if line.startswith(_INCLUDE_DIRECTIVE) and _WELL_FORMED_INCLUDE.match(line) is None:
+        return False
+    return parses(line + "\n")
 
 
 def parses(text: str) -> bool:

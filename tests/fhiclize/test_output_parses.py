@@ -8,14 +8,13 @@ One known exception is left out of the comparison with the C++: artdaq_database 
 strings too) into an include key, and no FHiCL string or comment can hold that text otherwise
 (docs/formats.md, "Converter repairs")."""
 
-import re
-
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from archiver_resources.fhicl import parse_fhicl
 from archiver_resources.fhiclize import CONVERTERS, run_history, run_history2
-from tests.fhiclize.adb_oracle import cpp_refusal, require_oracle
+from tests.fhiclize.adb_oracle import (
+    CPP_INCLUDE_REWRITE, assert_valid_fhicl, cpp_refusal, require_oracle,
+)
 
 WRITERS = {**CONVERTERS,
            "RunHistory": lambda text, **kw: run_history(7, text, **kw),
@@ -37,7 +36,6 @@ TEXTS = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",)), max_size=300),
     st.lists(_PIECES, max_size=80).map("".join),
 )
-_CPP_INCLUDE = re.compile(r"#include(\s|\Z)")  # artdaq_database's include rewrite, anywhere
 
 
 def _outputs(text: str) -> dict:
@@ -54,14 +52,14 @@ def _outputs(text: str) -> dict:
                                        max_size=80).map("".join)))
 def test_every_output_parses(text):
     for name, output in _outputs(text).items():
-        parse_fhicl(output, name)  # raises FhiclSyntaxError naming the converter
+        assert_valid_fhicl(output, name, with_oracle=False)  # the C++ has the test below
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=TEXTS)
 def test_every_output_is_accepted_by_artdaq_database(text):
     require_oracle()
-    assume(not _CPP_INCLUDE.search(text))
+    assume(not CPP_INCLUDE_REWRITE.search(text))
     for name, output in _outputs(text).items():
         refusal = cpp_refusal(output)
         assert refusal is None, f"{name} output refused by the C++: {refusal}\n{output!r}"

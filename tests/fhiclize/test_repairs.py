@@ -7,7 +7,6 @@ import pytest
 
 from archiver_resources.fhicl import parse_fhicl
 from archiver_resources.fhiclize import (
-    CONVERTERS,
     fhiclize_boot,
     fhiclize_environment,
     fhiclize_known_boardreaders_list,
@@ -25,7 +24,9 @@ from archiver_resources.fhiclize.repair import (
     is_fhicl_key,
     squoted_ok,
 )
-from tests.fhiclize.adb_oracle import cpp_refusal, multiline_strings, oracle_path
+from tests.fhiclize.adb_oracle import (
+    READER_IS_FHICL_CPP, assert_valid_fhicl, cpp_refusal, oracle_path,
+)
 
 
 def convert(function, text, *args):
@@ -33,9 +34,7 @@ def convert(function, text, *args):
     it is built, in artdaq_database's C++ reader."""
     repairs = []
     output = function(*args, text, repairs=repairs)
-    parse_fhicl(output, "converted")
-    if oracle_path() is not None:
-        assert cpp_refusal(output) is None, output
+    assert_valid_fhicl(output, "converted")
     return output, [repair.describe() for repair in repairs]
 
 
@@ -219,11 +218,11 @@ def test_boot_fields_are_checked_where_they_are_written():
     assert "not a valid FHiCL value" in repairs[1]
 
 
-@multiline_strings
 def test_setup_script_ending_in_a_backslash_is_single_quoted_with_its_newlines():
     output, repairs = convert(fhiclize_setup, 'source /x\necho "a" \\')
     assert output == "setup_script: 'source /x\necho \"a\" \\'"
-    assert parse_fhicl(output, "s").data["main"]["setup_script"] == 'source /x\necho "a" \\'
+    if READER_IS_FHICL_CPP:  # a string spanning lines: the project reads it once it is the port
+        assert parse_fhicl(output, "s").data["main"]["setup_script"] == 'source /x\necho "a" \\'
     assert len(repairs) == 1
 
 
@@ -243,9 +242,9 @@ def test_generators_escape_their_values():
     assert times == 'DAQInterface_stop_time: "Oct 15 \\\\d"' and len(repairs) == 1
 
 
-def test_a_line_the_reader_refuses_for_another_reason_becomes_a_comment():
-    # metadata.txt comment lines are written as they are; "#include" without a quoted file name
-    # is refused by the reader, which no key/string check foresees: the last-resort net.
+def test_a_comment_line_fhicl_takes_for_a_malformed_include_becomes_a_comment():
+    # metadata.txt comment lines are written as they are, but a line starting with "#include"
+    # is an include directive for fhicl-cpp, refused unless it names a quoted file.
     output, repairs = convert(fhiclize_metadata, "#include x\nConfig name: a\n")
     assert output == '# #include x\nconfig_name: "a"\n'
     assert repairs == ["line 1: cannot be written as valid FHiCL; kept as a comment line holding "
