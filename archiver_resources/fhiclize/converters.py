@@ -97,17 +97,12 @@ def _split_at_colon(text: str) -> tuple[str, str] | None:
 
 # ---------------------------------------------------------------- output checks: valid FHiCL
 
+# Each key, string, bare value and comment line is checked where it is written; the lines of a
+# converter output are independent of each other, so the whole output is valid FHiCL (the property
+# tests check it against the project's reader and artdaq_database's C++ reader).
+
 Origin = tuple[tuple[int, str], ...]
 """The input lines (1-based number, text) an output line was made from."""
-
-
-@dataclass
-class _Unit:
-    """One piece of output (a line, or a line preceded by an empty line) and the input lines it
-    came from; structural lines (``{``, ``]``…) have no origin and are never replaced."""
-
-    text: str
-    origin: Origin = ()
 
 
 def _checked_key(key: str, written: str, line: int, repairs: list[Repair], *,
@@ -173,12 +168,7 @@ def _checked_array(items: list[Optional[str]]) -> Optional[str]:
     return "[" + ", ".join(items) + "]"  # type: ignore[arg-type]
 
 
-def _comment_lines(origin: Origin, indent: str = "") -> list[str]:
-    return [f"{indent}# {text}" for _, text in origin]
-
-
-def _comment_unit(origin: Origin, repairs: list[Repair], *, prefix: str = "",
-                  indent: str = "") -> _Unit:
+def _comment(origin: Origin, repairs: list[Repair], *, indent: str = "") -> str:
     """The input lines of ``origin`` as ``# `` comment lines: the last resort, for what no key,
     string or value can hold."""
     if len(origin) == 1:
@@ -188,22 +178,15 @@ def _comment_unit(origin: Origin, repairs: list[Repair], *, prefix: str = "",
         repairs.append(Repair(origin[0][0], "cannot be written as valid FHiCL; kept as "
                                             f"{len(origin)} comment lines holding input lines "
                                             f"{origin[0][0]} to {origin[-1][0]}"))
-    return _Unit(prefix + "\n".join(_comment_lines(origin, indent)), origin)
+    return "\n".join(f"{indent}# {text}" for _, text in origin)
 
 
 def _pair(key: Optional[str], value: Optional[str], origin: Origin, repairs: list[Repair], *,
-          prefix: str = "", indent: str = "") -> _Unit:
+          indent: str = "") -> str:
     """``key: value``, or the input line as a comment when either could not be written."""
     if key is None or value is None:
-        return _comment_unit(origin, repairs, prefix=prefix, indent=indent)
-    return _Unit(f"{prefix}{indent}{key}: {value}", origin)
-
-
-def _finish(units: list[_Unit], join: Callable[[list[str]], str] = _join_lines) -> str:
-    """The joined output. Every piece was checked where it was written (keys, strings, bare
-    values, comment lines), so the whole is valid FHiCL: the pieces of a converter output are
-    independent of each other (the property tests check it against both FHiCL readers)."""
-    return join([unit.text for unit in units])
+        return _comment(origin, repairs, indent=indent)
+    return f"{indent}{key}: {value}"
 
 
 def _sink(repairs: Optional[list[Repair]]) -> list[Repair]:
@@ -243,7 +226,7 @@ def _metadata_name(key: str) -> str:
     return _DASH_SPACE_RUNS.sub("_", key)
 
 
-def _metadata_pair(key: str, value: str, origin: Origin, repairs: list[Repair]) -> _Unit:
+def _metadata_pair(key: str, value: str, origin: Origin, repairs: list[Repair]) -> str:
     """The output line of an ordinary ``key: value`` pair of metadata.txt: a commit/version
     value in double quotes with each ``"`` turned into a blank, any other value as
     ``_quote_value`` writes it."""
@@ -279,20 +262,18 @@ class _MetadataLists:
         self.repairs = repairs
         self.items: dict[str, list[str]] = {"components": []}
         self.items.update({kind: [] for kind in _LOGFILE_BLOCKS.values()})
-        self.origins: dict[str, list[tuple[int, str]]] = {kind: [] for kind in self.items}
 
-    def add(self, kind: str, text: str, number: int, line: str, out: list[_Unit]) -> None:
+    def add(self, kind: str, text: str, number: int, line: str, out: list[str]) -> None:
+        """An entry; one that no FHiCL string can hold becomes a comment line where it stands."""
         written = _checked_string(text, text, f"an entry of {kind}", number, self.repairs)
         if written is None:
-            out.append(_comment_unit(((number, line),), self.repairs))
-            return
-        self.items[kind].append(written)
-        self.origins[kind].append((number, line))
+            out.append(_comment(((number, line),), self.repairs))
+        else:
+            self.items[kind].append(written)
 
-    def unit(self, kind: str, *, blank_line: bool) -> _Unit:
+    def line(self, kind: str, *, blank_line: bool) -> str:
         prefix = "\n" if blank_line else ""
-        return _Unit(f"{prefix}{kind}: [" + ", ".join(self.items[kind]) + "]",
-                     tuple(self.origins[kind]))
+        return f"{prefix}{kind}: [" + ", ".join(self.items[kind]) + "]"
 
 
 def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
@@ -303,7 +284,7 @@ def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> s
     other lines are ``key: value`` pairs. Blocks still open at the end are emitted as if a blank
     line had closed them (the legacy tool dropped all but the dispatcher block)."""
     repairs = _sink(repairs)
-    out: list[_Unit] = []
+    out: list[str] = []
     lists = _MetadataLists(repairs)
     components_open = False
     open_block: str | None = None  # at most one logfile block is ever open
@@ -334,22 +315,22 @@ def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> s
             flush_pending()
         if stripped.startswith("#"):
             origin = ((number, line),)
-            out.append(_Unit(line, origin) if comment_line_ok(line) else
-                       _comment_unit(origin, repairs))  # a malformed #include directive
+            out.append(line if comment_line_ok(line) else
+                       _comment(origin, repairs))  # a malformed #include directive
             continue
         if not stripped:
             if open_block is not None:
-                out.append(lists.unit(open_block, blank_line=True))
+                out.append(lists.line(open_block, blank_line=True))
                 open_block = None
             elif components_open:
-                out.append(lists.unit("components", blank_line=False))
+                out.append(lists.line("components", blank_line=False))
                 components_open = False
             continue
         if open_block is not None:
             lists.add(open_block, stripped.split()[0], number, line, out)
             continue
         if components_open and not _COMPONENT.match(stripped):
-            out.append(lists.unit("components", blank_line=False))
+            out.append(lists.line("components", blank_line=False))
             components_open = False
         pair = _split_at_colon(stripped)
         if pair is None:
@@ -369,10 +350,10 @@ def fhiclize_metadata(text: str, *, repairs: Optional[list[Repair]] = None) -> s
 
     # The legacy tool emitted only an open dispatcher block here and dropped the rest.
     if open_block is not None:
-        out.append(lists.unit(open_block, blank_line=True))
+        out.append(lists.line(open_block, blank_line=True))
     if components_open:
-        out.append(lists.unit("components", blank_line=False))
-    return _finish(out)
+        out.append(lists.line("components", blank_line=False))
+    return _join_lines(out)
 
 
 # ---------------------------------------------------------------- boot.txt
@@ -425,7 +406,7 @@ class _BootState:
 
     def __init__(self, repairs: list[Repair]) -> None:
         self.repairs = repairs
-        self.pairs: list[_Unit] = []
+        self.pairs: list[str] = []
         self.processes: dict[str, _BootBlock] = {}
         self.subsystems: dict[str, _BootBlock] = {}
         self.process = _new_process()
@@ -456,18 +437,18 @@ class _BootState:
         self.pairs.append(_pair(name, written, ((number, line),), self.repairs))
 
 
-def _boot_objects(objects: list[list[_Unit]]) -> list[_Unit]:
+def _boot_objects(objects: list[list[str]]) -> list[str]:
     """One ``{`` … ``},`` block per object, the last one closed by ``}``."""
-    units: list[_Unit] = []
+    lines: list[str] = []
     for index, body in enumerate(objects):
-        units.append(_Unit("{"))
-        units.extend(body)
-        units.append(_Unit("}," if index < len(objects) - 1 else "}"))
-    return units
+        lines.append("{")
+        lines.extend(body)
+        lines.append("}," if index < len(objects) - 1 else "}")
+    return lines
 
 
 def _boot_field(block: _BootBlock, name: str, repairs: list[Repair], *,
-                bare: bool = False) -> _Unit:
+                bare: bool = False) -> str:
     """``name: "<value>"`` (``name: <value>`` when ``bare``) of an object, checked."""
     value = block.values[name]
     origin = (block.origins[name],) if name in block.origins else ()
@@ -478,11 +459,11 @@ def _boot_field(block: _BootBlock, name: str, repairs: list[Repair], *,
     else:
         written = _checked_string(value, value, what, number, repairs)
     if written is None:
-        return _comment_unit(origin, repairs)
-    return _Unit(f"{name}: {written}", origin)
+        return _comment(origin, repairs)
+    return f"{name}: {written}"
 
 
-def _subsystem_body(subsystem: _BootBlock, repairs: list[Repair]) -> list[_Unit]:
+def _subsystem_body(subsystem: _BootBlock, repairs: list[Repair]) -> list[str]:
     body = [_boot_field(subsystem, "id", repairs)]
     for name in ("source", "destination"):
         if subsystem.values[name] != _NOT_SET:
@@ -490,8 +471,8 @@ def _subsystem_body(subsystem: _BootBlock, repairs: list[Repair]) -> list[_Unit]
     return body
 
 
-def _process_body(process: _BootBlock, repairs: list[Repair]) -> list[_Unit]:
-    body = [_Unit(f'name: "{process.values["name"]}"'), _boot_field(process, "label", repairs),
+def _process_body(process: _BootBlock, repairs: list[Repair]) -> list[str]:
+    body = [f'name: "{process.values["name"]}"', _boot_field(process, "label", repairs),
             _boot_field(process, "host", repairs)]
     if process.values["port"] != _NOT_SET:
         body.append(_boot_field(process, "port", repairs, bare=True))
@@ -524,14 +505,14 @@ def fhiclize_boot(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
 
     out = list(state.pairs)
     if state.subsystems:
-        out.append(_Unit("\nsubsystem_settings: ["))
+        out.append("\nsubsystem_settings: [")
         out.extend(_boot_objects([_subsystem_body(s, repairs)
                                   for s in state.subsystems.values()]))
-        out.append(_Unit("]"))
-    out.append(_Unit("\nartdaq_process_settings: ["))
+        out.append("]")
+    out.append("\nartdaq_process_settings: [")
     out.extend(_boot_objects([_process_body(p, repairs) for p in state.processes.values()]))
-    out.append(_Unit("]"))
-    return _finish(out)
+    out.append("]")
+    return _join_lines(out)
 
 
 # ---------------------------------------------------------------- known_boardreaders_list.txt
@@ -577,7 +558,7 @@ def fhiclize_known_boardreaders_list(text: str, *,
     Blank and ``#`` lines are skipped, lines of fewer than two tokens dropped. Each value is
     wrapped in quotes unless the input quoted it; if any was, the list closes with `` ]``."""
     repairs = _sink(repairs)
-    out: list[_Unit] = []
+    out: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -596,7 +577,7 @@ def fhiclize_known_boardreaders_list(text: str, *,
         closing = " ]" if any_quoted else "]"
         array = None if None in values else "[" + ", ".join(values) + closing  # type: ignore
         out.append(_pair(key, array, ((number, line),), repairs))
-    return _finish(out)
+    return _join_lines(out)
 
 
 # ---------------------------------------------------------------- settings.txt
@@ -663,7 +644,7 @@ def fhiclize_settings(text: str, *, repairs: Optional[list[Repair]] = None) -> s
     empty ones dropped), a number stays bare, ``true``/``false`` in any case lower-cased, anything
     else as ``_quote_value`` writes it."""
     repairs = _sink(repairs)
-    out: list[_Unit] = []
+    out: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -675,7 +656,7 @@ def fhiclize_settings(text: str, *, repairs: Optional[list[Repair]] = None) -> s
         name = _checked_key(key, _SETTINGS_KEY_RUNS.sub("_", key), number, repairs)
         written = _settings_value(value, f"value of {key!r}", number, repairs)
         out.append(_pair(name, written, ((number, line),), repairs))
-    return _finish(out)
+    return _join_lines(out)
 
 
 # ---------------------------------------------------------------- setup.txt
@@ -689,15 +670,10 @@ def fhiclize_setup(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
     repairs = _sink(repairs)
     cleaned = _clean(text)
     escaped = cleaned.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    origin = tuple(enumerate(cleaned.splitlines(), 1))
     written = _checked_string(escaped, cleaned, "the content of setup.txt", 0, repairs)
     if written is None:
-        if not origin:
-            origin = ((1, cleaned),)
-        unit = _comment_unit(origin, repairs)
-    else:
-        unit = _Unit(f"setup_script: {written}", origin or ((1, ""),))
-    return _finish([unit], join="\n".join)
+        return _comment(tuple(enumerate(cleaned.splitlines(), 1)), repairs)
+    return f"setup_script: {written}"
 
 
 # ---------------------------------------------------------------- environment.txt
@@ -710,7 +686,7 @@ def fhiclize_environment(text: str, *, repairs: Optional[list[Repair]] = None) -
     stripped of blanks and of leading/trailing quotes, non-ASCII characters → ``.``, ``"``
     escaped."""
     repairs = _sink(repairs)
-    out: list[_Unit] = []
+    out: list[str] = []
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -723,7 +699,7 @@ def fhiclize_environment(text: str, *, repairs: Optional[list[Repair]] = None) -
         written = _checked_string(value.replace('"', '\\"'), value, f"value of {name}", number,
                                   repairs)
         out.append(_pair(name, written, ((number, line),), repairs))
-    return _finish(out)
+    return _join_lines(out)
 
 
 # ---------------------------------------------------------------- ranks.txt
@@ -738,18 +714,18 @@ def fhiclize_ranks(text: str, *, repairs: Optional[list[Repair]] = None) -> str:
     if not rows:
         return ""
 
-    def row_unit(key: str, number: int, line: str, columns: list[str]) -> _Unit:
+    def row(key: str, number: int, line: str, columns: list[str]) -> str:
         what = f"a column of {key}"
         items = _checked_array([_checked_string(c, c, what, number, repairs) for c in columns])
         name = _checked_key(key, key, number, repairs, top_level=False)
         return _pair(name, items, ((number, line),), repairs, indent="  ")
 
-    out = [_Unit("ranks: {"), row_unit("header", *rows[0])]
+    out = ["ranks: {", row("header", *rows[0])]
     for number, line, columns in rows[1:]:
         if len(columns) >= 5:
-            out.append(row_unit(f"rank{columns[4]}", number, line, columns))
-    out.append(_Unit("}"))
-    return _finish(out)
+            out.append(row(f"rank{columns[4]}", number, line, columns))
+    out.append("}")
+    return _join_lines(out)
 
 
 CONVERTERS: dict[str, Callable[..., str]] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from .converters import _checked_array, _checked_string, _clean, _finish, _pair, _Unit
+from .converters import _checked_array, _checked_string, _clean, _pair
 from .repair import Repair
 
 __all__ = ["run_history", "run_history2"]
@@ -18,10 +18,6 @@ _CONFIG_NAME = re.compile(r"^Config name:\s*(.+)")
 _COMPONENT = re.compile(r"^Component #\d+:\s*(.+)")
 _STOP_TIME = re.compile(r"^DAQInterface stop time:\s+(.*)")
 _START_TIME = re.compile(r"^DAQInterface start time:\s+(.*)")
-
-
-def _items_joined(items: list[str]) -> str:
-    return "".join(f"{item}\n\n" for item in items)
 
 
 def run_history(run: int, metadata_text: str, *,
@@ -44,17 +40,17 @@ def run_history(run: int, metadata_text: str, *,
         match = _COMPONENT.match(stripped)
         if match:
             components.append((number, line, match.group(1).strip()))
-    units = [_Unit(f"run_number: {run}")]
+    items = [f"run_number: {run}"]
     if config_name and config_name[2]:
         number, line, name = config_name
         written = _checked_string(name, name, "the configuration name", number, repairs)
-        units.append(_pair("config_name", written, ((number, line),), repairs))
+        items.append(_pair("config_name", written, ((number, line),), repairs))
     if components:
         written = _checked_array([_checked_string(value, value, "a component", number, repairs)
                                   for number, _, value in components])
         origin = tuple((number, line) for number, line, _ in components)
-        units.append(_pair("components", written, origin, repairs))
-    return _finish(units, join=_items_joined)
+        items.append(_pair("components", written, origin, repairs))
+    return "".join(f"{item}\n\n" for item in items)
 
 
 def run_history2(metadata_text: str, *, repairs: Optional[list[Repair]] = None) -> str | None:
@@ -65,7 +61,7 @@ def run_history2(metadata_text: str, *, repairs: Optional[list[Repair]] = None) 
     ``None`` when neither time is present (legacy: no update).
     """
     repairs = repairs if repairs is not None else []
-    units: list[_Unit] = []
+    lines: list[str] = []
     for number, line in enumerate(metadata_text.splitlines(), 1):
         for pattern, key in ((_STOP_TIME, "DAQInterface_stop_time"),
                              (_START_TIME, "DAQInterface_start_time")):
@@ -73,7 +69,7 @@ def run_history2(metadata_text: str, *, repairs: Optional[list[Repair]] = None) 
             if match:
                 value = _clean(match.group(1))
                 written = _checked_string(value, value, f"value of {key}", number, repairs)
-                units.append(_pair(key, written, ((number, _clean(line)),), repairs))
-    if not units:
+                lines.append(_pair(key, written, ((number, _clean(line)),), repairs))
+    if not lines:
         return None
-    return _finish(units, join="\n".join)
+    return "\n".join(lines)
