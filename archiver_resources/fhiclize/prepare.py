@@ -156,24 +156,16 @@ class _Conversion:
             self.texts[relpath] = text
         return self.texts[relpath]
 
-    def convert(self, relpath: str, convert, *args) -> str:
-        """``convert(*args, text)`` with its repairs recorded against ``relpath``."""
+    def convert(self, relpath: str, written: str, convert, *args) -> Optional[str]:
+        """``convert(*args, text)``, which writes ``written``, with its repairs recorded
+        against ``relpath``."""
         found: list[Repair] = []
         output = convert(*args, self.text(relpath), repairs=found)
         if found:
             self.repairs.setdefault(relpath, []).extend(found)
             self.warnings.extend(f"run {self.run}, file {relpath}, {repair.describe()} "
-                                 f"(in {_written_file(convert)})" for repair in found)
+                                 f"(in {written})" for repair in found)
         return output
-
-
-def _written_file(convert) -> str:
-    """The FHiCL file a converter or generator writes, for warnings."""
-    names = {run_history: RUN_HISTORY_FCL, run_history2: RUN_HISTORY2_FCL}
-    if convert in names:
-        return names[convert]
-    stems = {function: stem for stem, function in CONVERTERS.items()}
-    return f"{stems.get(convert, 'converted')}.fcl"
 
 
 def prepare_run(run: int, files: Mapping[str, str], *, enabled: frozenset[str], schema_text: str,
@@ -200,7 +192,7 @@ def prepare_run(run: int, files: Mapping[str, str], *, enabled: frozenset[str], 
             insert[relpath] = text
         else:
             converter = CONVERTERS[stored[: -len(".fcl")]]
-            converted.append((relpath, stored, conversion.convert(relpath, converter)))
+            converted.append((relpath, stored, conversion.convert(relpath, stored, converter)))
     for relpath, stored, text in converted:
         _add(insert, stored, text, f"the conversion of {relpath}", run, warnings)
 
@@ -210,14 +202,15 @@ def prepare_run(run: int, files: Mapping[str, str], *, enabled: frozenset[str], 
             warnings.append(f"run {run}: cannot generate {RUN_HISTORY_FCL}: "
                             f"{METADATA_TXT} not found in the run record")
         else:
-            _add(insert, RUN_HISTORY_FCL, conversion.convert(METADATA_TXT, run_history, run),
+            _add(insert, RUN_HISTORY_FCL,
+                 conversion.convert(METADATA_TXT, RUN_HISTORY_FCL, run_history, run),
                  f"the generated {RUN_HISTORY_FCL}", run, warnings)
     _add(insert, SCHEMA_FCL, schema_text, "the configured schema.fcl", run, warnings)
     warnings.extend(_entity_clash_warnings(run, insert))
 
     update = None
     if "RunHistory2" in enabled and metadata is not None:
-        run_history2_text = conversion.convert(METADATA_TXT, run_history2)
+        run_history2_text = conversion.convert(METADATA_TXT, RUN_HISTORY2_FCL, run_history2)
         if run_history2_text is not None:
             update = {RUN_HISTORY2_FCL: run_history2_text, SCHEMA_FCL: schema_text}
 
