@@ -1,6 +1,6 @@
 """``run-record-archiver [config.yaml] [flags]``: the legacy command line, on Dagster.
 
-Same flags and meanings as the legacy tool (spec §2), executed as real Dagster runs of
+Same flags and meanings as the legacy tool, executed as real Dagster runs of
 ``import_runs`` / ``migrate_runs`` on the configured instance, so every run and materialization
 is visible in the UI afterwards. In Dagster terms "failed runs" are FAILED partitions and
 "state" is partition status; docs/migration-from-legacy.md has the mapping table.
@@ -123,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verify", action="store_true",
                         help="with a recover mode or --import-legacy-state: verify each run "
                              "before recording it (hashes / MD5; slow)")
+    parser.add_argument("--create-ucondb-folder", action="store_true",
+                        help="if the UconDB folder (ucon_db.folder_name) does not exist, the "
+                             "first upload creates it with the writer credentials and is sent "
+                             "again (as ucon_db.create_folder: true); without it a missing "
+                             "folder fails the migration with an error naming the folder")
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--import-only", action="store_true", help="import stage only")
     modes.add_argument("--migrate-only", action="store_true", help="migration stage only")
@@ -285,8 +290,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return Invocation(args).run()
 
 
+def _restore_env(name: str, value: Optional[str]) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 class Invocation:
-    """One command-line invocation: start-up, dispatch, shutdown (spec §2.2)."""
+    """One command-line invocation: start-up, dispatch, shutdown."""
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -311,10 +323,12 @@ class Invocation:
     # -- start-up ---------------------------------------------------------------------------
 
     def run(self) -> int:
+        from archiver_resources.config import CREATE_UCONDB_FOLDER_ENV
         from archiver_resources.errors import ArchiverError
         from archiver_resources.shutdown import EXIT_UNEXPECTED
 
         saved_home = os.environ.get("DAGSTER_HOME")
+        saved_create_folder = os.environ.get(CREATE_UCONDB_FOLDER_ENV)
         try:
             code = self._start_and_dispatch()
         except ArchiverError as error:
@@ -325,10 +339,8 @@ class Invocation:
             code = EXIT_UNEXPECTED
         finally:
             self._shut_down()
-            if saved_home is None:
-                os.environ.pop("DAGSTER_HOME", None)
-            else:
-                os.environ["DAGSTER_HOME"] = saved_home
+            _restore_env("DAGSTER_HOME", saved_home)
+            _restore_env(CREATE_UCONDB_FOLDER_ENV, saved_create_folder)
         controller = self.controller
         if controller is not None and controller.requested:
             code = controller.exit_code(code)
@@ -337,7 +349,7 @@ class Invocation:
         return code
 
     def _start_and_dispatch(self) -> int:
-        from archiver_resources.config import load_config
+        from archiver_resources.config import CREATE_UCONDB_FOLDER_ENV, load_config
         from archiver_resources.errors import ConfigError
         from archiver_resources.locking import InstanceLock, LockHeldError, LockMonitor
         from archiver_resources.shutdown import ShutdownController
@@ -357,6 +369,10 @@ class Invocation:
         logger.debug("Configuration: %r", self.config)
         for warning in self.config.warnings:
             logger.warning("Configuration: %s", warning)
+        if self.args.create_ucondb_folder:
+            os.environ[CREATE_UCONDB_FOLDER_ENV] = "1"  # inherited by the worker processes
+            logger.info("UconDB folder %s is created by the first upload if it does not exist "
+                        "(--create-ucondb-folder)", self.config.ucon_db.folder_name)
         self.controller = ShutdownController(
             logger=logging.getLogger("archiver_resources.shutdown"),
             on_immediate=self._immediate_exit).install()
@@ -738,7 +754,7 @@ def report(instance, stores, *, compare: bool) -> int:
 
 def dagster_state_comparison(instance, filesystem, artdaqdb):
     """The STATE COMPARISON inputs from partition status: last contiguous run = end of the
-    consecutive stretch of materialized runs from the lowest (the §9.5 rule), failed runs =
+    consecutive stretch of materialized runs from the lowest, failed runs =
     FAILED partitions."""
     from archiver_assets.state.partition_status import read_stage_status
     from archiver_resources import legacy_state as ls

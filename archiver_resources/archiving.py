@@ -15,7 +15,7 @@ from typing import Mapping, Optional
 
 from archiver_resources.artdaqdb import hashes_text, parse_hashes
 from archiver_resources.artdaqdb.base import entity_name
-from archiver_resources.blob import PackedFile, pack, pack_to_file
+from archiver_resources.blob import PackedFile, PackedOnComparator, pack, pack_to_file
 from archiver_resources.errors import (
     AlreadyArchivedError,
     AlreadyUpdatedError,
@@ -69,7 +69,8 @@ class MigrateOutcome:
 
     run: int
     configuration: str
-    action: str  # "uploaded" | "verified-existing" | "replaced" | "skipped-existing"
+    # "uploaded" | "verified-existing" | "verified-legacy" | "replaced" | "skipped-existing"
+    action: str
     version_id: Optional[int] = None
     data_key: Optional[str] = None
     size: int = 0
@@ -78,7 +79,48 @@ class MigrateOutcome:
     file_count: int = 0
     packed_on: str = ""
     replaced_version_id: Optional[int] = None
+    # verified-legacy: the MD5 and Packed on time of the blob UconDB already held
+    stored_md5: str = ""
+    stored_packed_on: str = ""
     duration_s: float = 0.0
+
+    def action_text(self) -> str:
+        """The action for a log line; ``verified-legacy`` with its evidence and both MD5s."""
+        if self.action != "verified-legacy":
+            return self.action
+        return legacy_note(self.stored_packed_on, self.md5, self.stored_md5)
+
+
+def legacy_note(stored_packed_on: str, md5: str, stored_md5: str) -> str:
+    """``verified-legacy (…)``: what an operator reads for a taken-over legacy blob."""
+    when = f", packed on {stored_packed_on} UTC" if stored_packed_on else ""
+    return (f"verified-legacy (UconDB holds the legacy tool's blob{when}: the same archive, "
+            f"only its 'Packed on' lines differ; MD5 ours {md5}, stored {stored_md5})")
+
+
+@dataclass(frozen=True)
+class StoredBlobCheck:
+    """How the blob UconDB holds for a run compares with the blob packed from artdaqDB now.
+
+    ``outcome``: ``identical`` (same bytes), ``verified-legacy`` (the same archive: only the two
+    ``Packed on`` times differ, as in a blob the legacy tool packed with the wall clock) or
+    ``mismatch`` (``difference`` says where).
+    """
+
+    run: int
+    outcome: str
+    packed_md5: str
+    packed_size: int
+    packed_on: str
+    stored_md5: str
+    stored_size: int
+    stored_packed_on: Optional[str]
+    difference: Optional[str]
+    meta: Optional[object] = None
+
+    @property
+    def verified(self) -> bool:
+        return self.outcome != "mismatch"
 
 
 def prepare_from_disk(run: int, run_dir: Path, settings: ImportSettings, *, force: bool = False):
@@ -276,12 +318,15 @@ def build_blob_file(run: int, artdaqdb, directory: Path,
 def migrate_run(run: int, artdaqdb, ucondb, *, on_existing: str = "verify") -> MigrateOutcome:
     """Upload one run's blob to UconDB keyed by run number and prove the stored bytes match.
 
-    A duplicate key counts as archived only when the stored bytes' MD5 equals ours; otherwise
-    the policy decides (verify/fail: IntegrityError; skip: report; new_version: override and
-    record the replaced version id). Raises IntegrityError on any MD5 mismatch after upload.
+    A duplicate key counts as archived when the stored blob is ours byte for byte
+    (``verified-existing``) or differs only in its two ``Packed on`` times
+    (``verified-legacy``: a blob the legacy tool packed from the same content, whatever the
+    policy); otherwise the policy decides (verify/fail: IntegrityError; skip: report;
+    new_version: override and record the replaced version id). Raises IntegrityError on any MD5
+    mismatch after upload.
 
-    The blob goes through a scratch file (packed, streamed up, streamed down and hashed), so
-    neither it nor its downloaded copy is ever whole in memory.
+    The blob goes through a scratch file (packed, streamed up, streamed down and hashed or
+    compared), so neither it nor its downloaded copy is ever whole in memory.
     """
     if on_existing not in ON_EXISTING_POLICIES:
         raise ValueError(f"on_existing must be one of {ON_EXISTING_POLICIES}, not {on_existing!r}")
@@ -305,10 +350,13 @@ def _upload(run: int, packed: PackedFile, ucondb, on_existing: str,
             meta = ucondb.put_blob(run, body)
         outcome.version_id, outcome.data_key = meta.id, meta.data_key
     except DuplicateKeyError:
-        existing = ucondb.blob_digest(run)
-        got = existing.md5
-        if got == want:
-            outcome.action = "verified-existing"
+        existing = compare_stored(run, packed, ucondb)
+        if existing.verified:
+            outcome.action = ("verified-existing" if existing.outcome == "identical"
+                              else "verified-legacy")
+            if existing.outcome == "verified-legacy":
+                outcome.stored_md5 = existing.stored_md5
+                outcome.stored_packed_on = existing.stored_packed_on or ""
             if existing.meta is not None:
                 outcome.version_id, outcome.data_key = existing.meta.id, existing.meta.data_key
             return outcome
@@ -316,13 +364,14 @@ def _upload(run: int, packed: PackedFile, ucondb, on_existing: str,
             outcome.action = "skipped-existing"
             if existing.meta is not None:
                 outcome.version_id = existing.meta.id
-            outcome.md5 = got
+            outcome.md5 = existing.stored_md5
             return outcome
         if on_existing in ("verify", "fail"):
             raise IntegrityError(
-                "UconDB already holds a different blob for this run (not overwritten; "
-                "set on_existing: new_version to replace it deliberately)",
-                run=run, expected=want, actual=got)
+                "UconDB already holds a different blob for this run, not only in its "
+                f"'Packed on' lines ({existing.difference}; not overwritten; set on_existing: "
+                "new_version to replace it deliberately)",
+                run=run, expected=want, actual=existing.stored_md5)
         with open(packed.path, "rb") as body:
             meta = ucondb.put_blob(run, body, override=True)
         outcome.action = "replaced"
@@ -330,6 +379,36 @@ def _upload(run: int, packed: PackedFile, ucondb, on_existing: str,
         outcome.version_id, outcome.data_key = meta.id, meta.data_key
     verify_uploaded(run, ucondb, want, packed.size)
     return outcome
+
+
+def compare_stored(run: int, packed: PackedFile, ucondb) -> StoredBlobCheck:
+    """Download the run's blob by key (streamed) and compare it with the packed file as it
+    arrives: the same bytes, the same but for the ``Packed on`` times, or a mismatch."""
+    with open(packed.path, "rb") as ours:
+        comparator = PackedOnComparator(run, ours, packed.size)
+        digest = ucondb.blob_digest(run, on_chunk=comparator.update)
+    verdict = comparator.result()
+    if digest.md5 == packed.md5:
+        outcome = "identical"
+    elif verdict.only_packed_on:
+        outcome = "verified-legacy"
+    else:
+        outcome = "mismatch"
+    return StoredBlobCheck(
+        run=run, outcome=outcome, packed_md5=packed.md5, packed_size=packed.size,
+        packed_on=verdict.packed_on, stored_md5=digest.md5, stored_size=digest.size,
+        stored_packed_on=verdict.stored_packed_on,
+        difference=None if outcome != "mismatch" else (verdict.difference or "MD5 differs"),
+        meta=digest.meta)
+
+
+def check_stored_blob(run: int, artdaqdb, ucondb,
+                      configuration: Optional[str] = None) -> StoredBlobCheck:
+    """Pack the run from artdaqDB into a scratch file and compare UconDB's blob with it
+    (:func:`compare_stored`): the audit of the MD5 check and of a verifying reconcile."""
+    with tempfile.TemporaryDirectory(prefix=f"archiver-check-{run}-") as scratch:
+        _, _, _, packed = build_blob_file(run, artdaqdb, Path(scratch), configuration)
+        return compare_stored(run, packed, ucondb)
 
 
 def verify_uploaded(run: int, ucondb, want_md5: str, want_size: Optional[int] = None) -> str:

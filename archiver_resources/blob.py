@@ -1,10 +1,12 @@
 """The UconDB blob: the legacy text format that packs one run's FHiCL files into one document.
 
-Layout (legacy §7.1, kept byte for byte): a header ``Start of Record⏎Run Number: <run>⏎Packed on
-<TS> UTC⏎``, then per file ``⏎#####⏎<basename>:⏎#####⏎<content>``, then the footer
-``⏎End of Record⏎Run Number: <run>⏎Packed on <TS> UTC⏎``; files in the §7.2 order; UTF-8 bytes;
-MD5 over those bytes. ``Packed on`` comes from the caller (the archived configuration's time), never
-from the wall clock, so re-packing the same content gives the same bytes.
+Layout (the legacy tool's, kept byte for byte so existing readers keep working): a header
+``Start of Record⏎Run Number: <run>⏎Packed on <TS> UTC⏎``, then per file
+``⏎#####⏎<basename>:⏎#####⏎<content>``, then the footer
+``⏎End of Record⏎Run Number: <run>⏎Packed on <TS> UTC⏎``; files sorted by lower-cased basename,
+then the ``END_FILES_ORDER`` files in that order; UTF-8 bytes; MD5 over those bytes. ``Packed on``
+comes from the caller (the archived configuration's time), never from the wall clock, so
+re-packing the same content gives the same bytes.
 
 Ambiguous content is refused, not guessed at: legacy readers split a blob with the regular
 expression ``⏎#####⏎(.+?):⏎#####⏎`` and end the last file at the first ``⏎End of Record⏎``. A file
@@ -12,6 +14,10 @@ whose content would create an extra marker (alone, or together with the marker t
 it) or contains an ``End of Record`` footer line would be split wrongly by every existing consumer,
 so :func:`pack` raises :class:`BlobError` naming the file instead. With that rule
 ``unpack(pack(x)) == x`` holds for every accepted file set (keys = basenames).
+
+Taking over legacy blobs: the legacy tool packed with the wall-clock time, so a blob it uploaded
+differs from ours only in the two ``Packed on`` times. :class:`PackedOnComparator` recognises
+exactly that, streamed (see its docstring for what counts as a difference).
 """
 
 from __future__ import annotations
@@ -24,11 +30,11 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator, Mapping
+from typing import BinaryIO, Iterable, Iterator, Mapping, Optional
 
 from archiver_resources.errors import BlobError
 
-# Files that go last, in this order (legacy §7.2), matched case-insensitively.
+# Files that go last, in this order (as the legacy packer put them), matched case-insensitively.
 END_FILES_ORDER = (
     "boot.fcl", "known_boardreaders_list.fcl", "setup.fcl", "environment.fcl", "metadata.fcl",
     "settings.fcl", "ranks.fcl", "RunHistory.fcl", "RunHistory2.fcl",
@@ -44,7 +50,7 @@ _FOOTER_LINE = "\nEnd of Record\n"
 _MARKER_PREFIX = "\n#####\n"
 _HEADER_RE = re.compile(r"Start of Record\nRun Number: (\d+)\nPacked on ([^\n]*) UTC\n")
 
-# The legacy --validate rule (§7.4): reported name → FHiCL key searched in metadata.fcl.
+# The legacy --validate rule: reported name → FHiCL key searched in metadata.fcl.
 VALIDATE_FILE = "metadata.fcl"
 VALIDATE_KEYS = {"components": "components", "configuration": "config_name",
                  "projectversion": "sbndaq_commit_or_version"}
@@ -62,7 +68,7 @@ def format_packed_on(dt: datetime) -> str:
 
 
 def md5_hex(data: bytes) -> str:
-    """Hex MD5 of the exact blob bytes (Decision 2)."""
+    """Hex MD5 of the exact blob bytes (never of decoded text)."""
     return hashlib.md5(data).hexdigest()
 
 
@@ -93,7 +99,8 @@ def basename(relpath: str) -> str:
 
 
 def order_files(relpaths: Iterable[str], *, run: int | None = None) -> list[str]:
-    """Relative paths in blob order (§7.2); BlobError when two basenames clash case-insensitively."""
+    """Relative paths in blob order (others by lower-cased basename, then ``END_FILES_ORDER``);
+    BlobError when two basenames clash case-insensitively."""
     seen: dict[str, str] = {}
     for relpath in relpaths:
         name = basename(relpath)
@@ -194,8 +201,9 @@ class PackedFile:
 
 def pack_to_file(path: str | os.PathLike, run_number: int, files: Mapping[str, str],
                  packed_at: datetime, *, fsync: bool = True) -> PackedFile:
-    """Stream the blob into ``path`` atomically (temporary file + rename, Decision 10); the
-    blob is never whole in memory. ``fsync=False`` for a scratch copy that is only read back."""
+    """Stream the blob into ``path`` atomically (temporary file + rename: no reader sees part
+    of it); the blob is never whole in memory. ``fsync=False`` for a scratch copy that is only
+    read back."""
     target = Path(path)
     pieces = iter_pack(run_number, files, packed_at)  # validates before anything is written
     digest, adler, size = hashlib.md5(), 1, 0
@@ -260,7 +268,8 @@ def _split_body(body: str, run: int) -> dict[str, str]:
 
 
 def split_blob(text: str) -> dict[str, str]:
-    """Legacy ``extract_files_from_blob`` (§7.5): name → content, later duplicates win."""
+    """Legacy ``extract_files_from_blob``: name → content, later duplicates win; the last file
+    ends at the first ``⏎End of Record⏎``."""
     matches = list(MARKER_RE.finditer(text))
     if not matches:
         raise BlobError("No file markers found in blob")
@@ -277,7 +286,7 @@ def split_blob(text: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Legacy --validate (§7.4)
+# Legacy --validate
 # ---------------------------------------------------------------------------------------------
 
 _VALIDATE_SPLIT_RE = re.compile(r"#####\n(.+?):\n#####\n([\s\S]*?)(?=(?:\n#####)|(?:\nEnd of Record))")
@@ -318,3 +327,137 @@ def validated_values(files: Mapping[str, str]) -> dict[str, str]:
         if len(found) == 1:
             values[param] = found[0].replace('"', "").strip()
     return values
+
+
+# ---------------------------------------------------------------------------------------------
+# Taking over legacy blobs: equal but for the ``Packed on`` lines
+# ---------------------------------------------------------------------------------------------
+
+#: ``%b %d %H:%M`` in the C locale is always 12 characters (``Oct 05 09:07``), so a blob that
+#: differs from ours only in its two ``Packed on`` times has exactly our size, and the times sit
+#: at fixed offsets: in line 3 after ``Packed on `` and in the last line before `` UTC⏎``.
+PACKED_ON_WIDTH = 12
+_PACKED_ON_RE = re.compile(
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"(?:0[1-9]|[12][0-9]|3[01]) (?:[01][0-9]|2[0-3]):[0-5][0-9]")
+_FOOTER_TAIL = b" UTC\n"
+
+
+def packed_on_spans(run_number: int, size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Byte ranges ``[start, end)`` of the header's and the footer's ``Packed on`` time in a blob
+    of ``size`` bytes for this run (the header is ``Start of Record⏎Run Number: <run>⏎Packed on
+    <TS> UTC⏎``, the footer ends ``Packed on <TS> UTC⏎``)."""
+    head = len(f"Start of Record\nRun Number: {_check_run(run_number)}\nPacked on ".encode())
+    foot = size - len(_FOOTER_TAIL) - PACKED_ON_WIDTH
+    if foot < head + PACKED_ON_WIDTH + len(_FOOTER_TAIL):
+        raise BlobError(f"{size} bytes is too short for a blob", run=run_number)
+    return (head, head + PACKED_ON_WIDTH), (foot, foot + PACKED_ON_WIDTH)
+
+
+def is_packed_on_time(text: str) -> bool:
+    """True for exactly a ``%b %d %H:%M`` time in the C locale (``Oct 15 16:05``)."""
+    return _PACKED_ON_RE.fullmatch(text) is not None
+
+
+@dataclass(frozen=True)
+class PackedOnComparison:
+    """How a stored blob compares with the blob packed now (:class:`PackedOnComparator`).
+
+    ``identical``: the same bytes. ``only_packed_on``: the same bytes except the two ``Packed on``
+    times, which hold another valid time, the same in header and footer (a blob the legacy tool
+    packed with the wall clock). Otherwise ``difference`` says where the blobs first differ.
+    """
+
+    identical: bool
+    only_packed_on: bool
+    packed_on: str
+    stored_packed_on: Optional[str]
+    stored_size: int
+    difference: Optional[str]
+
+
+class PackedOnComparator:
+    """Compares a stored blob, fed chunk by chunk as it is downloaded, with our packed blob read
+    in step from ``ours`` (a seekable binary file at the blob's start): neither is ever held
+    whole.
+
+    Only the time in the third line (``Packed on <TS> UTC``) and the same time in the last line
+    may differ, and only into another valid ``%b %d %H:%M`` time; any other byte, a different
+    size, a malformed time or a header time that disagrees with the footer's is a difference.
+    """
+
+    def __init__(self, run_number: int, ours: BinaryIO, size: int):
+        self.run = run_number
+        self.size = size
+        self._ours = ours
+        self._spans = packed_on_spans(run_number, size)
+        self.packed_on = self._our_packed_on()
+        self._stored = [bytearray(), bytearray()]
+        self._position = 0
+        self._lines = 1
+        self._difference: Optional[str] = None
+
+    def _our_packed_on(self) -> str:
+        origin = self._ours.tell()
+        times = []
+        for low, _ in self._spans:
+            self._ours.seek(origin + low)
+            times.append(self._ours.read(PACKED_ON_WIDTH).decode("ascii", "replace"))
+        self._ours.seek(origin)
+        if not is_packed_on_time(times[0]) or times[0] != times[1]:
+            raise BlobError("the blob to compare with has no valid 'Packed on' lines "
+                            f"({times[0]!r}, {times[1]!r})", run=self.run)
+        return times[0]
+
+    def update(self, chunk: bytes) -> None:
+        """Compare the next downloaded bytes (any chunk size)."""
+        start, end = self._position, self._position + len(chunk)
+        self._position = end
+        if self._difference is not None:
+            return  # the first difference is known: only the size still counts
+        ours = self._ours.read(len(chunk)) if start < self.size else b""
+        for index, (low, high) in enumerate(self._spans):
+            lo, hi = max(low, start), min(high, end)
+            if lo < hi:
+                self._stored[index] += chunk[lo - start:hi - start]
+        masked = self._masked(start, chunk[:len(ours)], ours)
+        if masked != ours:
+            at = next(i for i, (a, b) in enumerate(zip(masked, ours)) if a != b)
+            line = self._lines + ours.count(b"\n", 0, at)
+            self._difference = f"first difference at byte {start + at}, line {line}"
+            return
+        self._lines += ours.count(b"\n")
+        if len(ours) < len(chunk):
+            self._difference = f"UconDB's blob goes on after our {self.size} bytes"
+
+    def _masked(self, start: int, chunk: bytes, ours: bytes) -> bytes:
+        """``chunk`` with our bytes in place of its ``Packed on`` times."""
+        if chunk == ours:
+            return chunk
+        masked = bytearray(chunk)
+        for low, high in self._spans:
+            lo, hi = max(low, start), min(high, start + len(chunk))
+            if lo < hi:
+                masked[lo - start:hi - start] = ours[lo - start:hi - start]
+        return bytes(masked)
+
+    def result(self) -> PackedOnComparison:
+        """The verdict once the whole stored blob was fed."""
+        difference = self._difference
+        if difference is None and self._position < self.size:
+            difference = f"UconDB's blob ends after {self._position} of our {self.size} bytes"
+        header, footer = (bytes(w).decode("utf-8", "replace") for w in self._stored)
+        if difference is None:
+            if not is_packed_on_time(header):
+                difference = f"line 3 is not 'Packed on <%b %d %H:%M> UTC' (time {header!r})"
+            elif not is_packed_on_time(footer):
+                difference = ("the last line is not 'Packed on <%b %d %H:%M> UTC' "
+                              f"(time {footer!r})")
+            elif header != footer:
+                difference = (f"the header's 'Packed on {header} UTC' disagrees with the "
+                              f"footer's 'Packed on {footer} UTC'")
+        identical = difference is None and header == self.packed_on
+        return PackedOnComparison(
+            identical=identical, only_packed_on=difference is None and not identical,
+            packed_on=self.packed_on, stored_packed_on=header if difference is None else None,
+            stored_size=self._position, difference=difference)

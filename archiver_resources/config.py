@@ -1,5 +1,6 @@
 """The legacy ``config.yaml``: safe loading, the two-pass ``${VAR:-default}`` / ``${section.key}``
-expansion of legacy §3.1, and typed, frozen configuration sections whose repr never shows a secret.
+expansion of the legacy tool, and typed, frozen configuration sections whose repr never shows a
+secret.
 
 Deviations from the legacy loader, each reported in ``ArchiverConfig.warnings`` when it matters:
 
@@ -18,7 +19,9 @@ Deviations from the legacy loader, each reported in ``ArchiverConfig.warnings`` 
   ``artdaq_db.tool_timeout_seconds``, ``artdaq_db.backend`` (``auto``: bulk tools when
   ``use_tools``, else the native MongoDB or filesystemdb implementation; ``conftoolp`` selects the
   legacy SWIG module explicitly), ``ucon_db.verify_tls``, ``ucon_db.ca_bundle``,
-  ``ucon_db.retries``, ``reporting.slack.webhook_url``.
+  ``ucon_db.retries``, ``ucon_db.create_folder`` (an upload that finds the UconDB folder missing
+  creates it; default false: the error names the folder and says how to create it),
+  ``reporting.slack.webhook_url``.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ ARTDAQ_BACKENDS = ("auto", "filesystem", "mongo", "conftoolp", "bulktools")
 OPTIONAL_SECTIONS = ("app", "app_fuzz", "reporting", "carbon", "fhiclize_generate")
 DEFAULT_WORK_DIR = "/tmp/run_record_archiver"
 _FALSE_STRINGS = {"false", "no", "0", "off", ""}
+#: ``1`` in the environment has the effect of ``ucon_db.create_folder: true``; the command line
+#: sets it for its worker processes when given ``--create-ucondb-folder``.
+CREATE_UCONDB_FOLDER_ENV = "ARCHIVER_UCONDB_CREATE_FOLDER"
 _TRUE_STRINGS = {"true", "yes", "1", "on"}
 
 ENV_ROUNDS = 10
@@ -170,7 +176,8 @@ def _map_strings(node: Any, fn: Callable[[str, Optional[str]], str], section: Op
 
 
 def expand_document(doc: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None) -> dict:
-    """Both expansion passes of legacy §3.1 over every string of the document (a new dict)."""
+    """Both expansion passes (environment, then ``${section.key}``) over every string of the
+    document (a new dict)."""
     environ = os.environ if environ is None else environ
     doc = {k: _map_strings(v, lambda s, _sec: expand_env(s, environ), None) for k, v in doc.items()}
     for _ in range(PARAM_PASSES):
@@ -266,6 +273,7 @@ class UconDBConfig(_SafeRepr):
     verify_tls: bool = True
     ca_bundle: Optional[str] = None
     retries: int = 3
+    create_folder: bool = False
     _SECRET_FIELDS = ("writer_password",)
     _URI_FIELDS = ("server_url",)
 
@@ -347,6 +355,14 @@ class ArchiverConfig(_SafeRepr):
         return _Builder(expanded, path).build()
 
 
+def ucondb_folder_creation(section: UconDBConfig,
+                           environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether an upload that finds the UconDB folder missing creates it: ``create_folder``
+    in config.yaml, or ``ARCHIVER_UCONDB_CREATE_FOLDER=1`` (``--create-ucondb-folder``)."""
+    environ = os.environ if environ is None else environ
+    return section.create_folder or environ.get(CREATE_UCONDB_FOLDER_ENV) == "1"
+
+
 def _uri_password(uri: Optional[str]) -> Optional[str]:
     if not uri:
         return None
@@ -362,7 +378,8 @@ def _uri_password(uri: Optional[str]) -> Optional[str]:
 # ---------------------------------------------------------------------------------------------
 
 def load_config(path: str | os.PathLike, environ: Optional[Mapping[str, str]] = None) -> ArchiverConfig:
-    """Read ``config.yaml`` safely, expand it (legacy §3.1) and convert it to typed sections."""
+    """Read ``config.yaml`` safely, expand it (``${VAR:-default}``, ``${section.key}``) and
+    convert it to typed sections."""
     shown = str(path)
     try:
         with open(path, "r", encoding="utf-8") as handle:
@@ -622,7 +639,8 @@ class _Builder:
             timeout_seconds=self.number("ucon_db", body, "timeout_seconds", 10, minimum=0.001),
             verify_tls=self.flag("ucon_db", body, "verify_tls", True),
             ca_bundle=self.opt_str("ucon_db", body, "ca_bundle") or None,
-            retries=self.integer("ucon_db", body, "retries", 3, minimum=0))
+            retries=self.integer("ucon_db", body, "retries", 3, minimum=0),
+            create_folder=self.flag("ucon_db", body, "create_folder", False))
 
     def reporting(self) -> ReportingConfig:
         body = self.section("reporting")

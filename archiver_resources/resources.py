@@ -15,7 +15,7 @@ from dagster import ConfigurableResource
 
 from archiver_resources.archiving import ImportSettings
 from archiver_resources.artdaqdb import open_artdaqdb
-from archiver_resources.config import ArchiverConfig, load_config
+from archiver_resources.config import ArchiverConfig, load_config, ucondb_folder_creation
 from archiver_resources.fhiclize import load_schema_text
 from archiver_resources.redaction import redact_uri
 from archiver_resources.ucondb.client import UconDBClient
@@ -109,6 +109,7 @@ class UconDBResource(ConfigurableResource):
             user=section.writer_user, password=section.writer_password,
             timeout=float(section.timeout_seconds), retries=section.retries,
             verify_tls=section.verify_tls, ca_bundle=section.ca_bundle,
+            create_missing_folder=ucondb_folder_creation(section),
         )
         try:
             yield client

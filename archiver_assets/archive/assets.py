@@ -125,7 +125,8 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
                 pending_lines.append(f"{run} {action}")
             else:
                 context.add_asset_metadata(metadata)
-                context.log.info(f"✓ Run {run} {what}: {action}")
+                text = outcome.action_text() if hasattr(outcome, "action_text") else action
+                context.log.info(f"✓ Run {run} {what}: {text}")
         if batched and (index % 10 == 0 or index == len(keys)):
             context.log.info(f"Progress: {index}/{len(keys)} runs processed "
                              f"({index - len(failures)} successful, {len(failures)} failed)"
@@ -192,6 +193,9 @@ def _migrate_metadata(outcome: MigrateOutcome, ucondb_where: str) -> dict:
     }
     if outcome.replaced_version_id is not None:
         metadata["replaced_version_id"] = dg.MetadataValue.int(outcome.replaced_version_id)
+    if outcome.stored_md5:  # verified-legacy: md5 is ours, stored_md5 what UconDB holds
+        metadata["stored_md5"] = outcome.stored_md5
+        metadata["stored_packed_on"] = outcome.stored_packed_on
     return metadata
 
 
@@ -219,7 +223,7 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
         settings = run_records.import_settings()
         force = _is_forced(context)
         where = artdaqdb.describe()
-        metrics = MetricsResource(settings=artdaqdb.settings)  # the legacy Carbon timings
+        metrics = MetricsResource(settings=artdaqdb.settings)  # legacy Carbon call timings
         with artdaqdb.open() as raw_store, metrics.flushed():
             store = metrics.timed_artdaqdb(raw_store)
 
@@ -251,8 +255,10 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
         description=(
             "The run's blob in UconDB (key = run number): artdaqDB's export packed in the legacy "
             "text format with a deterministic `Packed on` time, uploaded, downloaded again and "
-            "MD5-compared byte for byte. A mismatch fails the partition; an existing different "
-            "blob is never overwritten unless `app.on_existing: new_version`."
+            "MD5-compared byte for byte. A blob already there that differs only in its two "
+            "`Packed on` lines (packed by the legacy tool) is the same archive: "
+            "`verified-legacy`, with both MD5s. Any other difference fails the partition; an "
+            "existing different blob is never overwritten unless `app.on_existing: new_version`."
         ),
     )
     def ucondb_blob(context: dg.AssetExecutionContext, artdaqdb: ArtdaqDBResource,

@@ -2,7 +2,8 @@
 
 * `ucondb_blob` / `md5_round_trip` (blocking): what UconDB serves now for the run is
   byte-identical (MD5) to the blob packed from artdaqDB (in the run that uploaded it: the MD5
-  recorded by that upload; run alone as an audit: packed from artdaqDB again).
+  recorded by that upload; run alone as an audit: packed from artdaqDB again), or differs from
+  it only in its two `Packed on` lines (`verified-legacy`: a blob the legacy tool packed).
 * `artdaqdb_config` / `hashes_match` (blocking): artdaqDB's stored `hashes` entity agrees with
   the run record's prepared files.
 * `ucondb_blob` / `legacy_metadata` (non-blocking, WARN): the legacy `--validate` rule.
@@ -13,7 +14,7 @@ also log each partition's evaluation as an event of the run; the step's result s
 """
 
 import warnings
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
@@ -24,8 +25,9 @@ from dagster._core.events import (DagsterEvent, DagsterEventBatchMetadata, Dagst
 from archiver_assets.archive.assets import RunDirectories
 from archiver_assets.event_batching import batches_check_evaluations, enable_batched_writes
 from archiver_assets.partitions import run_of, runs_partitions
-from archiver_resources.archiving import build_blob, prepare_from_disk, verify_archived
-from archiver_resources.blob import md5_hex, split_blob, validate_metadata
+from archiver_resources.archiving import (StoredBlobCheck, check_stored_blob, prepare_from_disk,
+                                          verify_archived)
+from archiver_resources.blob import split_blob, validate_metadata
 from archiver_resources.errors import ArchiverError
 from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 
@@ -113,12 +115,21 @@ def _log_partition_evaluation(context, asset_key: dg.AssetKey, check_name: str, 
                     else f" Description: '{result.description}'")))
 
 
-PACKED_ACTIONS = ("uploaded", "replaced", "verified-existing")
+PACKED_ACTIONS = ("uploaded", "replaced", "verified-existing", "verified-legacy")
 
 
-def md5_packed_by_run(latest, run_id: str) -> Optional[tuple]:
-    """``(md5, size)`` of the blob the ucondb_blob step of Dagster run ``run_id`` packed from
-    artdaqDB (its materialization metadata), or None when this run did not materialize it."""
+class RecordedUpload(NamedTuple):
+    """What the ucondb_blob step of this Dagster run recorded: the MD5 and size of the blob it
+    packed, and for ``verified-legacy`` the MD5 of the legacy blob UconDB held (else "")."""
+
+    md5: str
+    size: int
+    stored_md5: str = ""
+
+
+def md5_packed_by_run(latest, run_id: str) -> Optional[RecordedUpload]:
+    """What the ucondb_blob step of Dagster run ``run_id`` packed from artdaqDB (its
+    materialization metadata), or None when this run did not materialize it."""
     if latest is None or latest.run_id != run_id:
         return None
     materialization = latest.asset_materialization
@@ -129,13 +140,52 @@ def md5_packed_by_run(latest, run_id: str) -> Optional[tuple]:
     # UconDB already held (kept on purpose), which the check must compare with artdaqDB.
     if md5 is None or size is None or getattr(action, "value", action) not in PACKED_ACTIONS:
         return None
-    return str(md5.value), int(size.value)
+    stored = metadata.get("stored_md5")
+    return RecordedUpload(str(getattr(md5, "value", md5)), int(getattr(size, "value", size)),
+                          str(getattr(stored, "value", stored) or ""))
+
+
+def _round_trip_result(check: StoredBlobCheck, source: str) -> dg.AssetCheckResult:
+    run = check.run
+    descriptions = {
+        "identical": f"run {run}: UconDB serves the packed blob byte for byte",
+        "verified-legacy": (f"run {run}: verified-legacy — UconDB serves a legacy blob that "
+                            f"differs only in its 'Packed on' lines (MD5 ours "
+                            f"{check.packed_md5}, stored {check.stored_md5})"),
+        "mismatch": (f"run {run}: MD5 mismatch — UconDB serves different bytes "
+                     f"({check.difference})"),
+    }
+    metadata = {"run": run, "outcome": check.outcome, "expected_md5": check.packed_md5,
+                "served_md5": check.stored_md5, "expected_size": check.packed_size,
+                "served_size": check.stored_size, "expected_from": source}
+    if check.outcome == "verified-legacy" and check.stored_packed_on:
+        metadata["served_packed_on"] = check.stored_packed_on
+    if check.difference:
+        metadata["difference"] = check.difference
+    return dg.AssetCheckResult(passed=check.verified, description=descriptions[check.outcome],
+                               metadata=metadata)
+
+
+def _as_recorded(run: int, recorded: RecordedUpload, served) -> Optional[StoredBlobCheck]:
+    """The verdict when UconDB serves exactly what this run's upload recorded: our blob, or the
+    legacy blob the migration just compared (same MD5); None otherwise."""
+    if served.md5 == recorded.md5 and served.size == recorded.size:
+        outcome = "identical"
+    elif recorded.stored_md5 and served.md5 == recorded.stored_md5:
+        outcome = "verified-legacy"
+    else:
+        return None
+    return StoredBlobCheck(run=run, outcome=outcome, packed_md5=recorded.md5,
+                           packed_size=recorded.size, packed_on="", stored_md5=served.md5,
+                           stored_size=served.size, stored_packed_on=None, difference=None)
 
 
 @dg.asset_check(asset="ucondb_blob", name="md5_round_trip", blocking=True,
                 partitions_def=runs_partitions,
                 description="Downloads the run's blob from UconDB by key and compares the MD5 of "
-                            "the raw bytes with the MD5 of the blob packed from artdaqDB.")
+                            "the raw bytes with the MD5 of the blob packed from artdaqDB. A "
+                            "legacy blob that differs only in its two `Packed on` lines passes "
+                            "as `verified-legacy`.")
 def md5_round_trip(context: dg.AssetCheckExecutionContext, artdaqdb: ArtdaqDBResource,
                    ucondb: UconDBResource) -> dg.AssetCheckResult:
     with artdaqdb.open() as store, ucondb.client() as client:
@@ -143,28 +193,18 @@ def md5_round_trip(context: dg.AssetCheckExecutionContext, artdaqdb: ArtdaqDBRes
             try:
                 # In the run that uploaded it, the blob was packed from artdaqDB moments ago
                 # (same bytes: packing is deterministic), so its recorded MD5 is the expectation;
-                # run alone (an audit), the check packs the blob from artdaqDB again.
-                packed = md5_packed_by_run(latest, context.run.run_id)
-                source = "this run's upload"
-                if packed is None:
-                    _, _, _, data = build_blob(run, store)
-                    packed = (md5_hex(data), len(data))
-                    source = "packed again from artdaqDB"
-                expected, expected_size = packed
-                served = client.get_blob(run).data
+                # run alone (an audit), or when UconDB serves other bytes, the check packs the
+                # blob from artdaqDB again and compares the download with it as it arrives.
+                recorded = md5_packed_by_run(latest, context.run.run_id)
+                if recorded is not None:
+                    check = _as_recorded(run, recorded, client.blob_digest(run))
+                    if check is not None:
+                        return _round_trip_result(check, "this run's upload")
+                check = check_stored_blob(run, store, client)
             except ArchiverError as error:  # UconDB or artdaqDB unreachable, run not archived
                 return dg.AssetCheckResult(passed=False, description=f"run {run}: {error}",
                                            metadata={"run": run})
-            actual = md5_hex(served)
-            passed = actual == expected
-            return dg.AssetCheckResult(
-                passed=passed,
-                description=(f"run {run}: UconDB serves the packed blob byte for byte" if passed
-                             else f"run {run}: MD5 mismatch — UconDB serves different bytes"),
-                metadata={"run": run, "expected_md5": expected, "served_md5": actual,
-                          "expected_size": expected_size, "served_size": len(served),
-                          "expected_from": source},
-            )
+            return _round_trip_result(check, "packed again from artdaqDB")
 
         return _evaluate_partitions(context, "ucondb_blob", "md5_round_trip", evaluate)
 

@@ -183,6 +183,21 @@ def check_outcome(result, runs: Sequence[int], archived: set, instance=None) -> 
     return failed, validation
 
 
+def archive_notes(result, asset_name: str) -> dict:
+    """``{run: note}`` for runs whose outcome an operator should read beyond "archived": a
+    legacy blob taken over (``verified-legacy``, with both MD5s)."""
+    from archiver_resources.archiving import legacy_note
+
+    notes = {}
+    for materialization in result.asset_materializations_for_node(asset_name):
+        meta = {k: getattr(v, "value", v) for k, v in (materialization.metadata or {}).items()}
+        if materialization.partition is not None and meta.get("action") == "verified-legacy":
+            notes[run_of(materialization.partition)] = legacy_note(
+                str(meta.get("stored_packed_on") or ""), str(meta.get("md5") or ""),
+                str(meta.get("stored_md5") or ""))
+    return notes
+
+
 def archive_warnings(result, asset_name: str) -> dict:
     """``{run: [warning, …]}``: the ``warnings`` metadata of each run the asset materialized
     (Latin-1 files, converter repairs, byte-order marks), for the command line's output."""
@@ -204,6 +219,7 @@ def summarize_result(result, asset_name: str, runs: Sequence[int], instance=None
             "succeeded": sorted((materialized | set(partial)) - set(failed)),
             "failed": {str(k): v for k, v in sorted(failed.items())},
             "partial": sorted(partial), "validation": {str(k): v for k, v in validation.items()},
+            "notes": {str(k): v for k, v in archive_notes(result, asset_name).items()},
             "warnings": {str(k): v for k, v in archive_warnings(result, asset_name).items()}}
 
 
@@ -376,6 +392,7 @@ class BatchResult:
     failed: dict  # run → reason
     partial: list = field(default_factory=list)
     validation: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)  # run → what to add to its ✓ line
     warnings: dict = field(default_factory=dict)  # run → its warnings (metadata `warnings`)
 
 
@@ -498,6 +515,7 @@ class StageOutcome:
     interrupted: bool = False
     validation: dict = field(default_factory=dict)
     dagster_runs: list = field(default_factory=list)
+    notes: dict = field(default_factory=dict)  # run → note (verified-legacy)
 
     @property
     def exit_code(self) -> int:
@@ -611,7 +629,17 @@ def run_stage(*, stage: str, runs: Sequence[int], instance, pool: WorkerPool, ba
     else:
         logger.info("Batch processing complete: %d successful, %d failed",
                     len(outcome.succeeded), len(outcome.failed))
+    if outcome.notes:
+        logger.info("Legacy blobs taken over: %d run(s) verified-legacy (UconDB held the legacy "
+                    "tool's blob, the same archive but for its 'Packed on' lines; not counted "
+                    "as mismatches): %s", len(outcome.notes), describe_run_list(outcome.notes))
     return outcome
+
+
+def describe_run_list(runs, limit: int = 10) -> str:
+    ordered = sorted(runs)
+    text = ", ".join(map(str, ordered[:limit]))
+    return text + (f" ... ({len(ordered)} total)" if len(ordered) > limit else "")
 
 
 def _batch_result(number, batch, answer, worker) -> BatchResult:
@@ -625,6 +653,7 @@ def _batch_result(number, batch, answer, worker) -> BatchResult:
         failed={int(r): why for r, why in answer.get("failed", {}).items()},
         partial=[int(r) for r in answer.get("partial", [])],
         validation={int(r): v for r, v in answer.get("validation", {}).items()},
+        notes={int(r): v for r, v in answer.get("notes", {}).items()},
         warnings={int(r): list(v) for r, v in answer.get("warnings", {}).items()})
 
 
@@ -642,7 +671,11 @@ def _account(outcome: StageOutcome, result: BatchResult, stage: str, logger, tot
             logger.error("✗ Run %d failed: %s", run, reason)
         elif run in result.succeeded:
             outcome.succeeded.append(run)
-            logger.info("✓ Run %d %s", run, done_word)
+            if run in result.notes:
+                outcome.notes[run] = result.notes[run]
+                logger.info("✓ Run %d %s: %s", run, done_word, result.notes[run])
+            else:
+                logger.info("✓ Run %d %s", run, done_word)
         for warning in result.warnings.get(run, ()):
             logger.warning("⚠ %s", warning)
     if result.partial:

@@ -280,9 +280,10 @@ def annotate_with_stores(plan: ArchivePlan, artdaqdb_runs: dict, ucondb_runs: se
                                    f"({entry.reason})")
             elif entry.action == "migrate" and entry.run in ucondb_runs:
                 entry = PlannedRun(entry.run, entry.stage, "verify",
-                                   f"already in UconDB: the stored blob's MD5 is compared with "
-                                   f"the packed one; on a difference on_existing={on_existing} "
-                                   f"decides ({entry.reason})")
+                                   f"already in UconDB: the stored blob is compared with the "
+                                   f"packed one (same MD5, or verified-legacy when only its "
+                                   f"'Packed on' lines differ); on another difference "
+                                   f"on_existing={on_existing} decides ({entry.reason})")
             elif (entry.action == "migrate" and entry.run not in artdaqdb_runs
                   and "after its import" not in entry.reason):
                 entry = PlannedRun(entry.run, entry.stage, entry.action,

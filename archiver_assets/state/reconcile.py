@@ -14,8 +14,9 @@ MATERIALIZED: the store says it is archived.
 state files said too. ``verify=True`` (CLI ``--verify``) checks each run before recording it:
 import, the stored ``hashes`` entity against the run record on disk (``verified=hashes``; a run
 whose record is gone is recorded with ``verified=presence``); migration, the MD5 of the blob
-packed from artdaqDB against the MD5 of the bytes UconDB serves (``verified=md5``). A run that
-fails verification is not recorded; it stays missing and the next archive run reports it
+packed from artdaqDB against the MD5 of the bytes UconDB serves (``verified=md5``, or
+``md5 (verified-legacy)`` for a legacy blob that differs only in its ``Packed on`` lines). A run
+that fails verification is not recorded; it stays missing and the next archive run reports it
 (IntegrityError), so nothing wrong is hidden. Verification reads every blob: expect roughly the
 cost of the ``md5_round_trip`` check per run.
 
@@ -36,8 +37,7 @@ from archiver_assets.state.partition_status import (
     IMPORT_ASSET, MIGRATE_ASSET, canonical_runs, partition_keys, read_partition_status,
 )
 from archiver_assets.state.stores import Stores, as_stores
-from archiver_resources.archiving import build_blob, prepare_from_disk, verify_archived
-from archiver_resources.blob import md5_hex
+from archiver_resources.archiving import check_stored_blob, prepare_from_disk, verify_archived
 from archiver_resources.errors import ArchiverError, IntegrityError
 from archiver_resources.redaction import redact_uri
 from archiver_resources.resources import (
@@ -143,16 +143,16 @@ def _verify_migrations(stores: Stores, runs: Sequence[int], artdaqdb_runs: dict,
                 labels[run] = "presence (not in artdaqDB: cannot re-pack)"
                 continue
             try:
-                _, _, _, data = build_blob(run, store, artdaqdb_runs[run])
-                served = client.get_blob(run).data
+                check = check_stored_blob(run, store, client, artdaqdb_runs[run])
             except ArchiverError as error:
                 stage.unverified[run] = str(error)
                 continue
-            if md5_hex(served) != md5_hex(data):
-                stage.unverified[run] = (f"MD5 mismatch: UconDB serves {md5_hex(served)}, "
-                                         f"artdaqDB packs to {md5_hex(data)}")
+            if check.outcome == "mismatch":
+                stage.unverified[run] = (f"MD5 mismatch: UconDB serves {check.stored_md5}, "
+                                         f"artdaqDB packs to {check.packed_md5} "
+                                         f"({check.difference})")
                 continue
-            labels[run] = "md5"
+            labels[run] = "md5" if check.outcome == "identical" else "md5 (verified-legacy)"
     return labels
 
 

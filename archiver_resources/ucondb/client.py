@@ -3,6 +3,12 @@
 Talks HTTP directly with ``requests`` (digest auth for writes, anonymous reads, real timeouts,
 bounded retries with exponential backoff and jitter). Errors are ``UconDBError`` /
 ``DuplicateKeyError`` with one-line messages that never contain a password.
+
+Quirks of the real server (3.9.7) it copes with: a get by key of an object that has no version
+yet answers 500 ``'NoneType' object has no attribute 'getVersion'`` (read here as "not found",
+never retried); a request body sent chunked is stored as an **empty** blob (so every upload
+carries ``Content-Length``, files included); a put into a missing folder answers 404
+``Folder not found`` (the error names the folder; ``create_missing_folder`` creates it).
 """
 
 from __future__ import annotations
@@ -10,13 +16,14 @@ from __future__ import annotations
 import codecs
 import hashlib
 import html
+import io
 import json
 import logging
 import re
 import threading
 import zlib
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -35,6 +42,13 @@ log = logging.getLogger(__name__)
 GATEWAY_STATUSES = frozenset({502, 503, 504})
 #: Longest error text kept from a reply body (the rest is a traceback or HTML noise).
 MAX_REASON_CHARS = 300
+#: The exception text of the 500 UconDB 3.9.7 answers to a get by key (or tag, or latest) of an
+#: object that has no version yet: the same outcome as a 404 for that key.
+MISSING_OBJECT_REASON = "'NoneType' object has no attribute 'getVersion'"
+#: The 404 texts of a missing folder: ``Folder not found`` (put), ``Folder F not found`` (lists).
+_FOLDER_NOT_FOUND = re.compile(r"Folder( \S+)? not found")
+#: Block size in which a file body is handed to the connection.
+UPLOAD_BLOCK_SIZE = 1 << 20
 _H3 = re.compile(r"<h3>(.*?)</h3>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
@@ -45,7 +59,9 @@ _INSECURE_LOCK = threading.Lock()
 
 @dataclass(frozen=True)
 class VersionMeta:
-    """Metadata of one stored version (the server's metadata JSON, §5 of the API reference)."""
+    """Metadata of one stored version: the server's metadata JSON (``id``, ``key`` or null,
+    ``data_key`` as a string, ``data_size``, unsigned ``adler32``, float ``tr``/``tv``, sorted
+    ``tags``, qualified ``folder``, ``object``)."""
 
     id: int
     key: Optional[str]
@@ -122,6 +138,90 @@ def reason_from_body(body: bytes) -> str:
 def is_duplicate_key_reply(response: requests.Response) -> bool:
     """True for the 500 UconDB answers when the key is taken (``… already exists``)."""
     return response.status_code == 500 and b"already exists" in response.content.lower()
+
+
+def is_missing_object_reply(response: requests.Response) -> bool:
+    """True for exactly the 500 UconDB 3.9.7 answers to a get of an object without versions:
+    its exception text (the ``<h3>`` of the error page, or the whole body) is
+    :data:`MISSING_OBJECT_REASON` and nothing else."""
+    return (response.status_code == 500
+            and reason_from_body(response.content) == MISSING_OBJECT_REASON)
+
+
+def is_missing_folder_reply(response: requests.Response) -> bool:
+    """True for UconDB's 404 for a folder that does not exist (``Folder [F ]not found``)."""
+    return (response.status_code == 404
+            and _FOLDER_NOT_FOUND.fullmatch(reason_from_body(response.content)) is not None)
+
+
+class SizedFileBody:
+    """A seekable binary file from its current position to its end, with its length known up
+    front, so that ``requests`` sends ``Content-Length`` instead of chunking the body.
+
+    UconDB 3.9.7 stores a chunked body as an empty blob. ``requests`` measures a file itself
+    but chunks one it measures as empty (a zero-length file, a file at its end); here the
+    length is measured by seeking, and ``read`` never returns more than that many bytes, so
+    the header and the body always agree. ``tell``/``seek`` are relative to the start
+    position (the digest challenge and the retries send the body again from there).
+    """
+
+    def __init__(self, file: Any):
+        self._file = file
+        try:
+            self._start = file.tell()
+            file.seek(0, io.SEEK_END)
+            self._length = file.tell() - self._start
+            file.seek(self._start)
+        except (OSError, ValueError) as exc:
+            raise TypeError(f"put_blob needs a seekable binary file whose length can be "
+                            f"measured ({type(exc).__name__}: {exc})") from None
+        if self._length < 0:
+            raise TypeError("put_blob: the file is positioned beyond its end")
+
+    def __len__(self) -> int:
+        return self._length
+
+    def tell(self) -> int:
+        return self._file.tell() - self._start
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._file.seek(self._start + offset)
+        elif whence == io.SEEK_CUR:
+            self._file.seek(offset, io.SEEK_CUR)
+        else:
+            self._file.seek(self._start + self._length + offset)
+        return self.tell()
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        remaining = self._length - self.tell()
+        if remaining <= 0:
+            return b""
+        if size is None or size < 0 or size > remaining:
+            size = remaining
+        return self._file.read(size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            block = self.read(UPLOAD_BLOCK_SIZE)
+            if not block:
+                return
+            yield block
+
+
+def upload_body(data: Any) -> Any:
+    """What ``put_blob`` hands to ``requests``: bytes as they are, a file as a
+    :class:`SizedFileBody` (an empty one as ``b""``), so the request always carries
+    ``Content-Length`` and is never chunked."""
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    if isinstance(data, bytes):
+        return data
+    if not (hasattr(data, "read") and hasattr(data, "seek") and hasattr(data, "tell")):
+        raise TypeError("put_blob expects bytes or a seekable binary file "
+                        "(encode the blob once, send those bytes)")
+    body = SizedFileBody(data)
+    return body if len(body) else b""
 
 
 def iter_json_array(chunks: Iterable[bytes]) -> Iterator[Any]:
@@ -229,15 +329,20 @@ class UconDBClient:
     Retries: connection errors, timeouts and 502/503/504 are retried by urllib3's ``Retry`` in
     the transport adapter (all methods, POST included). A 500 is retried here, with a second
     urllib3 ``Retry`` giving the same backoff and jitter, because only the body tells a
-    transient 500 from the duplicate-key 500, which is never retried. Each budget is
+    transient 500 from the two 500s that are answers and never retried: the duplicate key
+    (``… already exists``) and the get of an object without versions (``'NoneType' object has
+    no attribute 'getVersion'``, read as not found). Each budget is
     ``retries`` extra attempts.
     """
 
     def __init__(self, server_url: str, folder: str, object_name: str, *,
                  user: Optional[str] = None, password: Optional[str] = None,
                  timeout: float = 10.0, retries: int = 3, backoff_factor: float = 0.5,
-                 verify_tls: bool = True, ca_bundle: Optional[str] = None):
+                 verify_tls: bool = True, ca_bundle: Optional[str] = None,
+                 create_missing_folder: bool = False):
         self.server_url = server_url.rstrip("/")
+        #: A put that meets "Folder not found" creates the folder and is sent once more.
+        self.create_missing_folder = bool(create_missing_folder)
         self.folder = folder
         self.object_name = object_name
         self.timeout = float(timeout)
@@ -315,10 +420,9 @@ class UconDBClient:
         """Send one logical request with timeouts and retries; return any non-5xx reply."""
         url = self.server_url + path
         retry = self._application_retry()
-        start = data.tell() if hasattr(data, "seek") else None
         while True:
-            if start is not None:
-                data.seek(start)  # a file body is sent again from its start on a retry
+            if isinstance(data, SizedFileBody):
+                data.seek(0)  # a file body is sent again from its start on a retry
             try:
                 response = self._session.request(method, url, params=params, data=data,
                                                  auth=auth, timeout=self.timeout, stream=stream,
@@ -327,8 +431,8 @@ class UconDBClient:
                 raise self._transport_error(exc, what, run) from None
             if response.status_code < 500 or response.status_code in GATEWAY_STATUSES:
                 return response
-            if is_duplicate_key_reply(response):
-                return response
+            if is_duplicate_key_reply(response) or is_missing_object_reply(response):
+                return response  # answers, not failures: the same again on every attempt
             try:
                 retry = retry.increment(method, url, response=response.raw)
             except MaxRetryError:
@@ -354,11 +458,25 @@ class UconDBClient:
         if is_duplicate_key_reply(response):
             raise DuplicateKeyError(f"{what}: {reason_from_body(response.content)}",
                                     run=run, status=status, retryable=False)
+        if is_missing_object_reply(response):
+            raise UconDBError(f"{what}: not found: object {self.object_name!r} has no version "
+                              f"yet (the server answers HTTP 500 \"{MISSING_OBJECT_REASON}\" "
+                              "for that)", run=run, status=404, retryable=False)
+        if is_missing_folder_reply(response):
+            raise self._missing_folder_error(what, run)
         if status == 401:
             raise UconDBError(f"{what}: authentication failed (HTTP 401); check the UconDB "
                               "writer user name and password", run=run, status=status)
         raise UconDBError(f"{what}: HTTP {status}: {reason_from_body(response.content)}",
                           run=run, status=status, retryable=status >= 500)
+
+    def _missing_folder_error(self, what: str, run: Optional[int]) -> UconDBError:
+        return UconDBError(
+            f"{what}: UconDB folder {self.folder!r} does not exist on "
+            f"{_display_url(self.server_url)} (HTTP 404 Folder not found); create it: set "
+            "ucon_db.create_folder: true in config.yaml (or pass --create-ucondb-folder) and "
+            "the next upload creates it, or ask the UconDB server's administrator to create "
+            "the folder", run=run, status=404, retryable=False)
 
     def _where(self) -> str:
         return f"{self.folder}/{self.object_name}"
@@ -383,25 +501,41 @@ class UconDBClient:
         """Upload ``data`` as the version with key = tag = run; returns its metadata.
 
         ``data`` is bytes or a seekable binary file opened at the blob's start (streamed from
-        there, never read whole; sent again from that position on a retry).
+        there, never read whole; sent again from that position on a retry). The request always
+        carries ``Content-Length`` (a chunked body would be stored empty by UconDB 3.9.7).
+        A missing folder raises an error naming it, or, with ``create_missing_folder``, is
+        created and the upload sent once more.
         Raises DuplicateKeyError when the key exists (the caller verifies by MD5).
         ``override=True`` moves the key to the new version: only for an operator's explicit
         ``new_version`` decision, never automatically.
         """
-        if isinstance(data, (bytearray, memoryview)):
-            data = bytes(data)
-        elif not isinstance(data, bytes) and not (hasattr(data, "read")
-                                                   and hasattr(data, "seek")):
-            raise TypeError("put_blob expects bytes or a seekable binary file "
-                            "(encode the blob once, send those bytes)")
+        body = upload_body(data)
         what = f"put run {run} into {self._where()}"
         params = {"key": str(int(run)), "tag": str(int(run)),
                   "override": "yes" if override else "no", "full_meta": "yes"}
         path, query = self._object_url(params)
         response = self._request("POST", path, what=what, run=run, params=query,
-                                 data=data, auth=self._put_auth)
+                                 data=body, auth=self._put_auth)
+        if is_missing_folder_reply(response) and self.create_missing_folder:
+            self._create_missing_folder(what, run)
+            response = self._request("POST", path, what=what, run=run, params=query,
+                                     data=body, auth=self._put_auth)
         self._check(response, what, run)
         return self._meta_from_body(response, what, run)
+
+    def _create_missing_folder(self, what: str, run: Optional[int]) -> None:
+        """The opt-in answer to "Folder not found": create the folder (logged) or say why not."""
+        log.warning("UconDB folder %r does not exist on %s: creating it "
+                    "(ucon_db.create_folder), then sending run %s again", self.folder,
+                    _display_url(self.server_url), run)
+        try:
+            self.create_folder()
+        except UconDBError as error:
+            raise UconDBError(f"{what}: UconDB folder {self.folder!r} does not exist and "
+                              f"creating it failed ({error.reason}); ask the UconDB server's "
+                              "administrator to create the folder", run=run,
+                              status=error.status, retryable=error.retryable) from None
+        log.info("UconDB folder %r created on %s", self.folder, _display_url(self.server_url))
 
     def get_blob(self, run: int) -> Blob:
         """Download the version with key = run (exact bytes); UconDBError(status=404) if none."""
@@ -415,10 +549,12 @@ class UconDBClient:
             self._check_download(data, meta, what, run)
         return Blob(data=data, meta=meta)
 
-    def blob_digest(self, run: int, *, chunk_size: int = 1 << 20) -> BlobDigest:
+    def blob_digest(self, run: int, *, chunk_size: int = 1 << 20,
+                    on_chunk: Optional[Callable[[bytes], None]] = None) -> BlobDigest:
         """Download the version with key = run as a stream and return the MD5, size and Adler-32
         of the exact bytes received (never more than one chunk held); checked against the
-        size and Adler-32 the server reports, like :meth:`get_blob`."""
+        size and Adler-32 the server reports, like :meth:`get_blob`. ``on_chunk`` also gets
+        every chunk, in order (e.g. to compare the blob with a file while it arrives)."""
         what = f"get run {run} from {self._where()}"
         path, query = self._key_url(run, {})
         response = self._request("GET", path, what=what, run=run, params=query, stream=True)
@@ -431,6 +567,8 @@ class UconDBClient:
                     digest.update(chunk)
                     adler = zlib.adler32(chunk, adler)
                     size += len(chunk)
+                    if on_chunk is not None:
+                        on_chunk(chunk)
             except requests.RequestException as exc:
                 raise UconDBError(f"{what}: download broken off after {size} bytes "
                                   f"({_short_cause(exc)})", run=run, retryable=True) from None
@@ -444,7 +582,7 @@ class UconDBClient:
         what = f"metadata of run {run} in {self._where()}"
         path, query = self._key_url(run, {"meta_only": "yes"})
         response = self._request("GET", path, what=what, run=run, params=query)
-        if response.status_code == 404:
+        if response.status_code == 404 or is_missing_object_reply(response):
             return None
         self._check(response, what, run)
         return self._meta_from_body(response, what, run)

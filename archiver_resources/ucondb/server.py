@@ -48,6 +48,14 @@ BAD_VALUE_CHARS = frozenset("<'>\\|")          # → 400 Invalid value for <name
 BAD_SEGMENT_CHARS = frozenset("<'>\\|;\"")     # → 500 Invalid path element (path-parameter form)
 BAD_ARGUMENT_CHARS = frozenset("';")           # → 500 Invalid argument value
 UNCHECKED_ENDPOINTS = frozenset({"", "version", "probe", "hello"})
+#: The real server's exception text for a get (key, tag, latest, data_key) of an object that has
+#: no version yet: it looks the object up and calls ``getVersion`` on the ``None`` it finds.
+NO_VERSIONS_ERROR = "'NoneType' object has no attribute 'getVersion'"
+#: The 411 text for a put whose body is chunked. The real server stores such a body as an EMPTY
+#: blob (silent data loss); this server refuses it, so a client that chunks fails at once.
+CHUNKED_REFUSED = ("Length Required: the request body was sent chunked (Transfer-Encoding: "
+                   "chunked, no Content-Length); UconDB 3.9.7 stores such a body as an empty "
+                   "blob, so this server refuses it. Send Content-Length.")
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 
@@ -68,7 +76,8 @@ class ApplicationError(Exception):
 # ---- responses ---------------------------------------------------------------------------
 
 def own_headers() -> dict[str, str]:
-    """Headers of responses built by the real server's own response class (§3)."""
+    """Headers the real server's own response class adds (401 replies, ``/probe``, ``/hello``,
+    ``/folders``, ``/create_folder``, data by id)."""
     return {
         "X-Actual-Server": socket.gethostname(),
         "X-Server-Application-Version": f"UConDB {VERSION}",
@@ -103,7 +112,7 @@ def header_text(value: str) -> str:
 
 
 def version_headers(meta: Mapping[str, Any]) -> dict[str, str]:
-    """The ``X-UConDB-*`` headers of a blob reply (§6.7)."""
+    """The ten ``X-UConDB-*`` headers of a blob reply by key, tag or latest."""
     key = meta["key"]
     return {
         "X-UConDB-product-version": VERSION,
@@ -155,7 +164,8 @@ class Params:
 
 
 def merge_path_params(relpath: str, params: Params) -> Params:
-    """Merge ``/F/O/k=v`` path segments with the query (§2); a name given twice → 500."""
+    """Merge ``/F/O/k=v`` path segments with the query: the first two segments without ``=``
+    are folder and object, ``k=v`` segments are parameters; a name given twice → 500."""
     merged = {name: list(values) for name, values in params.values.items()}
     positional: list[str] = []
     for segment in relpath.split("/"):
@@ -185,7 +195,9 @@ _RELATIVE_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
 
 def parse_time(text: str, now: Optional[float] = None) -> float:
-    """A UconDB time text (§6.5) → epoch seconds; raises ValueError on anything else."""
+    """A UconDB time text → epoch seconds: ISO ``YYYY-mm-ddTHH:MM:SS[.ffffff]``,
+    ``mm/dd/YYYY HH:MM:SS`` (UTC), ``YYYY-mm-dd HH:MM:SS[+H|-H]``, a number, or ``-N[d|h|m|s]``
+    before now; raises ValueError on anything else."""
     text = text.strip()
     now = time.time() if now is None else now
     if text.startswith("-"):
@@ -398,7 +410,8 @@ class UconDBApp:
         (await self._spool(request)).close()
 
     def _authenticate(self, request: Request, realm: str) -> None:
-        """Digest check of §4; raises Reply(401) with or without a challenge."""
+        """Digest check: 401 with a challenge when the header is missing or not ``Digest``,
+        401 without one for a wrong user or response (raised as Reply)."""
         if self.authentication == "none":
             return
         header = request.headers.get("authorization")
@@ -522,6 +535,9 @@ class UconDBApp:
         if not object_name:
             await self._discard_body(request)
             raise Reply(400, "")
+        if is_chunked(request):
+            await self._discard_body(request)
+            raise Reply(411, CHUNKED_REFUSED)
         body = await self._spool(request)  # read before any 401, as the real server does
         try:
             self._authenticate(request, ft.qualified)
@@ -548,7 +564,7 @@ class UconDBApp:
         if ft is None:
             raise ApplicationError(f"Folder {folder_name} not found")
         if not await run_in_threadpool(self.storage.object_exists, ft, object_name):
-            raise ApplicationError(f"Object {object_name} not found")
+            raise AttributeError(NO_VERSIONS_ERROR)  # the real server's own exception
         if "data_key" in params:
             return await self._get_by_data_key(ft, params.single("data_key") or "")
         meta = await run_in_threadpool(self._select_version, ft, object_name, params)
@@ -680,6 +696,11 @@ class UconDBApp:
         return text_response("OK")
 
 
+def is_chunked(request: Request) -> bool:
+    """The request body is framed with ``Transfer-Encoding: chunked`` (no Content-Length)."""
+    return "chunked" in request.headers.get("transfer-encoding", "").lower()
+
+
 def _json_array(metas: list[dict]) -> Iterator[bytes]:
     yield b"["
     for index, meta in enumerate(metas):
@@ -708,8 +729,8 @@ def create_app(db_url: str, *, prefix: str = "/app", authentication: str = "RFC2
                testing_faults: Optional[TestingFaults] = None) -> Starlette:
     """Build the ASGI app of a local UconDB server over ``db_url`` (SQLite or PostgreSQL URL).
 
-    ``users`` is the ``Authorization`` mapping of §8.2: realm or ``'*'`` → user or ``'*'`` →
-    password. ``testing_faults`` enables the fault-injection hooks (tests only).
+    ``users`` is the real server's ``Authorization`` mapping: realm or ``'*'`` → user or
+    ``'*'`` → password. ``testing_faults`` enables the fault-injection hooks (tests only).
     """
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     storage = Storage(db_url, namespace=namespace)

@@ -20,7 +20,8 @@ def test_help_and_aliases_explain_flags_modes_exit_codes(alias, capsys):
     for text in ("--incremental", "--import-only", "--migrate-only", "--retry-failed-import",
                  "--retry-failed-migrate", "--report-status", "--compare-state",
                  "--recover-import-state", "--recover-migrate-state", "--validate", "-v",
-                 "--dry-run", "--import-legacy-state", "exit codes", "130", "Ctrl-C",
+                 "--dry-run", "--import-legacy-state", "--create-ucondb-folder", "exit codes",
+                 "130", "Ctrl-C",
                  "three times within 2 seconds", "DAGSTER_HOME", "partition"):
         assert text in out, text
     assert "--worker" not in out

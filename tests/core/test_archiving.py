@@ -1,16 +1,19 @@
 """The per-run archiving core (`archiver_resources.archiving`) against a real filesystemdb and a
 real local UconDB server: idempotent import, RunHistory2 when the stop time appears late,
-deterministic blobs, duplicate keys verified by MD5, and the on_existing policies."""
+deterministic blobs, duplicate keys verified by MD5, legacy blobs taken over (verified-legacy),
+and the on_existing policies."""
 
 import os
+from datetime import timedelta
 
 import pytest
 
 from archiver_resources.archiving import (
-    ImportSettings, build_blob, build_blob_file, import_run, migrate_run, verify_uploaded,
+    ON_EXISTING_POLICIES, ImportSettings, build_blob, build_blob_file, check_stored_blob,
+    import_run, migrate_run, verify_uploaded,
 )
 from archiver_resources.artdaqdb import open_artdaqdb
-from archiver_resources.blob import md5_hex, unpack
+from archiver_resources.blob import format_packed_on, md5_hex, pack, unpack
 from archiver_resources.config import parse_fhiclize_generate
 from archiver_resources.errors import IntegrityError, RunRecordError
 from archiver_resources.fhiclize import default_schema_text
@@ -175,3 +178,60 @@ def test_store_without_hashes_is_verified_by_its_export(tmp_path, store):
     (run_dir / "boot.txt").write_text((run_dir / "boot.txt").read_text() + "\nnew key: 2\n")
     with pytest.raises(IntegrityError, match="run 31.*exports.*boot"):
         import_run(31, run_dir, no_hashes, SETTINGS)
+
+
+def legacy_blob(run, store, shift=timedelta(days=3, hours=5, minutes=17)):
+    """The blob the legacy tool would have uploaded: this project's export of the run, packed
+    with another (wall-clock) Packed on time."""
+    _, files, packed_at, _ = build_blob(run, store)
+    return pack(run, files, packed_at - shift), format_packed_on(packed_at - shift)
+
+
+def test_legacy_blob_packed_at_another_time_is_verified_legacy_under_every_policy(
+        tmp_path, store, ucondb):
+    import_run(88, generate_run_record(tmp_path / "rr", 88), store, SETTINGS)
+    legacy, legacy_time = legacy_blob(88, store)
+    ours = build_blob(88, store)[3]
+    placed = ucondb.put_blob(88, legacy)
+    for policy in ON_EXISTING_POLICIES:
+        outcome = migrate_run(88, store, ucondb, on_existing=policy)
+        assert outcome.action == "verified-legacy", policy
+        assert (outcome.md5, outcome.stored_md5) == (md5_hex(ours), md5_hex(legacy))
+        assert outcome.md5 != outcome.stored_md5
+        assert outcome.stored_packed_on == legacy_time
+        assert (outcome.version_id, outcome.data_key) == (placed.id, placed.data_key)
+        assert "verified-legacy" in outcome.action_text() and md5_hex(legacy) in \
+            outcome.action_text()
+    assert ucondb.get_blob(88).data == legacy  # the same archive: never replaced
+    check = check_stored_blob(88, store, ucondb)
+    assert (check.outcome, check.verified) == ("verified-legacy", True)
+    assert (check.packed_md5, check.stored_md5) == (md5_hex(ours), md5_hex(legacy))
+    assert check.stored_packed_on == legacy_time and check.difference is None
+
+
+def test_legacy_blob_with_one_other_changed_byte_is_a_mismatch_never_overwritten(
+        tmp_path, store, ucondb):
+    import_run(89, generate_run_record(tmp_path / "rr", 89), store, SETTINGS)
+    legacy, _ = legacy_blob(89, store)
+    middle = len(legacy) // 2
+    changed = legacy[:middle] + bytes([legacy[middle] ^ 0x01]) + legacy[middle + 1:]
+    ucondb.put_blob(89, changed)
+    for policy in ("verify", "fail"):
+        with pytest.raises(IntegrityError, match=r"run 89: .*different blob.*not only in its "
+                                                 r"'Packed on' lines \(first difference at byte "
+                                                 rf"{middle}, line \d+;"):
+            migrate_run(89, store, ucondb, on_existing=policy)
+    assert ucondb.get_blob(89).data == changed
+    skipped = migrate_run(89, store, ucondb, on_existing="skip")
+    assert skipped.action == "skipped-existing" and skipped.md5 == md5_hex(changed)
+    check = check_stored_blob(89, store, ucondb)
+    assert (check.outcome, check.verified) == ("mismatch", False)
+    assert f"byte {middle}" in check.difference and check.stored_md5 == md5_hex(changed)
+    assert ucondb.get_blob(89).data == changed
+
+
+def test_our_own_blob_already_stored_is_identical_for_the_audit(tmp_path, store, ucondb):
+    import_run(90, generate_run_record(tmp_path / "rr", 90), store, SETTINGS)
+    uploaded = migrate_run(90, store, ucondb)
+    check = check_stored_blob(90, store, ucondb)
+    assert check.outcome == "identical" and check.stored_md5 == check.packed_md5 == uploaded.md5

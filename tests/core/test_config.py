@@ -1,4 +1,5 @@
-"""Tests of config.yaml loading, expansion (legacy §3.1) and typed conversion (legacy §3.2)."""
+"""Tests of config.yaml loading, expansion (``${VAR:-default}``, ``${section.key}``) and typed
+conversion."""
 
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import yaml
 
 from archiver_resources.config import (FHICLIZE_NAMES, ArchiverConfig, expand_document,
                                        expand_env, load_config, parse_fhiclize_generate,
-                                       render_default_config)
+                                       render_default_config, ucondb_folder_creation)
 from archiver_resources.errors import ConfigError
 
 
@@ -142,6 +143,7 @@ def test_defaults():
     ucon = config.ucon_db
     assert (ucon.timeout_seconds, ucon.verify_tls, ucon.ca_bundle, ucon.retries) == (10, True,
                                                                                       None, 3)
+    assert ucon.create_folder is False
     assert config.reporting.email.enabled is False and config.reporting.email.smtp_port == 25
     assert config.carbon.port == 2003 and config.carbon.enabled is False
     assert config.fhiclize_generate == FHICLIZE_NAMES and len(FHICLIZE_NAMES) == 9
@@ -281,6 +283,24 @@ def test_carbon_enabled_needs_host_and_prefix():
 def test_app_fuzz():
     config = build(minimal(app_fuzz={"random_skip_percent": 5, "random_error_retry": "false"}))
     assert config.app_fuzz.random_skip_percent == 5 and config.app_fuzz.random_error_retry is False
+
+
+@pytest.mark.parametrize("value, expected", [
+    (True, True), ("yes", True), ("${CREATE:-false}", False), (False, False)])
+def test_ucon_db_create_folder_is_a_flag(value, expected):
+    doc = minimal()
+    doc["ucon_db"]["create_folder"] = value
+    config = build(doc)
+    assert config.ucon_db.create_folder is expected
+    assert not any("create_folder" in w and "unknown" in w for w in config.warnings)
+    assert ucondb_folder_creation(config.ucon_db, {}) is expected
+
+
+def test_ucondb_folder_creation_from_the_command_line_switch():
+    section = build(minimal()).ucon_db
+    assert ucondb_folder_creation(section, {"ARCHIVER_UCONDB_CREATE_FOLDER": "1"}) is True
+    for value in ("0", "", "yes"):
+        assert ucondb_folder_creation(section, {"ARCHIVER_UCONDB_CREATE_FOLDER": value}) is False
 
 
 def test_unknown_keys_warn_not_fail():

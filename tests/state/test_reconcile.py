@@ -5,12 +5,16 @@ refuses to record what fails verification, writes nothing in a dry run; the Dags
 
 import json
 import shutil
+from datetime import timedelta
 
 import dagster as dg
 
 from archiver_assets.definitions import build_definitions
 from archiver_assets.state import build_state_definitions, events
 from archiver_assets.state.reconcile import reconcile
+from archiver_resources.archiving import build_blob
+from archiver_resources.artdaqdb import open_artdaqdb
+from archiver_resources.blob import pack
 from archiver_resources.samples import generate_run_records
 from tests.cli.conftest import IMPORT, MIGRATE
 from tests.cli.test_processing import latest_metadata, messages
@@ -124,8 +128,11 @@ def test_state_jobs_run_from_dagster_and_load_with_the_code_location(cli_env):
 def test_reconcile_command_with_and_without_verify(cli_env):
     generate_run_records(cli_env.run_records, [1001, 1002, 1003], profile="small")
     archive_directly(cli_env, [1001, 1002, 1003])
+    with open_artdaqdb(cli_env.artdaqdb_uri) as store:  # the legacy tool's blob of 1003
+        _, files, packed_at, _ = build_blob(1003, store)
     with cli_env.client() as client:
         client.put_blob(1002, b"a blob artdaqDB does not pack", override=True)
+        client.put_blob(1003, pack(1003, files, packed_at - timedelta(hours=30)), override=True)
     code, out = cli_env.main("--reconcile", "--verify")
     assert code == 1  # something is wrong in the stores: say so
     lines = messages(out)
@@ -133,6 +140,8 @@ def test_reconcile_command_with_and_without_verify(cli_env):
     assert any(x.startswith("✗ run 1002 not recorded: MD5 mismatch") for x in lines)
     assert cli_env.materialized(IMPORT) == {1001, 1002, 1003}
     assert cli_env.materialized(MIGRATE) == {1001, 1003}
+    assert latest_metadata(MIGRATE, 1001)["verified"] == "md5"
+    assert latest_metadata(MIGRATE, 1003)["verified"] == "md5 (verified-legacy)"
     code, out = cli_env.main("--reconcile")  # trusting presence records the rest
     assert code == 0
     assert cli_env.materialized(MIGRATE) == {1001, 1002, 1003}

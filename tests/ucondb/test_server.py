@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 import zlib
@@ -55,7 +56,7 @@ def test_version_probe_hello_and_common_headers(srv):
     assert requests.get(f"{srv.base_url}/no_such_endpoint").status_code == 404
 
 
-# ---- authentication (§4) ----
+# ---- authentication: digest, realms, 401s ----
 
 def test_missing_authorization_gives_challenge_with_put_realm(srv):
     response = requests.post(f"{srv.base_url}/data/sbnd_runs/configuration", data=b"x" * 1000)
@@ -132,7 +133,7 @@ def test_read_only_instance_answers_405(tmp_path):
                             auth=auth).status_code == 405
 
 
-# ---- puts (§6.6) ----
+# ---- puts ----
 
 def test_put_unknown_folder_is_404_before_auth_and_missing_object_400(srv, auth):
     response = requests.post(f"{srv.base_url}/data/nope/configuration", data=b"x")
@@ -140,6 +141,25 @@ def test_put_unknown_folder_is_404_before_auth_and_missing_object_400(srv, auth)
     assert "WWW-Authenticate" not in response.headers
     missing = requests.post(f"{srv.base_url}/data/sbnd_runs", data=b"x", auth=auth)
     assert missing.status_code == 400 and missing.content == b""
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/data/sbnd_runs/configuration"),
+                                          ("PUT", "/data/sbnd_runs/configuration"),
+                                          ("GET", "/put/sbnd_runs/configuration")])
+def test_a_chunked_put_is_refused_loudly_and_stores_nothing(srv, auth, method, path):
+    """The real server stores a chunked body as an empty blob; this one answers 411."""
+    chunks = iter([b"run record ", b"blob"])  # a generator: requests sends it chunked
+    response = requests.request(method, f"{srv.base_url}{path}", params={"key": "5"},
+                                data=chunks, auth=auth)
+    assert response.status_code == 411
+    assert "chunked" in response.text and "empty blob" in response.text
+    assert "Send Content-Length" in response.text
+    assert srv.storage.objects(srv.storage.folder("sbnd_runs")) == []
+    sized = requests.request(method, f"{srv.base_url}{path}", params={"key": "5"},
+                             data=b"run record blob", auth=auth)
+    assert sized.status_code == 200  # the same put with Content-Length is stored
+    stored = requests.get(f"{srv.base_url}/data/sbnd_runs/configuration/key=5")
+    assert stored.content == b"run record blob"
 
 
 def test_put_reply_id_text_and_full_meta_json(srv, auth):
@@ -201,7 +221,7 @@ def test_binary_and_empty_bodies_roundtrip(srv, auth):
         assert got.headers["X-UConDB-data-size"] == str(len(data))
 
 
-# ---- gets (§6.7) ----
+# ---- gets ----
 
 def test_get_by_key_headers_and_streaming(srv, auth):
     meta = put(srv, auth, b"payload", key="77", tag="77")
@@ -242,8 +262,14 @@ def test_get_error_statuses(srv, auth):
     base = f"{srv.base_url}/data"
     unknown_key = requests.get(f"{base}/sbnd_runs/configuration/key=2")
     assert unknown_key.status_code == 404 and unknown_key.text == "Version not found"
-    assert requests.get(f"{base}/sbnd_runs/nothing/key=1").status_code == 500
     assert requests.get(f"{base}/nofolder/configuration/key=1").status_code == 500
+    # an object without versions: the real server's AttributeError, whatever the selector
+    for selector in ("key=1", "tag=1", "", "meta_only=yes"):
+        no_versions = requests.get(f"{base}/sbnd_runs/nothing/{selector}")
+        assert no_versions.status_code == 500
+        assert re.search(r"<h3>(.*?)</h3>", no_versions.text).group(1) == (
+            "&#x27;NoneType&#x27; object has no attribute &#x27;getVersion&#x27;")
+        assert "AttributeError: " in no_versions.text
     missing = requests.get(f"{srv.base_url}/get", params={"folder": "sbnd_runs"})
     assert missing.status_code == 400 and missing.content == b""
 
@@ -283,7 +309,7 @@ def test_latest_tag_and_future_tv(srv, auth):
     assert [v["key"] for v in later] == ["3", "2", "1"]
 
 
-# ---- listings (§6.4, §6.5) ----
+# ---- listings: /objects, /tags, /versions ----
 
 def test_versions_streamed_ordered_and_filtered(srv, auth):
     first = put(srv, auth, b"a", key="1")
@@ -367,7 +393,7 @@ def test_get_blob_and_tag(srv, auth):
                         params={"tag": "golden", "meta_only": "yes"}).json()["tags"] == ["golden"]
 
 
-# ---- input rejection (§2) and robustness ----
+# ---- input rejection and robustness ----
 
 def test_input_rejection_rules(srv, auth):
     bad_query = requests.get(f"{srv.base_url}/versions",
