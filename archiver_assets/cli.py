@@ -199,10 +199,14 @@ class LoggingSetup:
         self.previous_level = self.root.level
 
     def add(self, handler: logging.Handler, secrets: Sequence[str]) -> None:
+        from archiver_resources.printable import PrintableFilter
         from archiver_resources.redaction import RedactingFilter
 
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         handler.addFilter(RedactingFilter(secrets))
+        # Control characters from run records (an escape sequence in a .fcl, a NUL byte) never
+        # reach the terminal or the log file: they are written as \x1b, \x00, …
+        handler.addFilter(PrintableFilter())
         self.root.addHandler(handler)
         self.handlers.append(handler)
 

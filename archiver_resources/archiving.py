@@ -27,6 +27,7 @@ from archiver_resources.errors import (
 )
 from archiver_resources.fhicl import fhicl_equivalent
 from archiver_resources.fhiclize import prepare_run
+from archiver_resources.printable import printable
 from archiver_resources.runrecords import finished_state, read_run_record
 
 ON_EXISTING_POLICIES = ("skip", "verify", "new_version", "fail")
@@ -126,8 +127,8 @@ class StoredBlobCheck:
 def prepare_from_disk(run: int, run_dir: Path, settings: ImportSettings, *, force: bool = False):
     """Read a finished run record and fhiclize it; returns a ``PreparedRecord``.
 
-    Raises RunRecordError for an unfinished run (unless forced) or unreadable input, so nothing
-    reaches a store.
+    Raises RunRecordError for an unfinished run (unless forced), unreadable input or a record
+    that changed while it was read (retryable), so nothing reaches a store.
     """
     finished = finished_state(run, run_dir, min_age_seconds=settings.finished_after_seconds,
                               force=force)
@@ -136,6 +137,9 @@ def prepare_from_disk(run: int, run_dir: Path, settings: ImportSettings, *, forc
                              retryable=True)
     record = read_run_record(run, run_dir, max_file_bytes=settings.max_file_bytes)
     texts = {f.relpath: record.read_text(f.relpath) for f in record.files}
+    # Fingerprint before (the listing) and after (a second listing): a record that changed while
+    # it was read is not archived in this attempt (retryable RunRecordError naming the file).
+    record.confirm_unchanged()
     prepared = prepare_run(run, texts, enabled=settings.enabled, schema_text=settings.schema_text)
     return PreparedRecord(record, finished, texts, prepared)
 
@@ -180,25 +184,60 @@ def verify_archived(run: int, source: PreparedRecord, settings: ImportSettings, 
             raise mismatch from None
 
 
-def in_run_record(error: FhiclSyntaxError, record) -> FhiclSyntaxError:
-    """``error`` (which names the artdaqDB entity, e.g. ``settings``) naming the run-record file
-    it came from: ``tpc01.fcl``, or ``settings.txt (converted to FHiCL entity settings)`` — the
-    line and column then count in the converted text."""
+#: Entities the archiver writes itself, named by what an operator can fix.
+GENERATED_FROM_METADATA = "(generated from metadata.txt)"
+CONFIGURED_SCHEMA = "schema.fcl (the configured schema: <artdaq_db.fcl_conf_dir>/schema.fcl)"
+
+
+def in_run_record(error: FhiclSyntaxError, record, *, insert_files: Optional[Mapping] = None,
+                  generated: frozenset = frozenset()) -> FhiclSyntaxError:
+    """``error`` (which names the artdaqDB entity, e.g. ``settings``) naming the file an operator
+    can fix: ``tpc01.fcl``, ``settings.txt (converted to FHiCL entity settings)`` — the line and
+    column then count in the converted text — and for the entities the archiver generates,
+    where they come from: ``RunHistory.fcl (generated from metadata.txt)``, the configured
+    ``schema.fcl``, and ``hashes`` with the run-record file its line stands for.
+    ``generated``: the entities of this write that were generated (``RunHistory``,
+    ``RunHistory2``); ``insert_files``: the files the ``hashes`` entity was computed from."""
     entity = error.name
-    sources = sorted(f.relpath for f in record.files
-                     if f.relpath.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
-                     == entity)
-    fcl = [s for s in sources if s.endswith(".fcl")]
-    if fcl:
-        name = fcl[0]
-    elif sources:
-        name = f"{sources[0]} (converted to FHiCL entity {entity})"
+    if entity in generated:
+        name = f"{entity}.fcl {GENERATED_FROM_METADATA}"
+    elif entity == "schema":
+        name = CONFIGURED_SCHEMA
+    elif entity == "hashes":
+        name = _hashes_source(error.line, record, insert_files)
     else:
-        return error
+        sources = _record_files_of(entity, record)
+        fcl = [s for s in sources if s.endswith(".fcl")]
+        if fcl:
+            name = fcl[0]
+        elif sources:
+            name = f"{sources[0]} (converted to FHiCL entity {entity})"
+        else:
+            return error
     named = FhiclSyntaxError(error.reason, name=name, line=error.line, column=error.column,
                              excerpt=error.excerpt)
     named.retryable = error.retryable
     return named
+
+
+def _hashes_source(line: int, record, insert_files: Optional[Mapping]) -> str:
+    """``hashes`` holds one ``<entity>:<md5>`` line per stored file: name the run-record file
+    whose name made line ``line`` (e.g. a file name with a blank is no FHiCL key)."""
+    name = "hashes (generated from the names and contents of the run record's files)"
+    if not insert_files:
+        return name
+    lines = hashes_text(insert_files).split("\n")
+    if not 0 < line <= len(lines):
+        return name
+    entity = lines[line - 1].rsplit(":", 1)[0]
+    sources = _record_files_of(entity, record)
+    return f"{name[:-1]}; line {line} is for {sources[0]})" if sources else name
+
+
+def _record_files_of(entity: str, record) -> list:
+    """The run-record files (sorted) whose base name without extension is ``entity``."""
+    return sorted(f.relpath for f in record.files
+                  if f.relpath.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0] == entity)
 
 
 def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
@@ -211,21 +250,25 @@ def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
     started = time.monotonic()
     source = prepare_from_disk(run, run_dir, settings, force=force)
     record, finished, prepared = source.record, source.finished, source.prepared
+    texts = source.texts
     config = prepared.config_name
     outcome = ImportOutcome(
         run=run, configuration=f"{run}/{config}", action="inserted",
         file_count=len(record.files), total_bytes=record.total_bytes,
         stored_files=len(prepared.insert_files), finished_rule=finished.rule,
         finished_reason=finished.reason, fingerprint=record.fingerprint,
-        warnings=list(record.warnings) + list(prepared.warnings),
-        latin1_files=list(getattr(record, "latin1_files", [])),
+        warnings=[printable(w) for w in list(record.warnings) + list(prepared.warnings)],
+        latin1_files=[printable(f) for f in getattr(record, "latin1_files", [])],
         converter_repairs=prepared.repair_count,
         bom_removed_files=list(prepared.bom_removed),
     )
+    generated = frozenset({"RunHistory"} if "RunHistory" in settings.enabled
+                          and "metadata.txt" in texts else ())
     try:
         artdaqdb.archive_run(run, config, prepared.insert_files)
     except FhiclSyntaxError as error:  # parsed inside the store's write (rolled back)
-        raise in_run_record(error, record) from None
+        raise in_run_record(error, record, insert_files=prepared.insert_files,
+                            generated=generated) from None
     except AlreadyArchivedError:
         verify_archived(run, source, settings, artdaqdb)
         outcome.action = "verified"
@@ -238,6 +281,9 @@ def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
                 artdaqdb.update_run(run, config, prepared.update_files, once=True)
             except AlreadyUpdatedError:
                 pass
+            except FhiclSyntaxError as error:
+                raise in_run_record(error, record, generated=frozenset({"RunHistory2"})) \
+                    from None
             else:
                 if outcome.action == "verified":
                     outcome.action = "updated"

@@ -1,10 +1,13 @@
 """Typed errors of the archiver: each one renders as a single line an operator can act on.
 
 Every error names what it is about (run, file, key, store) and why. Tracebacks belong in debug
-logs; ``str(error)`` is the user-facing message and never contains a secret.
+logs; ``str(error)`` is the user-facing message and never contains a secret. It is one printable
+line: control characters it carries from a run record (a file name, a line of a file) are escaped.
 """
 
 from typing import Optional
+
+from archiver_resources.printable import printable
 
 
 class ArchiverError(Exception):
@@ -17,7 +20,7 @@ class ArchiverError(Exception):
     retryable: bool = False
 
     def __init__(self, message: str, *, retryable: Optional[bool] = None):
-        super().__init__(message)
+        super().__init__(printable(message))
         if retryable is not None:
             self.retryable = retryable
 

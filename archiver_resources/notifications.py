@@ -18,6 +18,8 @@ from email.message import EmailMessage
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
+from archiver_resources.printable import printable
+
 logger = logging.getLogger(__name__)
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -129,7 +131,7 @@ def _with_mentions(text: str, mentions: Sequence[str]) -> str:
 
 
 def _short(text: str) -> str:
-    one_line = " ".join(str(text).split())
+    one_line = printable(" ".join(str(text).split()))  # control characters of run records escaped
     return one_line if len(one_line) <= MAX_REASON_CHARS else one_line[:MAX_REASON_CHARS - 1] + "…"
 
 

@@ -7,6 +7,8 @@ fingerprint; :meth:`RunRecord.read_text` / :meth:`RunRecord.read_bytes` read one
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -16,9 +18,10 @@ from collections.abc import Iterator, KeysView, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional
 
 from archiver_resources.errors import RunRecordError
+from archiver_resources.printable import printable
 
 METADATA_FILE = "metadata.txt"
 DEFAULT_CONFIG_NAME = "standard"
@@ -177,6 +180,102 @@ def _scan_run_names(root: Path) -> tuple[dict[int, str], dict[int, list[str]]]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Opening run-record paths: the one rule of the sensor, the command line and the assets
+# ---------------------------------------------------------------------------------------------
+
+#: How deep directories may nest below a run directory (DAQInterface writes none at all).
+MAX_DIRECTORY_DEPTH = 32
+# Every open of a run-record file: never blocks (a FIFO opens at once instead of waiting for a
+# writer; a device opens without side effects on a terminal), never follows a symlink (links
+# are resolved and checked before), closed in child processes. fstat then says what was opened.
+_OPEN_FLAGS = (os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+               | getattr(os, "O_NOFOLLOW", 0))
+_SHOWN_PATH_CHARS = 160
+
+
+def _open_regular(path: Path, *, run: int, relpath: str) -> tuple[BinaryIO, os.stat_result]:
+    """``path`` opened for reading, with its fstat; only a regular file is kept open.
+
+    Raises OSError as ``os.open`` does (``ELOOP`` for a symlink) and RunRecordError naming run
+    and file for anything that is not a regular file (FIFO, socket, device, directory).
+    """
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise RunRecordError(f"{_kind(st.st_mode)}, not a regular file; refused (run records "
+                                 "are read from regular files only)", run=run, file=relpath)
+        os.set_blocking(fd, True)  # no effect on a regular file; plain reads from here on
+        return os.fdopen(fd, "rb"), st
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _link_target(run: int, path: Path, relpath: str, root: Path) -> Path:
+    """Where the symlink ``path`` leads: a real path inside ``root`` (the run directory's real
+    path). A broken, looping or escaping link is refused, naming run and file."""
+    try:
+        target = path.resolve(strict=True)
+    except RuntimeError as exc:  # Python < 3.13 reports loops this way
+        raise RunRecordError("symlink loop", run=run, file=relpath) from exc
+    except OSError as exc:
+        reason = ("symlink loop" if exc.errno == errno.ELOOP
+                  else f"broken symlink ({exc.strerror or exc})")
+        raise RunRecordError(reason, run=run, file=relpath) from exc
+    if target != root and root not in target.parents:
+        raise RunRecordError(f"symlink points outside the run directory (to {target}); "
+                             "refused", run=run, file=relpath)
+    return target
+
+
+def _run_directory_stat(run: int, directory: Path) -> os.stat_result:
+    """The run directory's stat. A run directory that is a symlink is followed only when it
+    leads inside the run records directory (the directory that lists it); anywhere else it is
+    refused, so no directory elsewhere on the machine is ever archived as a run."""
+    try:
+        st = os.lstat(directory)
+        if stat.S_ISLNK(st.st_mode):
+            _check_run_directory_link(run, directory)
+            st = os.stat(directory)
+    except FileNotFoundError as exc:
+        raise RunRecordError(f"run directory {directory} does not exist", run=run) from exc
+    except OSError as exc:
+        raise RunRecordError(f"cannot stat run directory {directory}: {exc.strerror or exc}",
+                             run=run, retryable=True) from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise RunRecordError(f"{directory} is not a directory", run=run)
+    return st
+
+
+def _check_run_directory_link(run: int, directory: Path) -> None:
+    try:
+        target = directory.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise RunRecordError(f"run directory {directory} is a broken or looping symlink",
+                             run=run) from exc
+    records = directory.parent.resolve()
+    if records not in target.parents:
+        raise RunRecordError(
+            f"run directory {directory} is a symlink to {target}, outside the run records "
+            f"directory {records}; refused (a run directory that is a symlink must lead to a "
+            "directory inside it)", run=run)
+
+
+def _shown(relpath: str) -> str:
+    """A relative path short enough for a one-line message (the middle elided)."""
+    if len(relpath) <= _SHOWN_PATH_CHARS:
+        return relpath
+    return f"{relpath[:40]}…{relpath[-(_SHOWN_PATH_CHARS - 41):]}"
+
+
+def _changed(run: int, relpath: str, what: str) -> RunRecordError:
+    return RunRecordError(f"the run record changed while it was being read ({what}); not "
+                          "archived in this attempt, it is tried again later", run=run,
+                          file=relpath, retryable=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # Finished runs
 # ---------------------------------------------------------------------------------------------
 
@@ -202,9 +301,13 @@ def finished_state(run: int, run_dir: str | os.PathLike, *, min_age_seconds: flo
     ``min_age_seconds``: DAQInterface writes every other file before the run starts and later only
     appends to metadata.txt, so these two mtimes are the run's last activity), ``forced`` (an
     operator said so), else ``running``. :func:`newest_mtime` gives a stricter, full-walk age.
+
+    The reading rule is :func:`read_run_record`'s: a run directory that is a symlink must lead
+    inside the run records directory, and metadata.txt must be a regular file (opened without
+    blocking; a symlink must stay inside the run directory); otherwise RunRecordError.
     """
     directory = Path(run_dir)
-    dir_mtime = _mtime_of_run_dir(run, directory)
+    dir_mtime = _run_directory_stat(run, directory).st_mtime
     text, meta_mtime = _read_metadata_for_state(run, directory)
     stop_time = _last_match(STOP_TIME_RE, text)
     start_time = _last_match(START_TIME_RE, text)
@@ -212,8 +315,8 @@ def finished_state(run: int, run_dir: str | os.PathLike, *, min_age_seconds: flo
     age = _now_seconds(now) - newest
     common = dict(stop_time=stop_time, start_time=start_time, age_seconds=age)
     if stop_time is not None:
-        return FinishedState(True, "stop_time", f"run {run} has a stop time ({stop_time})",
-                             **common)
+        return FinishedState(True, "stop_time",
+                             f"run {run} has a stop time ({printable(stop_time)})", **common)
     what = "run directory and metadata.txt" if meta_mtime is not None else \
         "run directory (no metadata.txt)"
     if age > min_age_seconds:
@@ -226,24 +329,17 @@ def finished_state(run: int, run_dir: str | os.PathLike, *, min_age_seconds: flo
                          f"{age:.0f} s ago (<= {min_age_seconds:g} s); waiting", **common)
 
 
-def _mtime_of_run_dir(run: int, directory: Path) -> float:
-    try:
-        st = directory.stat()
-    except FileNotFoundError as exc:
-        raise RunRecordError(f"run directory {directory} does not exist", run=run) from exc
-    except OSError as exc:
-        raise RunRecordError(f"cannot stat run directory {directory}: {exc.strerror or exc}",
-                             run=run, retryable=True) from exc
-    if not stat.S_ISDIR(st.st_mode):
-        raise RunRecordError(f"{directory} is not a directory", run=run)
-    return st.st_mtime
-
-
 def _read_metadata_for_state(run: int, directory: Path) -> tuple[str, Optional[float]]:
     path = directory / METADATA_FILE
     try:
-        with open(path, "rb") as handle:
-            mtime = os.fstat(handle.fileno()).st_mtime
+        try:
+            handle, st = _open_regular(path, run=run, relpath=METADATA_FILE)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            target = _link_target(run, path, METADATA_FILE, directory.resolve())
+            handle, st = _open_regular(target, run=run, relpath=METADATA_FILE)
+        with handle:
             data = handle.read(_METADATA_READ_LIMIT + 1)
     except FileNotFoundError:
         return "", None
@@ -253,7 +349,7 @@ def _read_metadata_for_state(run: int, directory: Path) -> tuple[str, Optional[f
     if len(data) > _METADATA_READ_LIMIT:
         raise RunRecordError(f"larger than {_METADATA_READ_LIMIT} bytes; not a DAQInterface "
                              "metadata file", run=run, file=METADATA_FILE)
-    return strip_bom(decode_text(data)[0])[0], mtime
+    return strip_bom(decode_text(data)[0])[0], st.st_mtime
 
 
 def _last_match(pattern: re.Pattern, text: str) -> Optional[str]:
@@ -274,15 +370,31 @@ def _now_seconds(now: float | datetime | None) -> float:
 
 
 def newest_mtime(run_dir: str | os.PathLike) -> float:
-    """Newest mtime of the run directory and everything under it (lstat: links not followed)."""
+    """Newest mtime of the run directory and everything under it (lstat: links not followed),
+    walked without recursion; directories nested deeper than :data:`MAX_DIRECTORY_DEPTH` raise
+    RunRecordError naming the path."""
     root = Path(run_dir)
     newest = root.stat().st_mtime
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
+    stack = [(root, "", 0)]
+    while stack:
+        directory, prefix, depth = stack.pop()
+        try:
+            with os.scandir(directory) as scan:
+                entries = list(scan)
+        except OSError:
+            continue
+        for entry in entries:
             try:
-                newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
+                st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
+            newest = max(newest, st.st_mtime)
+            if stat.S_ISDIR(st.st_mode):
+                if depth >= MAX_DIRECTORY_DEPTH:
+                    raise RunRecordError(f"directories nested more than {MAX_DIRECTORY_DEPTH} "
+                                         f"levels deep below {root}; refused",
+                                         file=_shown(prefix + entry.name))
+                stack.append((Path(entry.path), f"{prefix}{entry.name}/", depth + 1))
     return newest
 
 
@@ -331,12 +443,15 @@ def config_name_from_metadata(text: str) -> str:
 
 @dataclass(frozen=True)
 class RunFile:
-    """One regular file of a run record; ``relpath`` is posix, relative to the run directory."""
+    """One regular file of a run record; ``relpath`` is posix, relative to the run directory.
+    ``identity`` (device, inode, size, mtime and ctime in ns) is what the listing saw: a file
+    read later must still match it, or the run record changed while it was being read."""
 
     relpath: str
     size: int
     mtime: float
     source: Path = field(repr=False, compare=False)
+    identity: tuple = field(default=(), repr=False, compare=False)
 
 
 @dataclass
@@ -367,45 +482,63 @@ class RunRecord:
         raise RunRecordError("not part of this run record", run=self.run, file=relpath)
 
     def read_bytes(self, relpath: str) -> bytes:
+        """The file's bytes, exactly as listed (else a retryable RunRecordError: it changed)."""
         run_file = self.file(relpath)
-        try:
-            with open(run_file.source, "rb") as handle:
-                return handle.read()
-        except OSError as exc:
-            raise RunRecordError(f"cannot read: {exc.strerror or exc}", run=self.run,
-                                 file=relpath) from exc
+        with _listed_file(self.run, run_file) as handle:
+            data = handle.read(run_file.size + 1)
+        if len(data) != run_file.size:
+            raise _changed(self.run, relpath, f"{run_file.size} bytes listed, {len(data)} read")
+        return data
 
     def read_text(self, relpath: str) -> str:
         """The file decoded by the decode rule; a Latin-1 fallback is recorded as a warning."""
         text, latin1 = decode_text(self.read_bytes(relpath))
         if latin1 and relpath not in self.latin1_files:
             self.latin1_files.append(relpath)
-            self.warnings.append(f"run {self.run}, file {relpath}: not valid UTF-8; decoded as "
-                                 "Latin-1 (every byte kept, line endings unchanged)")
+            self.warnings.append(f"run {self.run}, file {printable(relpath)}: not valid UTF-8; "
+                                 "decoded as Latin-1 (every byte kept, line endings unchanged)")
         return text
 
     def read_all_text(self) -> dict[str, str]:
         """Every file as text, relative path → decoded content (what the converters take)."""
         return {f.relpath: self.read_text(f.relpath) for f in self.files}
 
+    def confirm_unchanged(self) -> None:
+        """The second half of "fingerprint before and after": list the run directory again and
+        raise a retryable RunRecordError naming the first file added, removed or modified since
+        this record was listed. Call it after the files were read; together with the per-file
+        checks of every read it proves that what was read is the record as listed."""
+        again = _list_files(self.run, self.directory, max_file_bytes=None).files
+        before = {f.relpath: f.identity for f in self.files}
+        after = {f.relpath: f.identity for f in again}
+        if before == after:
+            return
+        for relpath in sorted(before.keys() | after.keys()):
+            if relpath not in after:
+                raise _changed(self.run, relpath, "removed")
+            if relpath not in before:
+                raise _changed(self.run, relpath, "added")
+            if before[relpath] != after[relpath]:
+                raise _changed(self.run, relpath, "modified")
+
 
 def read_run_record(run: int, run_dir: str | os.PathLike, *,
                     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> RunRecord:
-    """List a run's files recursively (sorted by relpath) and fingerprint them.
+    """List a run's files (every level below the run directory, sorted by relpath) and
+    fingerprint them.
 
-    Symlinks resolving inside the run directory are followed; links escaping it or looping raise
-    RunRecordError. FIFOs, devices and sockets are skipped with a warning. An empty run, a file
-    over ``max_file_bytes`` or an unreadable file raise RunRecordError naming run and file.
+    The reading rule: a run directory that is a symlink is followed only into the run records
+    directory; symlinks resolving inside the run directory are followed, links escaping it,
+    looping or broken raise RunRecordError; FIFOs, devices and sockets are skipped with a
+    warning; every file is opened without blocking and read only when fstat says it is a
+    regular file, the one that was listed. An empty run, a file over ``max_file_bytes``,
+    directories nested deeper than :data:`MAX_DIRECTORY_DEPTH` or an unreadable file raise
+    RunRecordError naming run and file; a file that changes while it is read raises a
+    retryable one.
     """
     directory = Path(run_dir)
-    try:
-        root = directory.resolve(strict=True)
-    except (OSError, RuntimeError) as exc:
-        raise RunRecordError(f"run directory {directory} cannot be opened: {exc}", run=run) from exc
-    if not root.is_dir():
-        raise RunRecordError(f"{directory} is not a directory", run=run)
-    walker = _Walker(run, root, max_file_bytes)
-    files = sorted(walker.walk(root, "", frozenset({_dir_id(root)})), key=lambda f: f.relpath)
+    walker = _list_files(run, directory, max_file_bytes=max_file_bytes)
+    files = walker.files
     if not files:
         raise RunRecordError(f"run directory {directory} holds no files", run=run)
     record = RunRecord(run=run, directory=directory, files=files,
@@ -416,43 +549,74 @@ def read_run_record(run: int, run_dir: str | os.PathLike, *,
     return record
 
 
+def _list_files(run: int, directory: Path, *, max_file_bytes: Optional[int]) -> "_Walker":
+    """The run directory walked (see :class:`_Walker`); ``.files`` sorted by relative path."""
+    _run_directory_stat(run, directory)
+    try:
+        root = directory.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise RunRecordError(f"run directory {directory} cannot be opened: {exc}", run=run) from exc
+    walker = _Walker(run, root, max_file_bytes)
+    walker.walk()
+    walker.files.sort(key=lambda f: f.relpath)
+    return walker
+
+
 def _dir_id(path: Path) -> tuple[int, int]:
     st = path.stat()
     return st.st_dev, st.st_ino
 
 
-class _Walker:
-    """Recursive listing with the symlink, special-file and size rules of read_run_record."""
+def _identity(st: os.stat_result) -> tuple:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
-    def __init__(self, run: int, root: Path, max_file_bytes: int):
+
+class _Walker:
+    """The listing of read_run_record: symlink, special-file, depth and size rules; iterative
+    (a run directory nested 1500 levels deep is refused by name, not a RecursionError)."""
+
+    def __init__(self, run: int, root: Path, max_file_bytes: Optional[int]):
         self.run = run
         self.root = root
         self.max_file_bytes = max_file_bytes
+        self.files: list[RunFile] = []
         self.warnings: list[str] = []
         self.skipped: list[str] = []
 
-    def walk(self, directory: Path, prefix: str, ancestors: frozenset) -> Iterator[RunFile]:
+    def walk(self) -> None:
+        # (directory, its relative path + "/", the (device, inode) of it and every directory
+        # above it up to the run directory: a link back to one of them is a loop)
+        stack = [(self.root, "", (_dir_id(self.root),))]
+        while stack:
+            directory, prefix, ancestors = stack.pop()
+            for name in self._names(directory, prefix):
+                relpath = f"{prefix}{name}"
+                self._check_name(relpath)
+                path, st = self._resolve(directory / name, relpath)
+                if stat.S_ISDIR(st.st_mode):
+                    ident = (st.st_dev, st.st_ino)
+                    if ident in ancestors:
+                        raise RunRecordError("symlink loop: the link points back to a directory "
+                                             "that contains it", run=self.run, file=relpath)
+                    if len(ancestors) > MAX_DIRECTORY_DEPTH:
+                        raise RunRecordError(
+                            f"directories nested more than {MAX_DIRECTORY_DEPTH} levels deep "
+                            "below the run directory; refused", run=self.run,
+                            file=_shown(relpath))
+                    stack.append((path, relpath + "/", ancestors + (ident,)))
+                elif stat.S_ISREG(st.st_mode):
+                    self.files.append(self._regular(path, relpath, st))
+                else:
+                    self.skipped.append(relpath)
+                    self.warnings.append(f"run {self.run}, file {printable(relpath)}: skipped "
+                                         f"({_kind(st.st_mode)}, not a regular file)")
+
+    def _names(self, directory: Path, prefix: str) -> list[str]:
         try:
-            names = sorted(os.listdir(directory))
+            return sorted(os.listdir(directory))
         except OSError as exc:
             raise RunRecordError(f"cannot list directory: {exc.strerror or exc}", run=self.run,
-                                 file=prefix or ".") from exc
-        for name in names:
-            relpath = f"{prefix}{name}"
-            self._check_name(relpath)
-            path, st = self._resolve(directory / name, relpath)
-            if stat.S_ISDIR(st.st_mode):
-                ident = (st.st_dev, st.st_ino)
-                if ident in ancestors:
-                    raise RunRecordError("symlink loop: the link points back to a directory "
-                                         "that contains it", run=self.run, file=relpath)
-                yield from self.walk(path, relpath + "/", ancestors | {ident})
-            elif stat.S_ISREG(st.st_mode):
-                yield self._regular(path, relpath, st)
-            else:
-                self.skipped.append(relpath)
-                self.warnings.append(f"run {self.run}, file {relpath}: skipped "
-                                     f"({_kind(st.st_mode)}, not a regular file)")
+                                 file=_shown(prefix) or ".") from exc
 
     def _check_name(self, relpath: str) -> None:
         try:
@@ -466,26 +630,18 @@ class _Walker:
             st = os.lstat(path)
         except OSError as exc:
             raise RunRecordError(f"cannot stat: {exc.strerror or exc}", run=self.run,
-                                 file=relpath) from exc
+                                 file=_shown(relpath)) from exc
         if not stat.S_ISLNK(st.st_mode):
             return path, st
-        try:
-            target = path.resolve(strict=True)
-        except RuntimeError as exc:  # Python < 3.13 reports loops this way
-            raise RunRecordError("symlink loop", run=self.run, file=relpath) from exc
-        except OSError as exc:
-            reason = "symlink loop" if exc.errno == 40 else f"broken symlink ({exc.strerror or exc})"
-            raise RunRecordError(reason, run=self.run, file=relpath) from exc
-        if target != self.root and self.root not in target.parents:
-            raise RunRecordError(f"symlink points outside the run directory (to {target}); "
-                                 "refused", run=self.run, file=relpath)
+        target = _link_target(self.run, path, relpath, self.root)
         return target, target.stat()
 
     def _regular(self, path: Path, relpath: str, st: os.stat_result) -> RunFile:
-        if st.st_size > self.max_file_bytes:
+        if self.max_file_bytes is not None and st.st_size > self.max_file_bytes:
             raise RunRecordError(f"{st.st_size} bytes, over the limit of {self.max_file_bytes} "
                                  "bytes (source_files.max_file_bytes)", run=self.run, file=relpath)
-        return RunFile(relpath=relpath, size=st.st_size, mtime=st.st_mtime, source=path)
+        return RunFile(relpath=relpath, size=st.st_size, mtime=st.st_mtime, source=path,
+                       identity=_identity(st))
 
 
 def _kind(mode: int) -> str:
@@ -495,7 +651,39 @@ def _kind(mode: int) -> str:
         return "socket"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "device"
+    if stat.S_ISDIR(mode):
+        return "directory"
     return "special file"
+
+
+@contextlib.contextmanager
+def _listed_file(run: int, run_file: RunFile) -> Iterator[BinaryIO]:
+    """A listed file opened for reading by the one rule (non-blocking, no symlink followed,
+    regular files only), which must still be the file the listing saw, before and after the
+    caller reads it; otherwise a retryable RunRecordError says the record changed."""
+    relpath = run_file.relpath
+    try:
+        handle, st = _open_regular(run_file.source, run=run, relpath=relpath)
+    except FileNotFoundError as exc:
+        raise _changed(run, relpath, "removed") from exc
+    except RunRecordError as exc:
+        raise _changed(run, relpath, "replaced by a file that is not a regular one") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _changed(run, relpath, "replaced by a symlink") from exc
+        raise RunRecordError(f"cannot read: {exc.strerror or exc}", run=run,
+                             file=relpath) from exc
+    with handle:
+        if _identity(st) != run_file.identity:
+            raise _changed(run, relpath, "modified")
+        try:
+            yield handle
+            after = os.fstat(handle.fileno())
+        except OSError as exc:
+            raise RunRecordError(f"cannot read: {exc.strerror or exc}", run=run,
+                                 file=relpath) from exc
+        if _identity(after) != run_file.identity:
+            raise _changed(run, relpath, "modified")
 
 
 def _fingerprint(run: int, files: list[RunFile]) -> str:
@@ -505,16 +693,10 @@ def _fingerprint(run: int, files: list[RunFile]) -> str:
         digest.update(run_file.relpath.encode("utf-8") + b"\0" + str(run_file.size).encode()
                       + b"\0")
         read = 0
-        try:
-            with open(run_file.source, "rb") as handle:
-                while chunk := handle.read(_CHUNK):
-                    digest.update(chunk)
-                    read += len(chunk)
-        except OSError as exc:
-            raise RunRecordError(f"cannot read: {exc.strerror or exc}", run=run,
-                                 file=run_file.relpath) from exc
+        with _listed_file(run, run_file) as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+                read += len(chunk)
         if read != run_file.size:
-            raise RunRecordError(f"changed while being read ({run_file.size} bytes listed, "
-                                 f"{read} read); try again", run=run, file=run_file.relpath,
-                                 retryable=True)
+            raise _changed(run, run_file.relpath, f"{run_file.size} bytes listed, {read} read")
     return digest.hexdigest()

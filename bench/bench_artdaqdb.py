@@ -28,8 +28,8 @@ from archiver_resources.artdaqdb.filesystem import empty_index  # noqa: E402
 def run_files(run: int, n_files: int = 20) -> dict[str, str]:
     """A prepared run of ``n_files`` files (schema, RunHistory, metadata, boot, processes), ~2–6 kB each."""
     files = {
-        "schema.fcl": 'run_history: [ { collection: RunHistory pattern: "(.*/)(.*)(\\.fcl$)" } ]\n'
-                      'system_layout: [ { collection: SystemLayout pattern: "(.*/)(schema)(\\.fcl$)" } ]\n',
+        "schema.fcl": 'run_history: [ { collection: RunHistory pattern: \'(.*/)(.*)(\\.fcl$)\' } ]\n'
+                      'system_layout: [ { collection: SystemLayout pattern: \'(.*/)(schema)(\\.fcl$)\' } ]\n',
         "RunHistory.fcl": f'run_number: {run}\n\nconfig_name: "standard"\n\ncomponents: ["tpc01"]\n',
         "metadata.fcl": 'config_name: "standard"\nDAQInterface_directory: "evb01:/daq"\n' * 20,
         "boot.fcl": 'DAQ_setup_script: "/home/daq/setup.sh"\n' * 20,

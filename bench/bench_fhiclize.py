@@ -20,7 +20,7 @@ except ImportError:  # blob module not there yet: time fhiclize alone
 
 RUN = 12345
 N_PROCESSES = 13
-SCHEMA = 'run_history: [{collection: RunHistory pattern: "(.*/)(.*)(\\.fcl$)"}]\n'
+SCHEMA = 'run_history: [{collection: RunHistory pattern: \'(.*/)(.*)(\\.fcl$)\'}]\n'
 
 
 def _metadata(labels: list[str]) -> str:

@@ -17,6 +17,7 @@ from archiver_assets.partitions import run_of, runs_partitions
 from archiver_resources.archiving import ImportOutcome, MigrateOutcome, import_run, migrate_run
 from archiver_resources.errors import ArchiverError, RunRecordError
 from archiver_resources.ops_resources import MetricsResource
+from archiver_resources.printable import printable
 from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 from archiver_resources.runrecords import list_runs
 
@@ -112,9 +113,9 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
             guard.wait_turn(run, key)
             outcome = work(run)
         except ArchiverError as error:
-            failures[run] = str(error)
+            failures[run] = printable(error)  # one line, control characters escaped
             retryable = retryable and error.retryable
-            context.log.error(f"✗ Run {run} {what} failed: {error}")
+            context.log.error(f"✗ Run {run} {what} failed: {failures[run]}")
         else:
             metadata = metadata_of(outcome)
             action = getattr(outcome, "action", "done")
@@ -153,22 +154,23 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
 def _import_metadata(outcome: ImportOutcome, artdaqdb_uri: str) -> dict:
     metadata = {
         "run": dg.MetadataValue.int(outcome.run),
-        "configuration": outcome.configuration,
+        "configuration": printable(outcome.configuration),
         "action": outcome.action,
-        "versions": dg.MetadataValue.json(outcome.versions),
+        "versions": dg.MetadataValue.json([printable(v) for v in outcome.versions]),
         "file_count": dg.MetadataValue.int(outcome.file_count),
         "stored_files": dg.MetadataValue.int(outcome.stored_files),
         "bytes": dg.MetadataValue.int(outcome.total_bytes),
         "finished_rule": outcome.finished_rule,
-        "finished_reason": outcome.finished_reason,
+        "finished_reason": printable(outcome.finished_reason),
         "fingerprint_sha256": outcome.fingerprint,
         "artdaqdb": artdaqdb_uri,
         "duration_s": dg.MetadataValue.float(round(outcome.duration_s, 4)),
     }
     if outcome.warnings:
-        metadata["warnings"] = dg.MetadataValue.json(outcome.warnings[:50])
+        metadata["warnings"] = dg.MetadataValue.json([printable(w) for w in outcome.warnings[:50]])
     if outcome.latin1_files:
-        metadata["latin1_decoded_files"] = dg.MetadataValue.json(outcome.latin1_files)
+        metadata["latin1_decoded_files"] = dg.MetadataValue.json(
+            [printable(f) for f in outcome.latin1_files])
     if outcome.converter_repairs:
         metadata["converter_repairs"] = dg.MetadataValue.int(outcome.converter_repairs)
     if outcome.bom_removed_files:
@@ -179,7 +181,7 @@ def _import_metadata(outcome: ImportOutcome, artdaqdb_uri: str) -> dict:
 def _migrate_metadata(outcome: MigrateOutcome, ucondb_where: str) -> dict:
     metadata = {
         "run": dg.MetadataValue.int(outcome.run),
-        "configuration": outcome.configuration,
+        "configuration": printable(outcome.configuration),
         "action": outcome.action,
         "ucondb_version_id": dg.MetadataValue.int(outcome.version_id or 0),
         "ucondb_data_key": str(outcome.data_key or ""),

@@ -198,20 +198,9 @@ def archive_notes(result, asset_name: str) -> dict:
     return notes
 
 
-def archive_warnings(result, asset_name: str) -> dict:
-    """``{run: [warning, …]}``: the ``warnings`` metadata of each run the asset materialized
-    (Latin-1 files, converter repairs, byte-order marks), for the command line's output."""
-    warnings: dict = {}
-    for materialization in result.asset_materializations_for_node(asset_name):
-        found = (materialization.metadata or {}).get("warnings")
-        found = getattr(found, "value", found)
-        if materialization.partition is not None and found:
-            warnings[run_of(materialization.partition)] = [str(w) for w in found]
-    return warnings
-
-
 def summarize_result(result, asset_name: str, runs: Sequence[int], instance=None) -> dict:
-    """Per run: archived or failed (and why), from an ``execute_in_process`` result."""
+    """Per run: archived or failed (and why), and the warnings of its materialization (files
+    skipped or replaced by design, Latin-1 decoding), from an ``execute_in_process`` result."""
     materialized, failed, partial = archive_outcome(result, asset_name, runs)
     check_failed, validation = check_outcome(result, runs, materialized | set(partial), instance)
     failed.update(check_failed)
@@ -220,7 +209,20 @@ def summarize_result(result, asset_name: str, runs: Sequence[int], instance=None
             "failed": {str(k): v for k, v in sorted(failed.items())},
             "partial": sorted(partial), "validation": {str(k): v for k, v in validation.items()},
             "notes": {str(k): v for k, v in archive_notes(result, asset_name).items()},
-            "warnings": {str(k): v for k, v in archive_warnings(result, asset_name).items()}}
+            "warnings": {str(k): v for k, v in sorted(
+                materialization_warnings(result, asset_name).items())}}
+
+
+def materialization_warnings(result, asset_name: str) -> dict:
+    """``{run: [warning, …]}`` from the ``warnings`` metadata of the asset's materializations."""
+    found: dict = {}
+    for materialization in result.asset_materializations_for_node(asset_name):
+        value = (materialization.metadata or {}).get("warnings")
+        warnings = getattr(value, "value", value)
+        if materialization.partition is not None and warnings:
+            found.setdefault(run_of(materialization.partition), []).extend(
+                str(w) for w in warnings)
+    return found
 
 
 def _recorded_errors(instance, evaluation, run: int) -> list:
@@ -393,7 +395,7 @@ class BatchResult:
     partial: list = field(default_factory=list)
     validation: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)  # run → what to add to its ✓ line
-    warnings: dict = field(default_factory=dict)  # run → its warnings (metadata `warnings`)
+    warnings: dict = field(default_factory=dict)  # run → warnings of an archived run
 
 
 class Worker:
@@ -654,7 +656,7 @@ def _batch_result(number, batch, answer, worker) -> BatchResult:
         partial=[int(r) for r in answer.get("partial", [])],
         validation={int(r): v for r, v in answer.get("validation", {}).items()},
         notes={int(r): v for r, v in answer.get("notes", {}).items()},
-        warnings={int(r): list(v) for r, v in answer.get("warnings", {}).items()})
+        warnings={int(r): v for r, v in answer.get("warnings", {}).items()})
 
 
 def _account(outcome: StageOutcome, result: BatchResult, stage: str, logger, total: int) -> None:
@@ -671,13 +673,18 @@ def _account(outcome: StageOutcome, result: BatchResult, stage: str, logger, tot
             logger.error("✗ Run %d failed: %s", run, reason)
         elif run in result.succeeded:
             outcome.succeeded.append(run)
-            if run in result.notes:
-                outcome.notes[run] = result.notes[run]
-                logger.info("✓ Run %d %s: %s", run, done_word, result.notes[run])
-            else:
-                logger.info("✓ Run %d %s", run, done_word)
-        for warning in result.warnings.get(run, ()):
-            logger.warning("⚠ %s", warning)
+            note = result.notes.get(run)
+            if note:
+                outcome.notes[run] = note
+            tick = f"{done_word}: {note}" if note else done_word
+            warnings = result.warnings.get(run, [])
+            if not warnings:
+                logger.info("✓ Run %d %s", run, tick)
+                continue
+            # Files dropped or replaced by design are said here too, not only in Dagster.
+            logger.warning("✓ Run %d %s, with %d warning(s):", run, tick, len(warnings))
+            for warning in warnings:
+                logger.warning("    ⚠ %s", warning)
     if result.partial:
         logger.warning("Runs %s were archived, but their batched Dagster run failed for other "
                        "runs; recorded as materialized (source=cli)",

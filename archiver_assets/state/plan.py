@@ -153,7 +153,8 @@ def plan_import(*, selection: str, listing: RunListing, status: PartitionStatus,
         try:
             state = finished(run, listing.runs[run], min_age_seconds=min_age_seconds, now=now)
         except (ArchiverError, OSError) as error:
-            plan.skip(run, f"cannot decide whether it is finished: {error}")
+            plan.skip(run, f"run directory problem, cannot decide whether it is finished: "
+                           f"{error}")
             continue
         if not state.finished:
             plan.skip(run, f"not finished: {state.reason}")

@@ -7,6 +7,7 @@ timestamps, and the public methods built on a few backend primitives.
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from abc import ABC, abstractmethod
@@ -16,6 +17,7 @@ from typing import Callable, Iterable, Mapping, Optional
 from archiver_resources.errors import (
     AlreadyArchivedError, AlreadyUpdatedError, ArtdaqDBError, NotArchivedError,
 )
+from archiver_resources.fhicl.record import format_timestamp  # the one artdaq_database time format
 from archiver_resources.redaction import redact_uri
 
 RUN_HISTORY = "RunHistory"
@@ -23,7 +25,7 @@ SYSTEM_LAYOUT = "SystemLayout"
 SYSTEM_METADATA = "SystemMetadata"
 SCHEMA_ENTITY = "schema"
 HASHES_ENTITY = "hashes"
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.000%z"
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f%z"  # parsing; written with milliseconds (format_timestamp)
 INDEX_KEYS = ("version", "configurations.name", "entities.name", "aliases.active.name", "runs.name")
 
 Clock = Callable[[], datetime]
@@ -84,15 +86,10 @@ def next_version(name: str, versions: Iterable[str]) -> str:
 # Timestamps, oids, URIs
 # --------------------------------------------------------------------------------------------
 
-def format_timestamp(moment: datetime) -> str:
-    """artdaq_database timestamp ``%FT%T.000%z`` in local time (naive datetimes count as local)."""
-    return moment.astimezone().strftime(TIMESTAMP_FORMAT)
-
-
 def parse_timestamp(text: str) -> datetime:
     """Inverse of :func:`format_timestamp`; always timezone-aware."""
     try:
-        return datetime.strptime(text.strip(), "%Y-%m-%dT%H:%M:%S.%f%z")
+        return datetime.strptime(text.strip(), TIMESTAMP_FORMAT)
     except ValueError as exc:
         raise ArtdaqDBError(f"unreadable artdaqDB timestamp {text!r}: {exc}") from exc
 
@@ -124,8 +121,9 @@ def archive_uri(uri: str, mode: str) -> str:
 def hashes_text(files: Mapping[str, str]) -> str:
     """The ``hashes`` entity text for prepared files (relative path → FHiCL text).
 
-    One rule, ``archiver_resources.fhiclize.hashes.hashes_text`` (artdaq_database §6.2), applied
-    to the entities this store writes.
+    One rule, ``archiver_resources.fhiclize.hashes.hashes_text`` (per entity except ``schema``,
+    sorted, ``<entity>:<md5 of its text>``, then ``configuration:<md5 of those lines joined by
+    ",">``), applied to the entities this store writes.
     """
     from archiver_resources.fhiclize.hashes import hashes_text as shared
 
@@ -202,34 +200,87 @@ def plan_documents(run: int, files: Mapping[str, str], *, with_hashes: bool) -> 
 
 def build_record(doc: PlannedDocument, *, run: int, name: str, version: str, timestamp: str,
                  oid: str) -> dict:
-    """The complete artdaq_database document record (spec §3) of one planned document."""
+    """The complete artdaq_database document record of one planned document: the FHiCL
+    conversion (:func:`archiver_resources.fhicl.fhicl_to_record`) in :func:`record_envelope`."""
     from archiver_resources.fhicl import fhicl_to_record
 
-    record = dict(fhicl_to_record(doc.text, doc.entity, timestamp=timestamp))
+    converted = fhicl_to_record(doc.text, doc.entity, timestamp=timestamp)
+    return record_envelope(converted, entity=doc.entity, collection=doc.collection, run=run,
+                           name=name, version=version, timestamp=timestamp, oid=oid)
+
+
+#: the bookkeeping events of a stored document, in the order the C++ ``write_document`` posts them
+BOOKKEEPING_EVENTS = ("addConfiguration", "setVersion", "setCollection", "addEntity", "addRun")
+
+
+def record_envelope(converted: Mapping, *, entity: str, collection: str, run: int, name: str,
+                    version: str, timestamp: str, oid: str) -> dict:
+    """What artdaq_database's ``write_document`` (dataformat ``fhicl``) stores around a converted
+    FHiCL record: field for field what its C++ writes, with one clock reading per write.
+
+    ``converted`` is ``fhicl_to_record``'s result; its ``document.data``/``metadata``,
+    ``comments`` and ``origin`` format/name/source/timestamp are kept as they are. Added:
+
+    * ``document.search: []`` and ``origin.created`` / ``origin.rawdata: []`` (the C++ record
+      overlay creates them when the record is built);
+    * ``version``, ``entities``, ``configurations``, ``runs``, ``collection`` and ``_id``;
+    * ``bookkeeping``: ``isdeleted``/``isreadonly`` false, ``updates`` = one event per
+      :data:`BOOKKEEPING_EVENTS` entry in that order, each ``{"event", "timestamp", "value":
+      {"name", "assigned"}}`` (setVersion and setCollection carry an ``assigned`` too), and
+      ``created``;
+    * ``changelog``, ``configtype`` ``"notprovided"``, empty ``aliases`` and ``attachments``.
+
+    Every time in it is ``timestamp``. The C++ reads its clock anew for each of them, so its
+    times differ by a millisecond or two within a document and by a few milliseconds between
+    the documents of one archive; one time per write keeps ``archived_at`` equal to the
+    write's time and its index entry single (see docs/stores.md).
+    """
     assigned = lambda value: {"name": value, "assigned": timestamp}  # noqa: E731
+    values = {"addConfiguration": name, "setVersion": version, "setCollection": collection,
+              "addEntity": entity, "addRun": str(run)}
+    document = dict(converted.get("document") or {})
+    document.setdefault("search", [])
+    origin = dict(converted.get("origin") or {})
+    origin.setdefault("created", timestamp)
+    origin.setdefault("rawdata", [])
+    record = dict(converted)
     record.update({
+        "document": document,
+        "origin": origin,
         "version": version,
-        "entities": [assigned(doc.entity)],
+        "entities": [assigned(entity)],
         "configurations": [assigned(name)],
         "changelog": "notprovided",
         "bookkeeping": {
-            "isdeleted": False, "isreadonly": False, "created": timestamp,
-            "updates": [
-                {"event": "setVersion", "timestamp": timestamp, "value": {"name": version}},
-                {"event": "setCollection", "timestamp": timestamp, "value": {"name": doc.collection}},
-                {"event": "addEntity", "timestamp": timestamp, "value": assigned(doc.entity)},
-                {"event": "addConfiguration", "timestamp": timestamp, "value": assigned(name)},
-                {"event": "addRun", "timestamp": timestamp, "value": assigned(str(run))},
-            ],
+            "isdeleted": False, "isreadonly": False,
+            "updates": [{"event": event, "timestamp": timestamp, "value": assigned(values[event])}
+                        for event in BOOKKEEPING_EVENTS],
+            "created": timestamp,
         },
         "_id": {"$oid": oid},
-        "collection": doc.collection,
+        "collection": collection,
         "aliases": {"active": [], "history": []},
         "runs": [assigned(str(run))],
         "attachments": [],
         "configtype": "notprovided",
     })
     return record
+
+
+def system_metadata_document(uri: str, create_time: str) -> dict:
+    """The ``document`` of the database-information record (``SystemMetadata``) written once
+    per database, as the C++ providers write it: ``create_user`` is ``$USER`` (empty when it is
+    unset) and ``uname`` the five fields of uname(2). ``uri`` is the caller's: the filesystemdb
+    URI, or the MongoDB URI without its password (the C++ stores the password too)."""
+    system = os.uname()
+    return {
+        "name": "artdaq", "uri": uri, "locale": "en_US.UTF-8", "create_time": create_time,
+        "create_user": os.environ.get("USER", ""),
+        "uname": {"sysname": system.sysname, "nodename": system.nodename,
+                  "release": system.release, "version": system.version,
+                  "machine": system.machine},
+        "database_format": 3,
+    }
 
 
 def record_entity(record: Mapping) -> str:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import bisect
 import fcntl
-import getpass
 import hashlib
 import json
 import logging
 import os
-import platform
 import signal
 import sys
 import threading
@@ -30,7 +28,7 @@ from archiver_resources.fhicl.jsonio import iter_json, loads_record
 from .base import (
     INDEX_KEYS, RUN_HISTORY, SYSTEM_LAYOUT, SYSTEM_METADATA, ArchiveResult, ArtdaqDB, Clock,
     PlannedDocument, build_record, format_timestamp, new_oid, parse_timestamp,
-    split_configuration_name, version_number,
+    split_configuration_name, system_metadata_document, version_number,
 )
 
 log = logging.getLogger(__name__)
@@ -101,7 +99,8 @@ def sigterm_rolls_back() -> Iterator[_SigtermGuard]:
 
 
 def empty_index() -> dict:
-    """The ``index.json`` template of artdaq_database §2.1."""
+    """An empty ``index.json``: ``ouid`` (every oid, sorted), value → sorted oids for each of
+    :data:`INDEX_KEYS`, and ``configurations.assigned`` (name → sorted assigned times)."""
     return {"ouid": [], "version": {}, "configurations.name": {}, "entities.name": {},
             "aliases.active.name": {}, "runs.name": {}, "configurations.assigned": {}}
 
@@ -967,21 +966,13 @@ class FilesystemArtdaqDB(ArtdaqDB):
             return
         directory.mkdir(parents=True, exist_ok=True)
         oid = new_oid()
-        record = {"document": {
-            "name": "artdaq", "uri": self.uri, "locale": "en_US.UTF-8",
-            "create_time": format_timestamp(self._clock()),
-            "create_user": os.environ.get("USER") or _user(),
-            "uname": dict(platform.uname()._asdict()), "database_format": 3},
-            "_id": {"$oid": oid}}
+        # The C++ stores the URI with shell variables expanded and one trailing "/" removed.
+        uri = os.path.expandvars(self.uri)
+        uri = uri[:-1] if uri.endswith("/") and not uri.endswith("://") else uri
+        record = {"document": system_metadata_document(uri, format_timestamp(self._clock())),
+                  "_id": {"$oid": oid}}
         atomic_write(directory / f"{oid}.json", json.dumps(record).encode(), fsync=self.fsync,
                      overwrite=False)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def filesystem_root(uri: str) -> Path:

@@ -7,9 +7,6 @@ removed by the next write of that version. The four SBN indexes are ensured idem
 
 from __future__ import annotations
 
-import getpass
-import os
-import platform
 from typing import Any, Iterable, Optional
 
 from archiver_resources.errors import ArtdaqDBError
@@ -17,9 +14,10 @@ from archiver_resources.errors import ArtdaqDBError
 from .base import (
     RUN_HISTORY, SYSTEM_LAYOUT, SYSTEM_METADATA, ArchiveResult, ArtdaqDB, Clock, PlannedDocument,
     build_record, format_timestamp, new_oid, parse_timestamp, redact_uri,
+    system_metadata_document,
 )
 
-#: the indexes SBN deployments create on every collection (artdaq_database §5)
+#: the indexes SBN deployments create on every collection of their artdaqDB MongoDB
 INDEXES = (
     ("idx_configurations_name", [("configurations.name", 1)]),
     ("idx_entities_name", [("entities.name", 1)]),
@@ -129,16 +127,10 @@ class MongoArtdaqDB(ArtdaqDB):
         metadata = self.db[SYSTEM_METADATA]
         if metadata.find_one({}, {"_id": 1}) is not None:
             return
-        try:
-            user = os.environ.get("USER") or getpass.getuser()
-        except (KeyError, OSError):
-            user = "unknown"
-        record = {"document": {
-            "name": "artdaq", "uri": self.describe(), "locale": "en_US.UTF-8",
-            "create_time": format_timestamp(self._clock()), "create_user": user,
-            "uname": dict(platform.uname()._asdict()), "database_format": 3},
-            "_id": {"$oid": new_oid()}}
-        metadata.insert_one(to_mongo(record))
+        # As the C++: no _id given (MongoDB assigns an ObjectId); unlike the C++, the URI is
+        # stored without its password.
+        metadata.insert_one({"document": system_metadata_document(
+            self.describe(), format_timestamp(self._clock()))})
 
     def close(self) -> None:
         if self._owns_client:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
+from archiver_resources.fhicl.tables import MultiTable
+
 #: About how many tree nodes one piece of :func:`iter_json` covers (~60 bytes of JSON each).
 PIECE_NODES = 4096
 
@@ -107,8 +109,10 @@ def _iter_elements(sequence, piece_nodes: int) -> Iterator[str]:
 def loads_record(text: str | bytes) -> Any:
     """``json.loads(text)`` with equal leaf-metadata dicts (first key ``type``, every value a
     string, no ``children``) shared as one object, and short string values of objects shared:
-    equal to ``json.loads(text)``, about half the memory for a big document. Treat the result as
-    read-only."""
+    equal to ``json.loads(text)``, about half the memory for a big document. An object whose key
+    repeats becomes a :class:`MultiTable` (``json.loads`` would keep only the last); control
+    characters inside strings are accepted, as artdaq_database writes them raw. Treat the result
+    as read-only."""
     shared: dict = {}
     get = shared.get
     short = {}.setdefault  # one object per short value text (true, 0, 64, ...) in tables
@@ -123,6 +127,9 @@ def loads_record(text: str | bytes) -> Any:
             if found is None:
                 found = shared[key] = dict(pairs)
             return found
-        return {k: (short(v, v) if v.__class__ is str and len(v) <= 6 else v) for k, v in pairs}
+        table = {k: (short(v, v) if v.__class__ is str and len(v) <= 6 else v) for k, v in pairs}
+        if len(table) != len(pairs):  # a repeated key (artdaq_database keeps both definitions)
+            return MultiTable(pairs)
+        return table
 
-    return json.loads(text, object_pairs_hook=hook)
+    return json.loads(text, object_pairs_hook=hook, strict=False)

@@ -1,82 +1,266 @@
-"""The FHiCL token scanner: one compiled master regex matched position by position, plus the
-helpers that turn a text position into a ``FhiclSyntaxError`` with line, column and excerpt."""
+"""The character-level rules of artdaq_database's FHiCL reader (fhicl-cpp's grammar in
+artdaq_database's "snippet mode"): token scanners, fhicl-cpp's canonical-number and
+canonical-string checks, the text preparation artdaq_database does before parsing (``#include``
+lines → keys, fhicl-cpp's line reader) and the separate comment scan that fills the record's
+``comments`` list. Every rule here is written down in docs/formats.md §5.
+
+**Non-ASCII characters.** fhicl-cpp's grammar is ASCII-only: the C++ refuses any byte ≥ 0x80,
+even in a comment. This module treats every non-ASCII character exactly as the C++ treats the
+letter ``x`` (a printable, alphanumeric character), so the record of a text holding ``é`` is the
+C++ record of the same text with ``x`` in its place, with the ``é`` put back. Files that need this
+are counted as using the ``non_ascii`` extension (see the parser).
+"""
+
+from __future__ import annotations
 
 import re
 
 from archiver_resources.errors import FhiclSyntaxError
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*+"
-#: a dotted/indexed key such as ``a.b[2].c`` (kept as one literal key, see the package docstring);
-#: possessive quantifiers: a name never needs to give characters back, and backtracking into it
-#: would cost time on every unquoted word that is not a key
-KEY_PATTERN = _NAME + r"(?:\." + _NAME + r"|\[[0-9]++\])*+"
-_NUMBER = (r"[+-]?(?:0[xX][0-9A-Fa-f]+|0[bB][01]+|0[oO][0-7]+|infinity"
-           r"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
-#: characters an unquoted atom (number, bool, nil, unquoted string) may contain
-BARE_CHARS = r"A-Za-z0-9_.+\-"
-_REF_KIND = r"(?:local|table|sequence|id|db)"
+# --- character classes (non-ASCII counts as the letter x: alphanumeric, printable) ----------
 
-_ATOM_FAST = (r"(?:(?P<i_number>" + _NUMBER + r")|\"(?P<i_dq>(?:[^\"\\\n]|\\.)*)\""
-              r"|'(?P<i_sq>[^'\n]*)'"
-              r"|(?P<i_ref>@" + _REF_KIND + r"::" + KEY_PATTERN + r"|@erase|@nil)"
-              r"|(?P<i_bare>[" + BARE_CHARS + r"]+))"
-              r"(?![ \t\f\v]*:)(?=[\s}\],#/]|\Z)[ \t\f\v]*(?P<i_comment>(?:#|//)[^\n]*)?")
-
-# One alternative per token kind, each one outer named group; inner groups close before their
-# outer group, so ``match.lastindex`` is always the kind. ``item`` is the fast path for the most
-# common line, ``key: atom # comment``: it matches exactly when the ``key`` token followed by one
-# atom token would, so both paths give the same trees.
-TOKEN = re.compile(
-    r"[ \t\f\v\n]*(?:"
-    r"(?P<include>#include[ \t]+\"(?P<include_file>[^\"\n]*)\")"
-    r"|(?P<comment>(?:#|//)[^\n]*)"
-    r"|(?P<item>(?P<i_key>" + KEY_PATTERN + r")[ \t]*(?:(?P<i_prot>@[A-Za-z_]+)[ \t]*)?:(?!:)"
-    r"[ \t\f\v]*" + _ATOM_FAST + r")"
-    r"|(?P<key>(?P<key_name>" + KEY_PATTERN + r")[ \t]*(?:(?P<key_prot>@[A-Za-z_]+)[ \t]*)?"
-    r":(?!:))"
-    r"|(?P<dqtok>\"(?P<dq>(?:[^\"\\\n]|\\.)*)\")"
-    r"|(?P<sqtok>'(?P<sq>[^'\n]*)')"
-    r"|(?P<complex>\([ \t]*(?P<re>" + _NUMBER + r")[ \t]*,[ \t]*(?P<im>" + _NUMBER
-    + r")[ \t]*\))"
-    r"|(?P<ref>@" + _REF_KIND + r"::" + KEY_PATTERN + r"|@erase(?![" + BARE_CHARS + r"])"
-    r"|@nil(?![" + BARE_CHARS + r"]))"
-    r"|(?P<number>" + _NUMBER + r")(?![" + BARE_CHARS + r"])"
-    r"|(?P<bare>[" + BARE_CHARS + r"]+)"
-    r"|(?P<punct>[{}\[\],])"
-    r"|(?P<eof>\Z)"
-    r")"
-)
-_G = TOKEN.groupindex
-INCLUDE, COMMENT, ITEM, KEY = _G["include"], _G["comment"], _G["item"], _G["key"]
-DQSTRING, SQSTRING, COMPLEX, REFERENCE = _G["dqtok"], _G["sqtok"], _G["complex"], _G["ref"]
-DQ_CONTENT, SQ_CONTENT = _G["dq"], _G["sq"]
-NUMBER, BARE, PUNCT, EOF = _G["number"], _G["bare"], _G["punct"], _G["eof"]
-INCLUDE_FILE, KEY_NAME, KEY_PROTECTION = _G["include_file"], _G["key_name"], _G["key_prot"]
-COMPLEX_RE, COMPLEX_IM = _G["re"], _G["im"]
-#: the groups of an ``item`` token: key, protection, number, dq, sq, ref, bare, comment
-ITEM_GROUPS = tuple(_G[n] for n in ("i_key", "i_prot", "i_number", "i_dq", "i_sq", "i_ref",
-                                    "i_bare", "i_comment"))
-
-#: after a node ends: the rest of its line is only commas/blanks and maybe one comment
-TAIL = re.compile(r"[ \t\f\v,]*((?:#|//)[^\n]*)?(?=\n|\Z)")
-
-NUMBER_RE = re.compile(_NUMBER + r"\Z")
-BARE_RE = re.compile(r"[" + BARE_CHARS + r"]+\Z")
-KEY_RE = re.compile(KEY_PATTERN + r"\Z")
-PROTECTION_RE = re.compile(r"@[A-Za-z_]+\Z")
-#: raw contents a quoted string may hold unchanged (CR excluded: input CRs become LFs)
-DQ_CONTENT_RE = re.compile(r"(?:[^\"\\\n\r]|\\[^\n\r])*\Z")
-SQ_CONTENT_RE = re.compile(r"[^'\n\r]*\Z")
-INCLUDE_KEY_RE = re.compile(r"fhicl_pound_include_[0-9]+\Z")
+_NON_ASCII = "\x80-\U0010ffff"
+ALNUM = "A-Za-z0-9" + _NON_ASCII
+#: ASCII characters that are "graph" (printable, not blank); every non-ASCII character is too
+_GRAPH_RE = re.compile("[!-~" + _NON_ASCII + "]")
 
 
-def normalize_newlines(text: str) -> str:
-    """CRLF and lone CR become LF; a leading byte-order mark is dropped."""
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
+def is_graph(char: str) -> bool:
+    return _GRAPH_RE.match(char) is not None
+
+
+def munched(char: str) -> bool:
+    """fhicl-cpp's ``maximally_munched``: a character that may follow a bare token."""
+    return not char or char in "#/,]}" or not is_graph(char)
+
+
+def munched_number(char: str) -> bool:
+    return not char or char in "#/,]})" or not is_graph(char)
+
+
+def munched_ass(char: str) -> bool:
+    return not char or char in "#/,]}.[:" or not is_graph(char)
+
+
+def free_after(char: str, allowed: str = ",]}") -> bool:
+    """``!(graph - char_(allowed))``: what may follow a quoted string, a bool or ``@nil``."""
+    return not char or char in allowed or not is_graph(char)
+
+
+# --- the skipper: blanks and comments between tokens ------------------------------------------
+
+#: fhicl-cpp's skipper: whitespace, ``#…`` and ``//…`` comments (each ends with a newline; the
+#: prepared text always ends with one)
+SKIP = re.compile(r"(?:[ \t\n\v\f\r]++|#[^\n]*+\n|//[^\n]*+\n)*+")
+
+# --- tokens ------------------------------------------------------------------------------------
+
+#: alphanumeric/underscore run (ass, dss)
+WORD = re.compile("[" + ALNUM + "_]*+")
+DIGITS = re.compile("[0-9]++")
+#: the characters fhicl-cpp's real-number scanner collects
+REAL_CHARS = re.compile(r"[0-9.+\-eE]++")
+HEX = re.compile("0[xX][0-9a-fA-F]*+")
+BIN = re.compile("0[bB][01]*+")
+INF = re.compile("[+-]?infinity")
+#: snippet mode's catch-all scanner (references like ``@local::a.b`` come through it)
+CATCHALL = re.compile("[" + ALNUM + "_:.@]*+")
+SQUOTED = re.compile(r"'[^']*+'")
+DQUOTED = re.compile(r'"(?:\\"|[^"])*+"')
+#: a table key at top level: name, then ``.name`` / ``[digits]`` parts with blanks/comments
+#: allowed around the delimiters (handled by the parser; this is the name alone)
+KEY_START = re.compile("[A-Za-z_" + _NON_ASCII + "]")
+
+# --- fhicl-cpp's canonical number and string checks ---------------------------------------------
+
+
+def canonical_number_ok(value: str) -> bool:
+    """Whether cetlib's ``canonical_number`` accepts ``value`` (the scanned token)."""
+    n = len(value)
+    if n > 2 and value[0] == "0" and value[1] in "xX":
+        rest = value[2:]
+        return all(c in "0123456789abcdefABCDEF" for c in rest)
+    if n > 2 and value[0] == "0" and value[1] in "bB":
+        rest = value[2:]
+        return all(c in "01" for c in rest)
+    i = 0
+    if i < n and value[i] in "+-":
+        i += 1
+    digits = 0
+    while i < n and value[i].isdigit() and value[i].isascii():
+        i += 1
+        digits += 1
+    if i < n and value[i] == ".":
+        i += 1
+        while i < n and value[i].isdigit() and value[i].isascii():
+            i += 1
+            digits += 1
+    if i < n and value[i] in "eE":
+        i += 1
+        if i == n:
+            return False
+        if value[i] in "+-":
+            i += 1
+            if i == n:
+                return False
+        while i < n and value[i].isdigit() and value[i].isascii():
+            i += 1
+    return i == n and digits > 0
+
+
+def _printable(char: str) -> bool:
+    return " " <= char <= "~" or char > "\x7f"
+
+
+def canonical_string_problem(text: str, quote: str) -> str | None:
+    """Why cetlib's ``canonical_string`` refuses the quoted string ``text`` (quotes included),
+    or None when it accepts it: unknown backslash escapes in double quotes, or a character that
+    is neither printable nor a newline or tab."""
+    inner = text[1:-1]
+    if quote == '"':
+        i, n = 0, len(inner)
+        out = []
+        while i < n:
+            char = inner[i]
+            if char == "\\" and i != n - 1:
+                i += 1
+                nxt = inner[i]
+                if nxt not in "\"'\\nt":
+                    return (f"unsupported escape sequence '\\{nxt}' in a double-quoted string "
+                            "(only \\\" \\' \\\\ \\n \\t are allowed; use single quotes for text "
+                            "with backslashes)")
+                char = {"n": "\n", "t": "\t"}.get(nxt, nxt)
+            out.append(char)
+            i += 1
+        inner = "".join(out)
+    for char in inner:
+        if char not in "\n\t" and not _printable(char):
+            return f"unprintable character {char!r} in a quoted string"
+    return None
+
+
+# --- text preparation ---------------------------------------------------------------------------
+
+#: artdaq_database replaces ``#include`` + blank + anything up to the next quote character by a
+#: key ``fhicl_pound_include_<n>:`` before parsing (anywhere in the text, comments included)
+INCLUDE_RE = re.compile("#include[ \t\n\v\f\r][^'\"]*")
+INCLUDE_KEY_PREFIX = "fhicl_pound_include_"
+
+
+def replace_includes(text: str, extensions: set | None = None) -> str:
+    """The text fhicl-cpp is given: each ``#include`` directive turned into an include key,
+    numbered from 0 in order, exactly as artdaq_database's reader does it (including where its
+    search resumes after a replacement: the old match length further on, in the new text).
+
+    When that resume point falls beyond the end of the new text (a directive whose match ran
+    to the end of the text) the C++ reads past its string and crashes; here the scan simply
+    ends, and ``include_overrun`` is added to ``extensions``."""
+    if "#include" not in text:
+        return text
+    index = 0
+    begin = 0
+    search = INCLUDE_RE.search
+    while True:
+        match = search(text, begin)
+        if match is None:
+            break
+        start, end = match.span()
+        text = text[:start] + f"{INCLUDE_KEY_PREFIX}{index}:" + text[end:]
+        index += 1
+        begin = end
+        if begin > len(text):
+            if extensions is not None:
+                extensions.add("include_overrun")
+            break
     return text
+
+
+def reader_lines(text: str) -> str:
+    """fhicl-cpp's line reader (cetlib's includer): lines split at ``\\n`` and at every ``\\r``,
+    each line followed by one ``\\n`` (so the text ends with a newline unless it is empty)."""
+    if "\r" not in text:
+        if not text or text.endswith("\n"):
+            return text
+        return text + "\n"
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    out = []
+    for line in lines:
+        if "\r" in line:
+            parts = line.split("\r")
+            if parts[-1] == "":
+                parts.pop()
+            out.extend(parts)
+        else:
+            out.append(line)
+    return "".join(line + "\n" for line in out)
+
+
+# --- the comment scan (artdaq_database's fhicl_comments_parser_grammar) -----------------------
+
+_BLANKS = re.compile(r"[ \t]*+")
+#: everything before the first comment of a stretch, skipping over quoted strings (a quoted
+#: string needs at least one character; an empty one ends the skipping)
+_PADDED = re.compile(r"""(?:[^"'#/]|/(?!/))*+(?:(?:"[^"]++"|'[^']++')(?:[^"'#/]|/(?!/))*+)*+""")
+_TO_COMMENT = re.compile(r"(?:[^#/]|/(?!/))*+")
+_COMMENT_TEXT = re.compile(r"[^\n\r]++")
+
+
+def scan_comments(text: str) -> dict[int, str]:
+    """``{line: comment}`` as artdaq_database's comment grammar finds them in ``text`` (the
+    original text): each stretch up to a ``#`` or ``//`` outside a quoted string is skipped, the
+    comment runs to the end of its line, and the scan stops at the first stretch without one.
+    Lines are counted like Boost's line_pos_iterator (``\\r\\n``, ``\\n\\r``, ``\\r`` and ``\\n``
+    each end one line). Empty when the text has no comment."""
+    comments: dict[int, str] = {}
+    pos = 0
+    n = len(text)
+    line = 1
+    counted = 0  # ``line`` is the line number at text position ``counted``
+    blanks, padded, to_comment, comment_text = (_BLANKS.match, _PADDED.match, _TO_COMMENT.match,
+                                                 _COMMENT_TEXT.match)
+    has_cr = "\r" in text
+    while True:
+        p = padded(text, blanks(text, pos).end()).end()
+        p = to_comment(text, blanks(text, p).end()).end()
+        p = blanks(text, p).end()
+        m = comment_text(text, p)
+        if m is None:
+            break
+        if has_cr:
+            line += _count_breaks(text, counted, p)
+        else:
+            line += text.count("\n", counted, p)
+        counted = p
+        comments[line] = m.group()
+        q = blanks(text, m.end()).end()
+        if q < n and text[q] == "\r":
+            q += 2 if text.startswith("\r\n", q) else 1
+        elif q < n and text[q] == "\n":
+            q += 1
+        else:
+            break
+        pos = q
+    return comments
+
+
+def _count_breaks(text: str, start: int, end: int) -> int:
+    breaks = 0
+    prev = text[start - 1] if start > 0 else ""
+    for i in range(start, end):
+        char = text[i]
+        if char == "\r":
+            if prev != "\n":
+                breaks += 1
+        elif char == "\n":
+            if prev != "\r":
+                breaks += 1
+        prev = char
+    return breaks
+
+
+# --- error helpers --------------------------------------------------------------------------
 
 
 def position(text: str, pos: int) -> tuple[int, int, str]:
@@ -104,20 +288,3 @@ def describe(text: str, pos: int) -> str:
         return "end of file"
     snippet = text[pos:pos + 20].split("\n", 1)[0]
     return repr(snippet) if snippet else "end of line"
-
-
-def scan_failure(text: str, pos: int, name: str) -> FhiclSyntaxError:
-    """The error for a position where no token matches."""
-    while pos < len(text) and text[pos] in " \t\f\v":
-        pos += 1
-    char = text[pos] if pos < len(text) else ""
-    if char == '"' or char == "'":
-        return syntax_error(text, pos, f"unterminated {char}-quoted string", name)
-    if char == "(":
-        return syntax_error(text, pos, "malformed complex number, expected (real, imag)", name)
-    if char == "@":
-        return syntax_error(text, pos, f"unknown or malformed reference {describe(text, pos)}",
-                            name)
-    if char == ":":
-        return syntax_error(text, pos, "':' without a valid key before it", name)
-    return syntax_error(text, pos, f"unexpected character {char!r}", name)

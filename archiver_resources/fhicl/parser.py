@@ -1,347 +1,763 @@
-"""The FHiCL parser: text → the artdaq_database data tree (raw-string leaves) and its parallel
-metadata tree, plus the list of comment lines. Iterative (no recursion), so nesting depth is
-bounded only by ``MAX_DEPTH``."""
+"""The FHiCL reader: text → the artdaq_database data tree (raw-string leaves), its parallel
+metadata tree and the ``comments`` list, exactly as artdaq_database's ``FhiclReader`` makes them
+(fhicl-cpp's grammar in snippet mode, then ``fcl2jsondb``). docs/formats.md §5 states every rule.
 
+The grammar is a PEG (Boost.Spirit): alternatives are tried in order, a failed alternative is
+backtracked, and an *expectation* (after ``[``, ``{``, ``(``, ``BEGIN_PROLOG``, ``.`` or ``[`` in a
+key) fails the whole parse. Beyond what the C++ accepts, three extensions let every real run record
+archive (each is reported in ``ParsedFhicl.extensions``):
+
+* ``non_ascii``: non-ASCII characters count as the letter ``x`` (see ``lexer``);
+* ``table_splice``: ``@table::name`` where an item may stand becomes the item
+  ``fhicl_table_splice_<n>: "@table::name"`` (the C++ refuses every ``@table::``);
+* ``indexed_reference`` / ``indexed_key``: ``@local::a.b[0]`` references and top-level keys such
+  as ``a[1]: 5`` are kept as text (the C++ stops or aborts on them);
+* ``include_before_prolog``: ``#include`` lines before ``BEGIN_PROLOG`` (refused by the C++
+  as "PROLOG blocks must be both contiguous and not nested") are kept as main items named
+  ``fhicl_pound_include_<n>_before_prolog``, written back in front of the prolog;
+* ``complex_whole``: a complex number written with blanks, ``(1.0, -0.5)``, is kept whole as
+  ``(1.0,-0.5)``; artdaq_database keeps only ``(1.0,`` (losing the imaginary part, and its export
+  no longer parses) — the one place where the record deliberately differs from the C++ one;
+* ``bom``: a byte-order mark at the very start is skipped;
+* ``empty``: an empty text gives an empty record (the C++ aborts on it);
+* ``include_overrun``: an ``#include`` directive whose replacement leaves artdaq_database's
+  scan beyond the end of the text (the C++ crashes; see ``lexer.replace_includes``).
+"""
+
+from __future__ import annotations
+
+import re
 from typing import NamedTuple
 
+from archiver_resources.errors import FhiclSyntaxError
 from archiver_resources.fhicl import lexer as lx
-from archiver_resources.fhicl.lexer import (
-    BARE, COMMENT, COMPLEX, COMPLEX_IM, COMPLEX_RE, DQ_CONTENT, DQSTRING, EOF, INCLUDE,
-    INCLUDE_FILE, ITEM, ITEM_GROUPS, KEY, KEY_NAME, KEY_PROTECTION, NUMBER, PUNCT, REFERENCE,
-    SQ_CONTENT, SQSTRING, normalize_newlines, scan_failure, syntax_error,
-)
+from archiver_resources.fhicl.lexer import INCLUDE_KEY_PREFIX, syntax_error
+from archiver_resources.fhicl.tables import table_of
 
 #: deepest nesting of tables/sequences accepted. The metadata tree is twice as deep as the data
 #: tree, and ``json.dumps`` of a record must stay within Python's default recursion limit.
 MAX_DEPTH = 200
 
-INCLUDE_KEY_PREFIX = "fhicl_pound_include_"
+TABLE_SPLICE_PREFIX = "fhicl_table_splice_"
+BEFORE_PROLOG_SUFFIX = "_before_prolog"
+_INCLUDE_KEY = re.compile(INCLUDE_KEY_PREFIX + r"[0-9]+\Z")
 
-_BARE_TYPES = {"true": "bool", "false": "bool", "nil": "nil"}
+# value tags (fhicl-cpp's value_tag)
+NIL, BOOL, NUMBER, COMPLEX, STRING, TABLEID, SEQUENCE, TABLE = range(8)
+_TYPE_NAMES = {NIL: "nil", BOOL: "bool", NUMBER: "number", COMPLEX: "complex",
+               TABLEID: "tableid", SEQUENCE: "sequence", TABLE: "table"}
+
+# protection levels (binding modifiers)
+_PROTECTIONS = {"@protect_ignore": 1, "@protect_error": 2}
 
 
 class ParsedFhicl(NamedTuple):
-    """The two trees of spec §4.1 and the comment lines of the text."""
+    """The two trees of an artdaq_database record, its comment list and the extensions used."""
 
     data: dict       # {"prolog": {...}, "main": {...}}
-    metadata: dict   # {"prolog": {"type": "table", "comment": "#prolog", "children": {...}}, "main": ...}
-    comments: list   # [{"linenum": int, "value": "#..."}]
+    metadata: dict   # {"prolog": {"type": "table", "comment": "#prolog", "children": {...}}, ...}
+    comments: list   # [{"linenum": int, "value": "#..."}] or the "No comments" placeholder
+    extensions: frozenset = frozenset()
 
+
+#: a line that still starts with ``#include`` after artdaq_database's replacement
+_INCLUDE_LINE = re.compile(r"^#include", re.MULTILINE)
 
 _INDEX_KEYS = tuple(str(i) for i in range(1024))
 
 
 def index_key(i: int) -> str:
-    """``str(i)``, the metadata key of sequence element ``i`` (shared by every sequence for the
-    first 1024 elements)."""
+    """``str(i)``, the metadata key of sequence element ``i`` (shared for the first 1024)."""
     return _INDEX_KEYS[i] if i < 1024 else str(i)
 
 
-def _close_reason(opener: str) -> str:
-    return f"'{opener}' opened here is never closed"
+class _Fail(Exception):
+    """An expectation failure or a semantic error: the whole parse fails here."""
+
+    def __init__(self, pos: int, reason: str):
+        super().__init__(reason)
+        self.pos = pos
+        self.reason = reason
 
 
-def parse_fhicl(text: str, name: str = "<fhicl>") -> ParsedFhicl:  # noqa: C901 (one hot loop)
+def parse_fhicl(text: str, name: str = "<fhicl>") -> ParsedFhicl:
     """Parse FHiCL ``text`` (file ``name`` for error messages) into data and metadata trees.
 
     Raises ``FhiclSyntaxError`` naming file, line, column and the offending line.
     """
-    text = normalize_newlines(text)
-    match = lx.TOKEN.match
-    tail = lx.TAIL.match
-    main_data: dict = {}
-    main_meta: dict = {}
-    prolog_data: dict = {}
-    prolog_meta: dict = {}
-    comments: list = []
-
-    # state of the container being filled
-    is_table = True
-    data = main_data       # dict (table) or list (sequence)
-    children = main_meta   # metadata children of ``data``
-    node = None            # metadata node of ``data`` (None at top level)
-    open_pos = 0           # where ``data`` was opened
-    n_includes = 0         # include keys numbered per table
-    expect_comma = False   # sequences: a value was just read
-    stack: list = []
-
-    # top level
-    in_prolog = False
-    prolog_pos = 0
-    other_includes = 0     # include counter of the top-level table not currently filled
-
-    # pending table item
-    key = None
-    protection = None
-    key_comment = ""
-    key_pos = 0
-
-    # comment attachment: the last comment-only line, until the next token consumes it
-    pending_comment = None
-    pending_end = 0        # position of the newline ending that comment line
-    line = 1               # line number at ``counted``, updated lazily (comments, errors)
-    counted = 0
-
-    # Keys (each repeats in every table of its kind: ~1.4 M in a 25 MB file) and short numbers
-    # and words (true, 0, 64, ...) are one string object per distinct text within the parse.
-    shared = {}.setdefault
-    # Leaf metadata is shared: one dict per distinct (type, comment, annotation) instead of one
-    # per value (a 25 MB file has ~1.4 M leaves; their dicts were ~40 % of the tree). The trees
-    # are read-only for every consumer; json.dumps writes shared dicts like separate ones.
-    leaf_metas: dict = {}
-
-    def leaf_meta(typ, comment, annotation):
-        key = (typ, comment, annotation)
-        meta = leaf_metas.get(key)
-        if meta is None:
-            meta = leaf_metas[key] = {"type": typ, "comment": comment, "annotation": annotation}
-        return meta
-
-    pos = 0
-    while True:
-        m = match(text, pos)
-        if m is None:
-            raise scan_failure(text, pos, name)
-        kind = m.lastindex
-        start = m.start(kind)
-        if kind == COMMENT or kind == INCLUDE:
-            first = pos == 0 or text.rfind("\n", pos, start) >= 0
-            pos = m.end()
-            if not first:
-                continue  # a trailing comment: the annotation of the node before it
-            if kind == COMMENT:
-                value = m.group(COMMENT)
-                if value.startswith("#include") and (len(value) == 8 or value[8] in " \t"):
-                    raise syntax_error(text, start,
-                                       'malformed #include, expected #include "file.fcl"', name)
-                line += text.count("\n", counted, start)
-                counted = start
-                comments.append({"linenum": line, "value": value})
-                pending_comment = value
-                pending_end = pos
-                continue
-        end = pos = m.end()
-        if pending_comment is None:
-            comment = ""
-        else:
-            # the comment line directly above, and this token first on its line
-            comment = pending_comment if text.count("\n", pending_end, start) == 1 else ""
-            pending_comment = None
-
-        if is_table and key is None:
-            # ---- a table item: "key:", "@table::x", "#include", "}", prolog markers, EOF
-            if kind == ITEM:  # fast path: "key: atom # comment" as one token
-                (key, protection, number, dq, sq, ref, bare,
-                 annotation) = m.group(*ITEM_GROUPS)
-                key = shared(key, key)
-                if number is not None:
-                    raw, typ = (shared(number, number) if len(number) <= 6 else number), "number"
-                elif bare is not None:
-                    raw, typ = (shared(bare, bare) if len(bare) <= 6 else bare), \
-                        _BARE_TYPES.get(bare, "string_unquoted")
-                elif dq is not None:
-                    raw, typ = dq, "string_doublequoted"
-                    if key.startswith(INCLUDE_KEY_PREFIX) and lx.INCLUDE_KEY_RE.match(key):
-                        key = INCLUDE_KEY_PREFIX + str(n_includes)
-                        n_includes += 1
-                elif sq is not None:
-                    raw, typ = sq, "string_singlequoted"
-                else:
-                    raw, typ = ref, ("nil" if ref == "@nil" else "tableid")
-                if protection:
-                    meta = {"type": typ, "comment": comment, "annotation": annotation or "",
-                            "protection": protection}
-                else:
-                    meta = leaf_meta(typ, comment, annotation or "")
-                if key in data:
-                    del data[key]
-                    del children[key]
-                data[key] = raw
-                children[key] = meta
-                key = None
-                continue
-            if kind == KEY:
-                key = m.group(KEY_NAME)
-                key = shared(key, key)
-                protection = m.group(KEY_PROTECTION)
-                key_comment = comment
-                key_pos = start
-                continue
-            if kind == INCLUDE:
-                t = tail(text, end)
-                inc_key = INCLUDE_KEY_PREFIX + str(n_includes)
-                n_includes += 1
-                data[inc_key] = m.group(INCLUDE_FILE)
-                children[inc_key] = leaf_meta("string_doublequoted", comment,
-                                              (t.group(1) or "") if t else "")
-                continue
-            if kind == PUNCT and text[start] == "}":
-                if not stack:
-                    raise syntax_error(text, start, "'}' without a matching '{'", name)
-                (is_table, data, children, node, open_pos, n_includes,
-                 expect_comma) = stack.pop()
-                continue
-            if kind == REFERENCE and m.group(REFERENCE).startswith("@table::"):
-                raw = m.group(REFERENCE)
-                t = tail(text, end)
-                if raw in data:
-                    del data[raw]
-                    del children[raw]
-                data[raw] = raw
-                children[raw] = leaf_meta("tableid", comment, (t.group(1) or "") if t else "")
-                continue
-            if kind == BARE and not stack:
-                word = m.group(BARE)
-                if word == "BEGIN_PROLOG":
-                    if in_prolog:
-                        raise syntax_error(text, start, "BEGIN_PROLOG inside a prolog", name)
-                    in_prolog = True
-                    prolog_pos = start
-                    data, children = prolog_data, prolog_meta
-                    n_includes, other_includes = other_includes, n_includes
-                    continue
-                if word == "END_PROLOG":
-                    if not in_prolog:
-                        raise syntax_error(text, start, "END_PROLOG without BEGIN_PROLOG", name)
-                    in_prolog = False
-                    data, children = main_data, main_meta
-                    n_includes, other_includes = other_includes, n_includes
-                    continue
-            if kind == EOF:
-                if stack:
-                    raise syntax_error(text, open_pos, _close_reason("{"), name)
-                if in_prolog:
-                    raise syntax_error(text, prolog_pos, "BEGIN_PROLOG without END_PROLOG", name)
-                break
-            if kind == BARE and m.group(BARE) in ("BEGIN_PROLOG", "END_PROLOG"):
-                raise syntax_error(text, start, f"{m.group(BARE)} is only allowed at top level",
-                                   name)
-            if kind == INCLUDE:
-                raise syntax_error(text, start, "#include is only allowed where a key may stand",
-                                   name)
-            raise syntax_error(text, start,
-                               f"expected a key followed by ':' but found {lx.describe(text, start)}",
-                               name)
-
-        if not is_table:
-            # ---- a sequence: ',' or ']' after a value; ']' or a value otherwise
-            if kind == PUNCT and text[start] == "]":
-                t = tail(text, end)
-                node["annotation"] = (t.group(1) or "") if t else ""
-                (is_table, data, children, node, open_pos, n_includes,
-                 expect_comma) = stack.pop()
-                continue
-            if expect_comma:
-                if kind == PUNCT and text[start] == ",":
-                    expect_comma = False
-                    continue
-                if kind == EOF:
-                    raise syntax_error(text, open_pos, _close_reason("["), name)
-                raise syntax_error(text, start,
-                                   f"expected ',' or ']' but found {lx.describe(text, start)}", name)
-            node_comment = comment
-        else:
-            node_comment = key_comment
-
-        # ---- a value: of table item ``key`` or the next sequence element
-        if kind == NUMBER:
-            raw = m.group(NUMBER)
-            if len(raw) <= 6:
-                raw = shared(raw, raw)
-            typ = "number"
-        elif kind == BARE:
-            raw = m.group(BARE)
-            if len(raw) <= 6:
-                raw = shared(raw, raw)
-            typ = _BARE_TYPES.get(raw, "string_unquoted")
-        elif kind == DQSTRING:
-            raw = m.group(DQ_CONTENT)
-            typ = "string_doublequoted"
-            if is_table and key.startswith(INCLUDE_KEY_PREFIX) and lx.INCLUDE_KEY_RE.match(key):
-                key = INCLUDE_KEY_PREFIX + str(n_includes)  # a literal include key: renumber
-                n_includes += 1
-        elif kind == SQSTRING:
-            raw = m.group(SQ_CONTENT)
-            typ = "string_singlequoted"
-        elif kind == REFERENCE:
-            raw = m.group(REFERENCE)
-            typ = "nil" if raw == "@nil" else "tableid"
-        elif kind == COMPLEX:
-            raw = "(" + m.group(COMPLEX_RE) + "," + m.group(COMPLEX_IM) + ")"
-            typ = "complex"
-        elif kind == PUNCT and (text[start] == "{" or text[start] == "["):
-            if len(stack) >= MAX_DEPTH:
-                raise syntax_error(text, start, f"nesting deeper than {MAX_DEPTH} levels", name)
-            if text[start] == "{":
-                value = {}
-                meta = {"type": "table", "comment": node_comment, "children": {}}
-            else:
-                value = []
-                meta = {"type": "sequence", "comment": node_comment, "annotation": "",
-                        "children": {}}
-            if is_table:
-                if protection:
-                    meta["protection"] = protection
-                if key in data:
-                    del data[key]
-                    del children[key]
-                data[key] = value
-                children[key] = meta
-                key = None
-            else:
-                children[index_key(len(data))] = meta
-                data.append(value)
-                expect_comma = True
-            stack.append((is_table, data, children, node, open_pos, n_includes, expect_comma))
-            is_table = value.__class__ is dict
-            data = value
-            children = meta["children"]
-            node = meta
-            open_pos = start
-            n_includes = 0
-            expect_comma = False
-            continue
-        else:
-            raise _value_error(text, start, kind, key if is_table else None, key_pos,
-                               open_pos, name)
-
-        t = tail(text, end)
-        annotation = (t.group(1) or "") if t else ""
-        if is_table and protection:
-            meta = {"type": typ, "comment": node_comment, "annotation": annotation,
-                    "protection": protection}
-        else:
-            meta = leaf_meta(typ, node_comment, annotation)
-        if is_table:
-            if key in data:
-                del data[key]
-                del children[key]
-            data[key] = raw
-            children[key] = meta
-            key = None
-        else:
-            children[index_key(len(data))] = meta
-            data.append(raw)
-            expect_comma = True
-
+    extensions = set()
+    if text.startswith("\ufeff"):
+        text = text[1:]
+        extensions.add("bom")
+    if not text.isascii():
+        extensions.add("non_ascii")
+    if not text:
+        extensions.add("empty")  # artdaq_database aborts on an empty text; here: an empty record
+    comments = lx.scan_comments(text)
+    prepared = lx.reader_lines(lx.replace_includes(text, extensions))
+    directive = _INCLUDE_LINE.search(prepared)
+    if directive is not None:  # fhicl-cpp's line reader would try to include a file
+        error = syntax_error(prepared, directive.start(),
+                             'malformed #include, expected #include "file.fcl"', name)
+        raise _with_original_line(error, text)
+    parser = _Parser(prepared, comments, name, extensions)
+    try:
+        prolog, main = parser.document()
+    except _Fail as failure:
+        error = syntax_error(prepared, failure.pos, failure.reason, name)
+        raise _with_original_line(error, text) from None
+    except RecursionError:  # pragma: no cover - MAX_DEPTH keeps the recursion well below
+        raise syntax_error(prepared, 0, f"nesting deeper than {MAX_DEPTH} levels", name) from None
+    comment_list = [{"linenum": line, "value": value} for line, value in sorted(comments.items())]
+    if not comment_list:
+        comment_list = [{"linenum": 0, "value": "No comments"}]
+    prolog_data, prolog_meta = prolog
+    main_data, main_meta = main
     return ParsedFhicl(
         {"prolog": prolog_data, "main": main_data},
         {"prolog": {"type": "table", "comment": "#prolog", "children": prolog_meta},
          "main": {"type": "table", "comment": "#main", "children": main_meta}},
-        comments,
+        comment_list,
+        frozenset(extensions),
     )
 
 
-def _value_error(text, start, kind, key, key_pos, open_pos, name):
-    """The error for a token that cannot start a value."""
-    if kind == EOF:
-        if key is not None:
-            return syntax_error(text, key_pos, f"key '{key}' has no value", name)
-        return syntax_error(text, open_pos, _close_reason("["), name)
-    found = lx.describe(text, start)
-    if kind == KEY or kind == ITEM:
-        found = f"key {found}"
-    if key is not None:
-        return syntax_error(text, start, f"expected a value for key '{key}' but found {found}",
-                            name)
-    return syntax_error(text, start, f"expected a value but found {found}", name)
+class _Parser:
+    """One parse of a prepared text (``lexer.reader_lines``). Values are returned as
+    ``(tag, data, meta_children, line, raw)``; the caller builds the node's metadata once it knows
+    the key (comments attach by line, include keys get none)."""
+
+    def __init__(self, text: str, comments: dict, name: str, extensions: set):
+        self.t = text
+        self.n = len(text)
+        self.comments = comments
+        self.name = name
+        self.extensions = extensions
+        self.depth = 0
+        self.splices = 0
+        self.line_pos = 0
+        self.line_no = 1
+        self.leaf_metas: dict = {}
+        shared: dict = {}
+        self.share = shared.setdefault
+
+    # ---- positions -------------------------------------------------------------------------
+
+    def skip(self, pos: int) -> int:
+        return lx.SKIP.match(self.t, pos).end()
+
+    def char(self, pos: int) -> str:
+        return self.t[pos] if pos < self.n else ""
+
+    def line_of(self, pos: int) -> int:
+        """1-based line of ``pos`` (counted incrementally: positions mostly move forward)."""
+        if pos >= self.line_pos:
+            self.line_no += self.t.count("\n", self.line_pos, pos)
+        else:
+            self.line_no -= self.t.count("\n", pos, self.line_pos)
+        self.line_pos = pos
+        return self.line_no
+
+    # ---- metadata ----------------------------------------------------------------------------
+
+    def comment_at(self, line: int) -> str:
+        comment = self.comments.get(line - 1, "") if line > 1 else ""
+        if comment and comment[0] != "/" and "#include " not in comment:
+            return comment
+        return ""
+
+    def annotation_at(self, line: int) -> str:
+        return self.comments.get(line, "") if line >= 1 else ""
+
+    def meta(self, key: str, tag: int, raw: str, line: int, protection: str | None,
+             children) -> dict:
+        """The metadata node of a value bound to ``key`` (fcl2jsondb's key order)."""
+        if tag == STRING:
+            typ = _quotation_type(raw)
+        else:
+            typ = _TYPE_NAMES[tag]
+        if INCLUDE_KEY_PREFIX in key:
+            comment = annotation = ""
+            has_annotation = True
+        else:
+            comment = self.comment_at(line)
+            has_annotation = tag != TABLE
+            annotation = self.annotation_at(line) if has_annotation else ""
+        if children is None and protection is None:
+            cache_key = (typ, comment, annotation)
+            node = self.leaf_metas.get(cache_key)
+            if node is None:
+                node = self.leaf_metas[cache_key] = {"type": typ, "comment": comment,
+                                                     "annotation": annotation}
+            return node
+        node = {"type": typ, "comment": comment}
+        if has_annotation:
+            node["annotation"] = annotation
+        if protection is not None:
+            node["protection"] = protection
+        if children is not None:
+            node["children"] = children
+        return node
+
+    # ---- document ----------------------------------------------------------------------------
+
+    def document(self):
+        """``*prolog >> *item``, then nothing but blanks and comments may remain."""
+        prolog: list = []    # [key, data, meta, level]
+        main: list = []
+        prolog_names: dict = {}
+        pos = self.includes_before_prolog(main)
+        while True:
+            q = self.skip(pos)
+            if not self.t.startswith("BEGIN_PROLOG", q):
+                break
+            pos_begin = q
+            pos = self.items(q + 12, prolog, prolog_names, None)
+            q = self.skip(pos)
+            if not self.t.startswith("END_PROLOG", q):
+                if q >= self.n:
+                    raise _Fail(pos_begin, "BEGIN_PROLOG without END_PROLOG")
+                raise _Fail(*self.diagnose_item(q, top=True, closer="END_PROLOG"))
+            pos = q + 10
+        pos = self.items(pos, main, prolog_names, prolog)
+        q = self.skip(pos)
+        if q < self.n:
+            if self.t.startswith("BEGIN_PROLOG", q):
+                raise _Fail(q, "BEGIN_PROLOG after the first key: prolog blocks must come "
+                               "first, one after the other, and cannot be nested")
+            raise _Fail(*self.diagnose_item(q, top=True, closer=None))
+        return _section(prolog), _section(main)
+
+    def includes_before_prolog(self, main: list) -> int:
+        """Extension: ``#include`` directives before the first ``BEGIN_PROLOG`` (the C++ sees
+        them as keys and then refuses the prolog). They become the first main items, named
+        ``fhicl_pound_include_<n>_before_prolog`` so the writer puts them back in front."""
+        pos = 0
+        found = []
+        while True:
+            start = self.skip(pos)
+            if not self.t.startswith(INCLUDE_KEY_PREFIX, start):
+                break
+            parsed = self.item(start, top=True)
+            if parsed is None or parsed[1] != STRING or not _INCLUDE_KEY.match(parsed[0]):
+                break
+            found.append(parsed)
+            pos = parsed[7]
+        if not found or not self.t.startswith("BEGIN_PROLOG", self.skip(pos)):
+            return 0
+        self.extensions.add("include_before_prolog")
+        for key, tag, data, children, line, raw, protection, _ in found:
+            key += BEFORE_PROLOG_SUFFIX
+            main.append((key, data, self.meta(key, tag, raw, line, protection, children)))
+        return pos
+
+    def items(self, pos: int, entries: list, prolog_names: dict, prolog: list | None) -> int:
+        """The top-level (or prolog) item loop; returns where it stopped."""
+        while True:
+            start = self.skip(pos)
+            parsed = self.item(start, top=True)
+            if parsed is None:
+                return pos
+            key, tag, data, children, line, raw, protection, end = parsed
+            meta = self.meta(key, tag, raw, line, protection, children)
+            if prolog is None:  # in a prolog
+                prolog_names[key] = prolog_names.get(key, 0) + 1
+            else:
+                name0 = key.split("[", 1)[0].split("]", 1)[0]
+                if prolog_names.get(name0):
+                    # a main definition replaces (removes) the first prolog one of that name
+                    for i, entry in enumerate(prolog):
+                        if entry[0] == name0:
+                            del prolog[i]
+                            prolog_names[name0] -= 1
+                            break
+            entries.append((key, data, meta))
+            pos = end
+
+    def item(self, start: int, top: bool):
+        """One ``key binding value`` item at ``start`` (already skipped), or None.
+
+        Returns ``(key, tag, data, children, line, raw, protection, end)``.
+        """
+        t = self.t
+        if t.startswith("@table::", start):
+            return self.table_splice(start, top)
+        if t.startswith("!table::", start):
+            raise _Fail(start, "'!table::' is not a FHiCL reference")
+        key_end = self.key(start, top)
+        if key_end is None:
+            return None
+        key, p = key_end
+        bound = self.binding(p)
+        if bound is None:
+            return None
+        protection, p = bound
+        value = self.value(p)
+        if value is None:
+            q = self.skip(p)
+            # the '@erase' alternative then expects '@erase' after the ':' and fails there
+            raise _Fail(*self.diagnose_value(q, key, start))
+        tag, data, children, line, raw, end = value
+        if protection is not None and tag in (TABLE, SEQUENCE):
+            _check_nested_protection(key, _PROTECTIONS[protection], children, tag, start)
+        return key, tag, data, children, line, raw, protection, end
+
+    def table_splice(self, start: int, top: bool):
+        """Extension: ``@table::name`` where an item may stand."""
+        p = start + 8
+        key_end = self.key(p, True, skip=False)
+        if key_end is None:
+            raise _Fail(p, "expected a name after '@table::'")
+        ref, end = key_end
+        self.extensions.add("table_splice")
+        key = f"{TABLE_SPLICE_PREFIX}{self.splices}"
+        self.splices += 1
+        raw = '"@table::' + ref + '"'
+        return key, STRING, "@table::" + ref, None, self.line_of(start), raw, None, end
+
+    def key(self, pos: int, top: bool, skip: bool = True):
+        """``qualname`` at top level (``a.b[0]`` with blanks allowed around the delimiters),
+        ``name`` in nested tables; returns ``(key, end)`` or None."""
+        t = self.t
+        p = self.skip(pos) if skip else pos
+        word = lx.WORD.match(t, p).end()
+        if word == p or not lx.munched_ass(self.char(word)) or t[p].isdigit() and t[p].isascii():
+            return None
+        key = t[p:word]
+        if not top:
+            return self.share(key, key), word
+        end = word
+        indexed = False
+        while True:
+            q = self.skip(end)
+            c = self.char(q)
+            if c == ".":
+                r = self.skip(q + 1)
+                w = lx.WORD.match(t, r).end()
+                if w == r or not lx.munched_ass(self.char(w)) or (t[r].isdigit()
+                                                                  and t[r].isascii()):
+                    raise _Fail(r, f"expected a name after '.' in key '{key}'")
+                key += "." + t[r:w]
+                end = w
+            elif c == "[":
+                r = self.skip(q + 1)
+                m = lx.DIGITS.match(t, r)
+                if m is None or not lx.munched_number(self.char(m.end())):
+                    raise _Fail(r, f"expected an index after '[' in key '{key}'")
+                s = self.skip(m.end())
+                if self.char(s) != "]":
+                    raise _Fail(s, f"expected ']' in key '{key}'")
+                key += "[" + (m.group().lstrip("0") or "0") + "]"
+                end = s + 1
+                indexed = True
+            else:
+                break
+        if indexed:
+            self.extensions.add("indexed_key")
+        return self.share(key, key), end
+
+    def binding(self, pos: int):
+        """``:`` or ``@protect_ignore:`` / ``@protect_error:``; returns (protection, end)."""
+        p = self.skip(pos)
+        t = self.t
+        c = self.char(p)
+        if c == ":":
+            return None, p + 1
+        if c == "@":
+            for word in ("@protect_ignore", "@protect_error"):
+                if t.startswith(word, p) and self.char(p + len(word)) == ":":
+                    return word, p + len(word) + 1
+        return None
+
+    # ---- values ------------------------------------------------------------------------------
+
+    def value(self, pos: int):
+        """One value at ``pos`` (blanks/comments skipped first), or None when no alternative
+        matches. Returns ``(tag, data, children, line, raw, end)``."""
+        t = self.t
+        p = self.skip(pos)
+        c = self.char(p)
+        nxt = None
+        # nil, boolean
+        if c == "@" and t.startswith("@nil", p) and lx.free_after(self.char(p + 4)):
+            raw = self.raw(p, p + 4)
+            return NIL, raw, None, self.line_of(p), raw, p + 4
+        if c == "t" and t.startswith("true", p) and lx.free_after(self.char(p + 4)):
+            raw = self.raw(p, p + 4)
+            return BOOL, raw, None, self.line_of(p), raw, p + 4
+        if c == "f" and t.startswith("false", p) and lx.free_after(self.char(p + 5)):
+            raw = self.raw(p, p + 5)
+            return BOOL, raw, None, self.line_of(p), raw, p + 5
+        # number: uint | inf | real | hex | bin
+        end = self.number(p)
+        if end is not None:
+            raw = self.raw(p, end)
+            if len(raw) <= 6:
+                raw = self.share(raw, raw)
+            return NUMBER, raw, None, self.line_of(p), raw, end
+        if c == "(":
+            return self.complex(p)
+        # string: ass | dss | squoted | dquoted
+        if c == "'" or c == '"':
+            m = (lx.SQUOTED if c == "'" else lx.DQUOTED).match(t, p)
+            if m is not None and lx.free_after(self.char(m.end())):
+                raw = m.group()
+                problem = lx.canonical_string_problem(raw, c)
+                if problem:
+                    raise _Fail(p, problem)
+                return STRING, raw[1:-1], None, self.line_of(p), raw, m.end()
+        else:
+            w = lx.WORD.match(t, p).end()
+            if w > p:
+                word = t[p:w]
+                nxt = self.char(w)
+                first_digit = word[0].isdigit() and word[0].isascii()
+                if not first_digit and lx.munched_ass(nxt):
+                    raw = self.raw(p, w)
+                    if len(raw) <= 6:
+                        raw = self.share(raw, raw)
+                    return STRING, raw, None, self.line_of(p), raw, w
+                if first_digit and lx.munched(nxt) and not (word.isdigit() and word.isascii()):
+                    raw = self.raw(p, w)
+                    return STRING, raw, None, self.line_of(p), raw, w
+        # localref / dbref / id (their '@' keywords are disabled in snippet mode: '!' instead)
+        if c == "!":
+            if t.startswith("!local::", p) or t.startswith("!db::", p) \
+                    or t.startswith("!sequence::", p):
+                raise _Fail(p, f"'{t[p:p + 12].split(':')[0]}::' is not a FHiCL reference")
+            if t.startswith("!id::", p):
+                return self.dbid(p)
+        if c == "[":
+            return self.sequence(p)
+        if c == "{":
+            return self.table(p)
+        # catchall (snippet mode): references such as @local::a.b come through here
+        m = lx.CATCHALL.match(t, p)
+        w = m.end()
+        if w > p and not (t[p].isdigit() and t[p].isascii()):
+            nxt = self.char(w)
+            if lx.munched_ass(nxt):
+                if nxt == "[" and t[p] == "@":
+                    w = self.indexed_reference(w)
+                raw = self.raw(p, w)
+                return STRING, raw, None, self.line_of(p), raw, w
+        return None
+
+    def raw(self, p: int, end: int) -> str:
+        """fhicl-cpp's raw value text of a token: the token and the blanks and comments after it,
+        cut at the first ``#``, ``//``, space, tab or line end (``rtrim_whitespace``) — so a
+        vertical tab or form feed right after a token stays part of the value."""
+        t = self.t
+        if end < self.n and t[end] in "\v\f":
+            stop = end + 1
+            while stop < self.n and t[stop] in "\v\f":
+                stop += 1
+            return t[p:stop]
+        return t[p:end]
+
+    def number(self, p: int) -> int | None:
+        """End of a number token at ``p`` (uint, inf, real, hex, bin), or None."""
+        t = self.t
+        c = self.char(p)
+        if not c or c not in "0123456789.+-eEi":
+            return None
+        m = lx.DIGITS.match(t, p)
+        if m is not None and lx.munched_number(self.char(m.end())):
+            return m.end()
+        m = lx.INF.match(t, p)
+        if m is not None and lx.free_after(self.char(m.end()), "),]}"):
+            return m.end()
+        m = lx.REAL_CHARS.match(t, p)
+        if m is not None and lx.munched_number(self.char(m.end())) \
+                and lx.canonical_number_ok(m.group()):
+            return m.end()
+        if c == "0":
+            for pattern in (lx.HEX, lx.BIN):
+                m = pattern.match(t, p)
+                if m is not None and m.end() - p > 2 and lx.munched_number(self.char(m.end())):
+                    return m.end()
+        return None
+
+    def complex(self, p: int):
+        """``( number , number )``; everything after ``(`` is expected."""
+        q = self.skip(p + 1)
+        end = self.number(q)
+        if end is None:
+            raise _Fail(q, "malformed complex number, expected (real, imag)")
+        re_start, re_end = q, end
+        q = self.skip(end)
+        if self.char(q) != ",":
+            raise _Fail(q, "malformed complex number, expected ',' between the parts")
+        q = self.skip(q + 1)
+        end = self.number(q)
+        if end is None:
+            raise _Fail(q, "malformed complex number, expected (real, imag)")
+        im_start = q
+        q = self.skip(end)
+        if self.char(q) != ")":
+            raise _Fail(q, "malformed complex number, expected ')'")
+        raw = _rtrim(self.raw(p, q + 1))
+        if len(raw) < q + 1 - p:
+            # artdaq_database keeps a complex number only up to its first blank, "(1.0," for
+            # "(1.0, -0.5)": the imaginary part would be lost and the export would not parse.
+            # The project keeps it whole instead: (real,imag) as written, without the blanks.
+            raw = "(" + self.t[re_start:re_end] + "," + self.t[im_start:end] + ")"
+            self.extensions.add("complex_whole")
+        return COMPLEX, raw, None, self.line_of(p), raw, q + 1
+
+    def dbid(self, p: int):
+        """``!id::`` + 32 hex digits (fhicl-cpp's ``@id::``, renamed in snippet mode)."""
+        q = p + 5
+        t = self.t
+        end = q
+        while end < self.n and t[end] in "0123456789abcdefABCDEF":
+            end += 1
+        if end - q != 32 or not lx.munched_number(self.char(end)):
+            raise _Fail(q, "expected a 32-digit parameter-set id after '!id::'")
+        raw = self.raw(p, end)
+        return TABLEID, raw, None, self.line_of(p), raw, end
+
+    def indexed_reference(self, pos: int) -> int:
+        """Extension: ``[n]`` and ``.name`` parts after a reference such as ``@local::a``."""
+        t = self.t
+        end = pos
+        while True:
+            c = self.char(end)
+            if c == "[":
+                m = lx.DIGITS.match(t, end + 1)
+                if m is None or self.char(m.end()) != "]":
+                    break
+                end = m.end() + 1
+            elif c == ".":
+                w = lx.WORD.match(t, end + 1).end()
+                if w == end + 1:
+                    break
+                end = w
+            else:
+                break
+        if end > pos and lx.munched_ass(self.char(end)):
+            self.extensions.add("indexed_reference")
+            return end
+        return pos
+
+    def sequence(self, p: int):
+        """``[`` > -element > *(``,`` > element) > ``]``."""
+        line = self.line_of(p)
+        self.enter(p)
+        data: list = []
+        children: dict = {}
+        q = self.skip(p + 1)
+        value = self.value(q)
+        if value is not None:
+            self.add_element(data, children, value)
+            q = self.skip(value[5])
+        while self.char(q) == ",":
+            r = self.skip(q + 1)
+            value = self.value(r)
+            if value is None:
+                raise _Fail(*self.diagnose_value(r, None))
+            self.add_element(data, children, value)
+            q = self.skip(value[5])
+        if self.char(q) != "]":
+            if q >= self.n:
+                raise _Fail(p, "'[' opened here is never closed")
+            raise _Fail(q, f"expected ',' or ']' but found {lx.describe(self.t, q)}")
+        self.depth -= 1
+        return SEQUENCE, data, children, line, "", q + 1
+
+    def add_element(self, data: list, children: dict, value) -> None:
+        tag, item, item_children, line, raw, _ = value
+        key = index_key(len(data))
+        children[key] = self.meta(key, tag, raw, line, None, item_children)
+        data.append(item)
+
+    def table(self, p: int):
+        """``{`` > *item > ``}``; a repeated key replaces the first one in place (protections
+        permitting)."""
+        line = self.line_of(p)
+        self.enter(p)
+        data: dict = {}
+        children: dict = {}
+        pos = p + 1
+        while True:
+            start = self.skip(pos)
+            parsed = self.item(start, top=False)
+            if parsed is None:
+                break
+            key, tag, item, item_children, item_line, raw, protection, end = parsed
+            meta = self.meta(key, tag, raw, item_line, protection, item_children)
+            if key in data:
+                old = _PROTECTIONS.get(children[key].get("protection"), 0)
+                new = _PROTECTIONS.get(protection, 0)
+                if new > old:
+                    raise _Fail(start, f"redefining '{key}' would increase its protection")
+                if old == 2:
+                    raise _Fail(start, f"'{key}' is protected (@protect_error)")
+                if old == 1:
+                    pos = end
+                    continue
+            data[key] = item
+            children[key] = meta
+            pos = end
+        q = self.skip(pos)
+        if self.char(q) != "}":
+            if q >= self.n:
+                raise _Fail(p, "'{' opened here is never closed")
+            raise _Fail(*self.diagnose_item(q, top=False, closer="}"))
+        self.depth -= 1
+        return TABLE, data, children, line, "", q + 1
+
+    def enter(self, p: int) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _Fail(p, f"nesting deeper than {MAX_DEPTH} levels")
+
+    # ---- error diagnosis ---------------------------------------------------------------------
+
+    def diagnose_item(self, q: int, top: bool, closer: str | None):
+        """Position and reason for an item that cannot be parsed at ``q``."""
+        t = self.t
+        if q >= self.n:
+            if closer == "END_PROLOG":
+                return q, "BEGIN_PROLOG without END_PROLOG"
+            return q, "unexpected end of file"
+        c = t[q]
+        if c == "}" and closer != "}":
+            return q, "'}' without a matching '{'"
+        if t.startswith("END_PROLOG", q) and closer != "END_PROLOG":
+            return q, "END_PROLOG without BEGIN_PROLOG"
+        if t.startswith("BEGIN_PROLOG", q):
+            if closer == "END_PROLOG":
+                return q, "BEGIN_PROLOG inside a prolog"
+            if closer == "}":
+                return q, "BEGIN_PROLOG is only allowed at top level"
+        if t.startswith("#include", q):
+            return q, 'malformed #include, expected #include "file.fcl"'
+        key_end = self.key(q, top, skip=False) if not t.startswith("@", q) else None
+        if key_end is None:
+            glued = q > 0 and (lx.WORD.match(t, q - 1).end() > q - 1 or t[q - 1] in "\"'")
+            if c in ":." and glued:
+                return q, (f"unexpected {c!r} right after a value: a value holding {c!r} must "
+                           "be quoted")
+            if c == ":":
+                return q, "':' without a valid key before it"
+            if not top and lx.WORD.match(t, q).end() > q:
+                w = lx.WORD.match(t, q).end()
+                if self.char(w) == ".":
+                    return w, "dotted keys are only allowed at top level"
+            expected = "a key followed by ':'" + (" or '}'" if closer == "}" else "")
+            return q, f"expected {expected} but found {lx.describe(t, q)}"
+        key, p = key_end
+        if key.startswith(INCLUDE_KEY_PREFIX):
+            return q, 'malformed #include, expected #include "file.fcl"'
+        if not top and self.char(p) in ".[":
+            return p, f"dotted keys are only allowed at top level ('{key}{self.char(p)}…')"
+        r = self.skip(p)
+        if self.char(r) != ":" and not t.startswith("@protect_", r):
+            return r, f"expected ':' after key '{key}' but found {lx.describe(t, r)}"
+        bound = self.binding(p)
+        if bound is None:
+            return r, f"malformed binding after key '{key}'"
+        return self.diagnose_value(self.skip(bound[1]), key, q)
+
+    def diagnose_value(self, q: int, key: str | None, key_pos: int | None = None):
+        """Position and reason for a value that cannot be parsed at ``q``."""
+        t = self.t
+        for_key = f" for key '{key}'" if key else ""
+        if key and key.startswith(INCLUDE_KEY_PREFIX) and key_pos is not None:
+            return key_pos, 'malformed #include, expected #include "file.fcl"'
+        if q >= self.n:
+            if key:
+                return (key_pos if key_pos is not None else q), f"key '{key}' has no value"
+            return q, "expected a value but found end of file"
+        c = t[q]
+        if c in "'\"":
+            m = (lx.SQUOTED if c == "'" else lx.DQUOTED).match(t, q)
+            if m is None:
+                return q, f"unterminated {c}-quoted string"
+            return m.end(), ("a quoted string must be followed by a blank, ',', ']' or '}' "
+                             f"but found {lx.describe(t, m.end())}")
+        if c == "@":
+            if t.startswith("@table::", q):
+                return q, "@table:: cannot be used as a value"
+            return q, f"unknown or malformed reference {lx.describe(t, q)}"
+        if c in "]},":
+            return q, f"expected a value{for_key} but found {lx.describe(t, q)}"
+        w = lx.WORD.match(t, q).end()
+        if w > q and self.char(self.skip(w)) == ":" and key:
+            return q, f"expected a value{for_key} but found key {lx.describe(t, q)}"
+        end = lx.CATCHALL.match(t, q).end()
+        if end == q:
+            real = lx.REAL_CHARS.match(t, q)
+            end = real.end() if real else q
+        if end > q:
+            token = t[q:end]
+            nxt = self.char(end)
+            if nxt and not lx.munched_ass(nxt):
+                return end, (f"unexpected character {nxt!r} after {token!r}: unquoted values may "
+                             "hold only letters, digits, '_', '.', ':' and '@' (quote the value)")
+            return q, f"invalid value {token!r}{for_key}: not a number, bool or name"
+        return q, f"unexpected character {c!r}"
+
+
+def _with_original_line(error: FhiclSyntaxError, text: str) -> FhiclSyntaxError:
+    """The error with the operator's own line as excerpt (the parsed text has ``#include``
+    directives replaced by keys)."""
+    lines = lx.reader_lines(text).split("\n")
+    if 1 <= error.line <= len(lines) and lines[error.line - 1] != error.excerpt \
+            and "#include" in text:
+        excerpt = lines[error.line - 1]
+        if len(excerpt) > 100:
+            left = max(0, error.column - 60)
+            excerpt = ("…" if left else "") + excerpt[left:left + 100]
+        return FhiclSyntaxError(error.reason, name=error.name, line=error.line,
+                                column=error.column, excerpt=excerpt)
+    return error
+
+
+def _quotation_type(raw: str) -> str:
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return "string_doublequoted"
+    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
+        return "string_singlequoted"
+    return "string_unquoted"
+
+
+def _rtrim(raw: str) -> str:
+    """artdaq_database's ``rtrim_whitespace`` of a raw value (cuts a complex at its first blank)."""
+    pos = raw.find("//")
+    skip = min((i for i in (raw.find(c) for c in "# \n\r\t") if i >= 0), default=-1)
+    if pos < 0:
+        pos = skip
+        if pos < 0:
+            return raw
+    elif skip >= 0:
+        pos = min(pos, skip)
+    pos -= 1
+    while raw[pos] == " " and pos != 0:
+        pos -= 1
+    return raw[:pos + 1]
+
+
+def _section(entries: list):
+    """The data and metadata tables of one top-level section (a key may repeat)."""
+    data = table_of([(key, value) for key, value, _ in entries])
+    meta = table_of([(key, node) for key, _, node in entries])
+    return data, meta
+
+
+def _check_nested_protection(key: str, level: int, children, tag: int, pos: int) -> None:
+    """fhicl-cpp's check when a protected table or sequence is bound: no item inside it (at any
+    depth, sequence elements' tables included) may carry an explicit, weaker protection."""
+    if not children:
+        return
+    stack = [(children, level, key)]
+    while stack:
+        nodes, limit, where = stack.pop()
+        for name, node in nodes.items():
+            own = _PROTECTIONS.get(node.get("protection"), 0)
+            if own and own < limit:
+                raise _Fail(pos, f"nested item {where}.{name} has protection "
+                                 f"{node.get('protection')}, weaker than its enclosing item's")
+            if node.get("type") in ("table", "sequence") and node.get("children"):
+                stack.append((node["children"], max(limit, own), f"{where}.{name}"))

@@ -1,27 +1,34 @@
-"""The artdaq_database document record (spec §3/§4.1) built from FHiCL text, FHiCL regenerated from
+"""The artdaq_database document record built from FHiCL text, FHiCL regenerated from
 a record, and data-tree equivalence of two FHiCL texts."""
 
 from datetime import datetime
 
 from archiver_resources.fhicl.parser import parse_fhicl
+from archiver_resources.fhicl.tables import same_tree
 from archiver_resources.fhicl.writer import FhiclRecordError, write_fhicl
 
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.000%z"
-
-
 def format_timestamp(moment: datetime | None = None) -> str:
-    """An artdaq_database timestamp ``%FT%T.000%z`` in local time (naive datetimes are local)."""
-    moment = (moment or datetime.now()).astimezone()
-    return moment.strftime(TIMESTAMP_FORMAT)
+    """An artdaq_database timestamp: local time (naive datetimes count as local) with the real
+    milliseconds, truncated, as the C++ writes them: ``2024-10-15T09:02:11.042-0500``.
+
+    (The C++ formats ``%FT%T.000%z`` and overwrites the ``000`` with the milliseconds of the same
+    clock reading; only its fake-time test mode leaves them at a fixed value.)"""
+    local = (moment or datetime.now()).astimezone()
+    return f"{local:%Y-%m-%dT%H:%M:%S}.{local.microsecond // 1000:03d}{local:%z}"
 
 
-def fhicl_to_record(text: str, name: str, *, timestamp: datetime | str | None = None) -> dict:
-    """The record ``fhicl_to_json(text, name)`` produces (spec §4.1).
+def fhicl_to_record(text: str, name: str, *, timestamp: datetime | str | None = None,
+                    extensions: set | None = None) -> dict:
+    """The record artdaq_database's ``fhicl_to_json(text, name)`` produces.
 
     ``timestamp`` (a datetime, or an already formatted string) makes ``origin.timestamp``
-    deterministic; by default it is the current local time. Raises ``FhiclSyntaxError``.
+    deterministic; by default it is the current local time. When ``extensions`` (a set) is given,
+    the names of the extensions beyond the C++ grammar that the text needed are added to it
+    (see ``parser``). Raises ``FhiclSyntaxError``.
     """
     parsed = parse_fhicl(text, name)
+    if extensions is not None:
+        extensions.update(parsed.extensions)
     if isinstance(timestamp, str):
         stamp = timestamp
     else:
@@ -67,5 +74,6 @@ def record_to_fhicl(record: dict) -> str:
 
 def fhicl_equivalent(a_text: str, b_text: str, *, a_name: str = "<a>",
                      b_name: str = "<b>") -> bool:
-    """True when both texts parse to the same data tree (comments, layout, quoting ignored)."""
-    return parse_fhicl(a_text, a_name).data == parse_fhicl(b_text, b_name).data
+    """True when both texts parse to the same data tree (comments, layout, quoting ignored;
+    repeated keys compared in order)."""
+    return same_tree(parse_fhicl(a_text, a_name).data, parse_fhicl(b_text, b_name).data)

@@ -1,18 +1,45 @@
-"""The FHiCL writer: regenerates deterministic FHiCL text from an artdaq_database data tree and its
-metadata tree (quoting from the metadata types, comments above, annotations trailing).
-Iterative (no recursion)."""
+"""The FHiCL writer: FHiCL text from an artdaq_database data tree and its metadata tree, byte for
+byte what artdaq_database's ``FhiclWriter`` (``json2fcldb`` + the Karma grammar of
+``fhicl_writer.h``) exports. docs/formats.md §5.4 states the layout.
+
+Layout, in short: every item is ``<comment>⏎<key>: <value>`` and, for everything but tables,
+`` <annotation>⏎`` after the value (so an uncommented key has a blank line above it and every
+leaf ends with a blank); a table is ``{⏎<items>⏎}``; a sequence ``[a, b]`` with the annotation of a
+nested sequence after it; quoting comes from the metadata type; a prolog is wrapped in
+``BEGIN_PROLOG⏎…⏎END_PROLOG⏎``; include keys become `` ⏎#include "file" ⏎``.
+
+Where the C++ gives up (a record without metadata for a key, an unknown type, a value whose JSON
+type does not match its metadata), this writer still writes the value, inferring what is missing,
+so a record is never lost on export; the C++ output is matched exactly for every record the C++
+reader produces. The project's own extension keys (``fhicl_table_splice_<n>``) are written back as
+``@table::name`` items.
+"""
+
+from __future__ import annotations
+
+import re
 
 from archiver_resources.errors import ArchiverError
-from archiver_resources.fhicl import lexer as lx
-from archiver_resources.fhicl.parser import INCLUDE_KEY_PREFIX
+from archiver_resources.fhicl.lexer import INCLUDE_KEY_PREFIX
+from archiver_resources.fhicl.parser import BEFORE_PROLOG_SUFFIX, MAX_DEPTH, TABLE_SPLICE_PREFIX
+from archiver_resources.fhicl.tables import MultiTable
 
-INDENT = "  "
+_INCLUDE_NAME = "fhicl_pound_include"   # artdaq_database compares this prefix (no trailing _)
+_OUT_INCLUDE = re.compile(r"#include[ \t\n\v\f\r]*:[^\"]*")
+_BEFORE_PROLOG = re.compile(re.escape(INCLUDE_KEY_PREFIX) + "[0-9]+"
+                            + re.escape(BEFORE_PROLOG_SUFFIX) + r"\Z")
+_SPLICE_KEY = re.compile(re.escape(TABLE_SPLICE_PREFIX) + r"[0-9]+\Z")
+_NEEDS_QUOTES = re.compile(r"[ .%()/\-\\]")
 
+#: types whose value artdaq_database writes from its JSON tree without unescaping
+_RAW_TYPES = {"nil", "bool", "number", "complex", "tableid"}
+_KNOWN_TYPES = {"nil", "string", "string_unquoted", "string_singlequoted", "string_doublequoted",
+                "bool", "number", "complex", "sequence", "table", "tableid"}
 
 
 class FhiclRecordError(ArchiverError):
-    """A document record that cannot be turned back into FHiCL (no ``document.data`` tables, or a
-    key that is not a FHiCL name)."""
+    """A document record that cannot be turned back into FHiCL (no ``document.data`` tables, or
+    nesting deeper than the reader accepts)."""
 
     def __init__(self, reason: str, *, name: str = ""):
         self.reason = reason
@@ -21,47 +48,25 @@ class FhiclRecordError(ArchiverError):
         super().__init__(prefix + reason)
 
 
-_RAW_CHECKS = {
-    "number": lambda v: lx.NUMBER_RE.match(v) is not None,
-    "bool": lambda v: v in ("true", "false"),
-    "nil": lambda v: v in ("nil", "@nil"),
-    "tableid": lambda v: v.startswith("@") and " " not in v and "\n" not in v,
-    "complex": lambda v: v.startswith("(") and v.endswith(")") and "\n" not in v,
-    "string_unquoted": lambda v: lx.BARE_RE.match(v) is not None,
-}
-
-
 def write_fhicl(data: dict, metadata: dict | None = None) -> str:
-    """FHiCL text for ``data`` = ``{"prolog": {...}, "main": {...}}`` and its metadata tree.
-
-    Leading ``#include`` keys of main are written before ``BEGIN_PROLOG`` (where they usually
-    stand); the prolog is wrapped in ``BEGIN_PROLOG``/``END_PROLOG``. Missing metadata is
-    inferred from the values. The result ends with one newline, or is empty. Raises
-    ``FhiclRecordError`` for a key that is no FHiCL name.
-    """
-    metadata = metadata or {}
-    prolog = data.get("prolog") or {}
-    main = data.get("main") or {}
-    prolog_meta = _children(metadata.get("prolog"))
-    main_meta = _children(metadata.get("main"))
-
-    main_items = list(main.items())
-    n_hoisted = 0
-    for key, value in main_items:
-        if not _is_include(key, value, main_meta.get(key)):
-            break
-        n_hoisted += 1
-
+    """FHiCL text for ``data`` = ``{"prolog": {...}, "main": {...}}`` and its metadata tree."""
+    metadata = metadata if isinstance(metadata, dict) else {}
     out: list[str] = []
-    _write_items(main_items[:n_hoisted], main_meta, True, "", out)
-    if prolog:
-        out.append("BEGIN_PROLOG")
-        _write_items(list(prolog.items()), prolog_meta, True, "", out)
-        out.append("END_PROLOG")
-        if len(main_items) > n_hoisted:
-            out.append("")
-    _write_items(main_items[n_hoisted:], main_meta, True, "", out)
-    return "\n".join(out) + "\n" if out else ""
+    main = data.get("main")
+    main = main if isinstance(main, dict) else {}
+    main_meta = _children(metadata.get("main"))
+    items = list(main.items())
+    first = 0
+    while first < len(items) and _BEFORE_PROLOG.match(str(items[first][0])):
+        first += 1  # the project's include_before_prolog extension: back in front
+    _atoms(items[:first], main_meta, out, 0)
+    prolog = data.get("prolog")
+    if isinstance(prolog, dict) and (len(prolog) or first):  # (an empty one keeps its includes)
+        out.append("BEGIN_PROLOG\n")
+        _atoms(prolog.items(), _children(metadata.get("prolog")), out, 0)
+        out.append("\nEND_PROLOG\n")
+    _atoms(items[first:], main_meta, out, 0)
+    return _fix_includes("".join(out))
 
 
 def _children(meta) -> dict:
@@ -72,85 +77,142 @@ def _children(meta) -> dict:
     return {}
 
 
-def _is_include(key, value, meta) -> bool:
-    if not (isinstance(key, str) and key.startswith(INCLUDE_KEY_PREFIX)
-            and lx.INCLUDE_KEY_RE.match(key) and isinstance(value, str)):
-        return False
-    return not isinstance(meta, dict) or meta.get("type", "string_doublequoted") == \
-        "string_doublequoted"
-
-
-def _write_items(items: list, metas: dict, is_table: bool, indent: str, out: list) -> None:
-    """Write table items or sequence elements (``items`` of (key, value)), depth-first."""
-    stack = [[is_table, items, metas, 0, indent, None]]
-    while stack:
-        frame = stack[-1]
-        is_table, items, metas, i, ind, closer = frame
-        if i >= len(items):
-            stack.pop()
-            if closer is not None:
-                out.append(closer)
-            continue
-        frame[3] = i + 1
-        key, value = items[i]
-        meta = metas.get(key) if is_table else metas.get(str(i))
-        if not isinstance(meta, dict):
+def _atoms(items, children: dict, out: list, depth: int) -> None:
+    """The items of a table, each ``comment⏎key: value[ annotation⏎]``."""
+    if depth > MAX_DEPTH:
+        raise FhiclRecordError(f"nesting deeper than {MAX_DEPTH} levels")
+    own_metas = children.pairs if isinstance(children, MultiTable) else None
+    for i, (key, value) in enumerate(items):
+        meta = children.get(key)  # the first definition's metadata, as the C++ looks it up
+        if not isinstance(meta, dict) or meta.get("type") not in _KNOWN_TYPES:
             meta = infer_meta(value)
-        sep = "" if is_table or i == len(items) - 1 else ","
-        for line in _comment_lines(meta.get("comment")):
-            out.append(ind + line)
-        annotation = _annotation(meta.get("annotation"))
-
-        if is_table:
-            if _is_include(key, value, meta):
-                out.append(ind + '#include "' + _dq_content(value) + '"' + annotation)
-                continue
-            if key.startswith("@table::"):
-                out.append(ind + (value if isinstance(value, str) and value.startswith("@table::")
-                                  else key) + annotation)
-                continue
-            if not isinstance(key, str) or not lx.KEY_RE.match(key):
-                raise FhiclRecordError(f"key {key!r} is not a FHiCL name")
-            protection = meta.get("protection")
-            if protection and not lx.PROTECTION_RE.match(protection):
-                raise FhiclRecordError(f"key {key!r}: protection {protection!r} is not a marker")
-            head = ind + key + (" " + protection if protection else "") + ": "
-        else:
-            head = ind
-
-        if isinstance(value, dict):
-            if not value:
-                out.append(head + "{}" + sep)
-                continue
-            out.append(head + "{")
-            stack.append([True, list(value.items()), _children(meta), 0, ind + INDENT,
-                          ind + "}" + sep])
-        elif isinstance(value, list):
-            child_metas = _children(meta)
-            inline = _inline_sequence(value, child_metas)
-            if inline is not None:
-                out.append(head + inline + sep + annotation)
-                continue
-            out.append(head + "[")
-            stack.append([False, [(None, v) for v in value], child_metas, 0, ind + INDENT,
-                          ind + "]" + sep + annotation])
-        else:
-            out.append(head + atom_text(value, meta.get("type")) + sep + annotation)
+        elif own_metas is not None and i < len(own_metas) and isinstance(value, str):
+            own = own_metas[i][1]
+            if (isinstance(own, dict) and str(own.get("type", "")).startswith("string")
+                    and meta["type"] in _RAW_TYPES):
+                # a repeated key whose first definition is not a string: the C++ writes this
+                # string as it holds it in its JSON tree, escapes and all
+                value = _json_escaped(value)
+        _atom(str(key), value, meta, out, depth)
 
 
-def _inline_sequence(values: list, metas: dict) -> str | None:
-    """``[a, b, c]`` when every element is an atom without comment or annotation."""
-    parts = []
+def _atom(key: str, value, meta: dict, out: list, depth: int) -> None:
+    typ = meta.get("type")
+    if key.startswith(_INCLUDE_NAME):
+        out.append(" \n#include ")  # the writer's "#include: " fixed up by the post-pass
+        out.append('"' + _json_escaped(_text(value)) + '"')  # written as stored in JSON
+        out.append(" \n")
+        return
+    if typ == "table" and not isinstance(value, (dict, list)):
+        typ, annotate = "string", False   # a table whose data is a string: written as a string
+    else:
+        annotate = typ != "table"
+    comment = _text(meta.get("comment", ""))
+    if "#include " in comment:
+        comment = ""
+    if (_SPLICE_KEY.match(key) and isinstance(value, str) and value.startswith("@table::")
+            and typ == "string_doublequoted"):
+        out.append(comment + "\n" + value)
+    else:
+        name = key
+        protection = meta.get("protection")
+        if isinstance(protection, str) and protection and protection != "@none":
+            name += " " + protection
+        out.append(comment + "\n" + name + ": ")
+        _value(value, typ, meta, out, depth)
+    if annotate:
+        out.append(" " + _text(meta.get("annotation", "")) + "\n")
+
+
+def _value(value, typ: str, meta: dict, out: list, depth: int) -> None:
+    """The value part of an item (``json2fcldb``'s atom conversion, then Karma)."""
+    if typ == "sequence" and isinstance(value, list):
+        _sequence(value, _children(meta), out, depth + 1)
+    elif typ == "table" and isinstance(value, dict):
+        out.append("{\n")
+        _atoms(value.items(), _children(meta), out, depth + 1)
+        out.append("\n}")
+    elif isinstance(value, dict):   # data and metadata disagree: keep the data
+        _value(value, "table", infer_meta(value), out, depth)
+    elif isinstance(value, list):
+        _value(value, "sequence", infer_meta(value), out, depth)
+    else:
+        out.append(atom_text(value, typ))
+
+
+def _sequence(values: list, children: dict, out: list, depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise FhiclRecordError(f"nesting deeper than {MAX_DEPTH} levels")
+    out.append("[")
     for i, value in enumerate(values):
-        if isinstance(value, (dict, list)):
-            return None
-        meta = metas.get(str(i))
-        if not isinstance(meta, dict):
+        if i:
+            out.append(", ")
+        meta = children.get(str(i))
+        if not isinstance(meta, dict) or meta.get("type") not in _KNOWN_TYPES:
             meta = infer_meta(value)
-        elif meta.get("comment") or meta.get("annotation"):
-            return None
-        parts.append(atom_text(value, meta.get("type")))
-    return "[" + ", ".join(parts) + "]"
+        if isinstance(value, (dict, list)):
+            typ = meta.get("type")
+            _value(value, typ, meta, out, depth)
+            if typ != "table" and isinstance(value, list):
+                out.append(" " + _text(meta.get("annotation", "")) + "\n")
+        else:
+            out.append(element_text(value, meta.get("type")))
+    out.append("]")
+
+
+def atom_text(value, typ: str | None) -> str:
+    """The text of a leaf bound to a key, quoted as its metadata type says."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return karma_double(value)
+    text = _text(value)
+    if typ == "string_doublequoted":
+        return '"' + text + '"'
+    if typ == "string_singlequoted":
+        return "'" + text + "'"
+    if typ == "string":
+        return '"' + text + '"' if _NEEDS_QUOTES.search(text) else text
+    return text
+
+
+def element_text(value, typ: str | None) -> str:
+    """The text of a leaf inside a sequence (artdaq_database quotes every type but numbers and
+    the string types by the same rule as untyped strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return karma_double(value)
+    text = _text(value)
+    if typ == "number" or typ == "string_unquoted":
+        return text
+    if typ == "string_doublequoted":
+        return '"' + text + '"'
+    if typ == "string_singlequoted":
+        return "'" + text + "'"
+    return '"' + text + '"' if _NEEDS_QUOTES.search(text) else text
+
+
+def karma_double(value: float) -> str:
+    """Boost.Karma's default ``double_`` output: fixed below 1e7 and from 1e-3, else
+    scientific, at most 3 fractional digits, trailing zeros dropped."""
+    if value != value:
+        return "nan"
+    if value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    magnitude = abs(value)
+    if magnitude != 0 and (magnitude < 1e-3 or magnitude >= 1e7):
+        mantissa, exponent = f"{value:.3e}".split("e")
+        mantissa = mantissa.rstrip("0")
+        if mantissa.endswith("."):
+            mantissa += "0"
+        return f"{mantissa}e{int(exponent)}"
+    text = f"{value:.3f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
 
 
 def infer_meta(value) -> dict:
@@ -166,68 +228,43 @@ def infer_meta(value) -> dict:
     elif isinstance(value, (int, float)):
         typ = "number"
     else:
-        text = str(value)
-        if text in ("true", "false"):
-            typ = "bool"
-        elif text == "nil":
-            typ = "nil"
-        elif lx.NUMBER_RE.match(text):
-            typ = "number"
-        else:
-            typ = "string_doublequoted"
+        typ = "string"
     return {"type": typ, "comment": "", "annotation": ""}
 
 
-def atom_text(value, typ: str | None) -> str:
-    """The FHiCL text of one leaf; a raw value that its type cannot hold is double-quoted."""
+def _text(value) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "nil"
     if isinstance(value, bool):
-        value = "true" if value else "false"
-    elif value is None:
-        value = "nil"
-    elif not isinstance(value, str):
-        value = repr(value) if isinstance(value, float) else str(value)
-    if typ == "string_singlequoted":
-        if lx.SQ_CONTENT_RE.match(value):
-            return "'" + value + "'"
-        return '"' + _dq_content(value) + '"'
-    check = _RAW_CHECKS.get(typ)
-    if check is not None and value and check(value):
-        return value
-    return '"' + _dq_content(value) + '"'
+        return "true" if value else "false"
+    return str(value)
 
 
-def _dq_content(value: str) -> str:
-    """``value`` as the inside of a double-quoted FHiCL string: kept raw when it already is one
-    (escapes stay as written), escaped otherwise."""
-    if lx.DQ_CONTENT_RE.match(value):
-        return value
-    return (value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-            .replace("\r", "\\r"))
+_JSON_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n",
+                 "\r": "\\r", "\t": "\\t"}
+_JSON_ESCAPE_RE = re.compile('[\"\\\\\b\f\n\r\t]')
 
 
-def _comment_lines(comment) -> list:
-    if not comment or not isinstance(comment, str):
-        return []
-    lines = []
-    for part in comment.replace("\r", "\n").split("\n"):
-        part = part.lstrip()
-        if not part.strip():
-            continue
-        if not (part.startswith("#") or part.startswith("//")) or _looks_like_include(part):
-            part = "# " + part
-        lines.append(part)
-    return lines
+def _json_escaped(text: str) -> str:
+    """artdaq_database's ``to_json_string``: the include file name is written as it is held in
+    its JSON tree (quotes, backslashes and control characters backslash-escaped)."""
+    return _JSON_ESCAPE_RE.sub(lambda m: _JSON_ESCAPES[m.group()], text)
 
 
-def _looks_like_include(comment: str) -> bool:
-    """True when the parser would read this comment line as an ``#include`` directive."""
-    return comment.startswith("#include") and (len(comment) == 8 or comment[8] in " \t")
-
-
-def _annotation(annotation) -> str:
-    if not annotation or not isinstance(annotation, str):
-        return ""
-    text = annotation.replace("\r", " ").replace("\n", " ")
-    if not (text.startswith("#") or text.startswith("//")):
-        text = "# " + text
-    return " " + text
+def _fix_includes(text: str) -> str:
+    """artdaq_database's post-pass: ``#include`` + blanks + ``:`` + anything up to the next
+    double quote becomes ``#include ``; its search resumes where the replaced match ended."""
+    if "#include" not in text:
+        return text
+    pos = 0
+    search = _OUT_INCLUDE.search
+    while pos <= len(text):
+        match = search(text, pos)
+        if match is None:
+            break
+        start, end = match.span()
+        text = text[:start] + "#include " + text[end:]
+        pos = end
+    return text

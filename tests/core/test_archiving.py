@@ -235,3 +235,86 @@ def test_our_own_blob_already_stored_is_identical_for_the_audit(tmp_path, store,
     uploaded = migrate_run(90, store, ucondb)
     check = check_stored_blob(90, store, ucondb)
     assert check.outcome == "identical" and check.stored_md5 == check.packed_md5 == uploaded.md5
+
+
+# --- a run record that changes while it is read; errors in generated entities -----------------
+
+def test_a_record_changing_while_read_is_not_archived_in_that_attempt(tmp_path, store,
+                                                                      monkeypatch):
+    """DAQInterface appends the stop time to metadata.txt while an import (by the age rule)
+    reads the run: that attempt stores nothing and says so (retryable); the next one archives
+    the record as it is then."""
+    from archiver_resources import runrecords
+
+    run_dir = generate_run_record(tmp_path / "rr", 5, finished=False, mtime=1_600_000_000)
+    real_read_text = runrecords.RunRecord.read_text
+    appended = []
+
+    def read_text_while_the_stop_time_is_appended(self, relpath):
+        text = real_read_text(self, relpath)
+        if relpath == "boot.txt" and not appended:  # after the listing, during the reads
+            appended.append(mark_finished(run_dir))
+        return text
+
+    monkeypatch.setattr(runrecords.RunRecord, "read_text",
+                        read_text_while_the_stop_time_is_appended)
+    with pytest.raises(RunRecordError) as caught:
+        import_run(5, run_dir, store, SETTINGS)
+    assert appended and caught.value.retryable
+    assert "run 5, file metadata.txt: the run record changed while it was being read" in str(
+        caught.value)
+    assert store.archived_runs() == {}
+    outcome = import_run(5, run_dir, store, SETTINGS)  # the retry, once the record is quiet
+    assert outcome.action == "inserted" and outcome.finished_rule == "stop_time"
+    assert outcome.versions == ["5/standard", "5/standardv1"]  # with its RunHistory2 at once
+
+
+def test_a_file_added_while_the_record_is_read_is_caught_by_the_second_listing(
+        tmp_path, store, monkeypatch):
+    from archiver_resources import runrecords
+
+    run_dir = generate_run_record(tmp_path / "rr", 6)
+    files = len(list(run_dir.iterdir()))
+    real_read_text = runrecords.RunRecord.read_text
+
+    def read_text_while_a_file_appears(self, relpath):
+        if relpath == "boot.txt" and not (run_dir / "late.fcl").exists():
+            (run_dir / "late.fcl").write_text("late: 1\n")
+        return real_read_text(self, relpath)
+
+    monkeypatch.setattr(runrecords.RunRecord, "read_text", read_text_while_a_file_appears)
+    with pytest.raises(RunRecordError, match=r"run 6, file late.fcl: .*changed while .*added"):
+        import_run(6, run_dir, store, SETTINGS)
+    assert store.archived_runs() == {}
+    assert import_run(6, run_dir, store, SETTINGS).file_count == files + 1  # late.fcl too
+
+
+def _metadata_edit(run_dir, old, new):
+    path = run_dir / "metadata.txt"
+    path.write_text(path.read_text().replace(old, new))
+
+
+def test_errors_in_generated_entities_name_the_file_they_come_from(tmp_path, store):
+    from archiver_resources.errors import FhiclSyntaxError
+
+    rr = tmp_path / "rr"
+    quoted_name = generate_run_record(rr, 61)
+    _metadata_edit(quoted_name, "Config name: standard", 'Config name: my"config')
+    blank_in_name = generate_run_record(rr, 62)
+    (blank_in_name / "my file.fcl").write_text("a: 1\n")
+    quoted_stop = generate_run_record(rr, 63)
+    _metadata_edit(quoted_stop, "DAQInterface stop time: ", 'DAQInterface stop time: x"y ')
+    expected = {61: "RunHistory.fcl (generated from metadata.txt):3:",
+                62: "hashes (generated from the names and contents of the run record's files; "
+                    "line ",
+                63: "RunHistory2.fcl (generated from metadata.txt):"}
+    for run, run_dir in ((61, quoted_name), (62, blank_in_name), (63, quoted_stop)):
+        with pytest.raises(FhiclSyntaxError) as caught:
+            import_run(run, run_dir, store, SETTINGS)
+        assert str(caught.value).startswith(expected[run]), caught.value
+    assert "is for my file.fcl):" in str(pytest.raises(FhiclSyntaxError, import_run, 62,
+                                                       blank_in_name, store, SETTINGS).value)
+    broken_schema = ImportSettings(enabled=SETTINGS.enabled, schema_text="a: {\n")
+    with pytest.raises(FhiclSyntaxError, match=r"^schema.fcl \(the configured schema"):
+        import_run(64, generate_run_record(rr, 64), store, broken_schema)
+    assert 61 not in store.archived_runs() and 62 not in store.archived_runs()

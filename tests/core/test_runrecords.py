@@ -316,14 +316,14 @@ def test_fifo_is_skipped_with_a_warning(tmp_path):
 
 def test_unreadable_file_is_an_error(tmp_path, monkeypatch):
     run_dir = make_run(tmp_path, "35", {"a.fcl": "x", "locked.fcl": "y"})
-    real_open = open
+    real_open = os.open
 
-    def fake_open(path, *args, **kwargs):
+    def fake_open(path, *args, **kwargs):  # every run-record file is opened with os.open
         if str(path).endswith("locked.fcl"):
             raise PermissionError(13, "Permission denied", str(path))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", fake_open)
+    monkeypatch.setattr(os, "open", fake_open)
     with pytest.raises(RunRecordError) as err:
         read_run_record(35, run_dir)
     assert err.value.run == 35 and err.value.file == "locked.fcl"
@@ -362,3 +362,158 @@ def test_all_digit_names_beyond_64_bit_run_numbers_are_no_runs(tmp_path):
     (tmp_path / str(MAX_RUN_NUMBER)).mkdir()
     (tmp_path / ("0" * 20 + "7")).mkdir()
     assert sorted(list_runs(tmp_path).runs) == [7, MAX_RUN_NUMBER]
+
+
+# --- one reading rule: never block, regular files only, bounded depth, symlinked runs ------------
+
+@pytest.mark.timeout(20)  # a regression blocks in open(); the timeout fails it fast
+def test_fifo_named_metadata_never_blocks_and_is_refused_by_name(tmp_path):
+    run_dir = make_run(tmp_path, "40", {"a.fcl": "x"})
+    os.mkfifo(run_dir / "metadata.txt")
+    with pytest.raises(RunRecordError) as caught:
+        finished_state(40, run_dir, min_age_seconds=1)
+    assert "run 40, file metadata.txt: FIFO, not a regular file" in str(caught.value)
+    assert not caught.value.retryable
+    record = read_run_record(40, run_dir)  # the listing skips it, as any FIFO
+    assert record.relpaths == ["a.fcl"] and record.skipped == ["metadata.txt"]
+
+
+def test_metadata_symlink_is_followed_inside_the_run_only(tmp_path):
+    run_dir = make_run(tmp_path, "41", {"real/meta": METADATA + STOP})
+    os.symlink("real/meta", run_dir / "metadata.txt")
+    assert finished_state(41, run_dir, min_age_seconds=1).rule == "stop_time"
+    (tmp_path / "outside.txt").write_text(METADATA + STOP)
+    (run_dir / "metadata.txt").unlink()
+    os.symlink(tmp_path / "outside.txt", run_dir / "metadata.txt")
+    with pytest.raises(RunRecordError, match="run 41, file metadata.txt: symlink points outside"):
+        finished_state(41, run_dir, min_age_seconds=1)
+
+
+def test_opens_are_non_blocking_and_refuse_a_final_symlink(tmp_path, monkeypatch):
+    run_dir = make_run(tmp_path, "42", {"a.fcl": "x", "metadata.txt": METADATA})
+    flags = []
+    real_open = os.open
+
+    def spy(path, mode, *args, **kwargs):
+        flags.append(mode)
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    finished_state(42, run_dir, min_age_seconds=1)
+    read_run_record(42, run_dir).read_text("a.fcl")
+    assert flags and all(f & os.O_NONBLOCK and f & os.O_NOFOLLOW for f in flags)
+
+
+def test_deep_directories_are_refused_by_name_without_recursion(tmp_path, nested_dirs):
+    run_dir = make_run(tmp_path, "43", {"a.fcl": "x"})
+    nested_dirs(run_dir, 1500, "a")
+    with pytest.raises(RunRecordError) as caught:
+        read_run_record(43, run_dir)
+    message = str(caught.value)
+    assert message.startswith("run 43, file a/a/a/") and "nested more than 32 levels" in message
+    assert not caught.value.retryable
+    with pytest.raises(RunRecordError, match="nested more than 32 levels"):
+        newest_mtime(run_dir)
+
+
+def test_directories_up_to_the_depth_limit_are_read(tmp_path, nested_dirs):
+    run_dir = make_run(tmp_path, "44", {"a.fcl": "x"})
+    nested_dirs(run_dir, runrecords.MAX_DIRECTORY_DEPTH)
+    record = read_run_record(44, run_dir)
+    assert record.relpaths[-1] == "d/" * runrecords.MAX_DIRECTORY_DEPTH + "deep.fcl"
+    nested_dirs(run_dir / "d", runrecords.MAX_DIRECTORY_DEPTH, "e")  # d/e/…: one level too deep
+    with pytest.raises(RunRecordError, match=r"run 44, file d/e/e/.*nested more than"):
+        read_run_record(44, run_dir)
+
+
+def test_a_long_path_in_a_message_is_shortened(tmp_path, nested_dirs):
+    run_dir = make_run(tmp_path, "45", {"a.fcl": "x"})
+    nested_dirs(run_dir, 40, "x" * 20)
+    with pytest.raises(RunRecordError) as caught:
+        read_run_record(45, run_dir)
+    assert "…" in str(caught.value) and len(str(caught.value)) < 300
+
+
+def test_symlinked_run_directory_inside_the_run_records_is_followed(tmp_path):
+    runs = tmp_path / "runs"
+    target = make_run(runs / "moved", "46", {"a.fcl": "x", "metadata.txt": METADATA + STOP})
+    os.symlink(target, runs / "46")
+    assert list(list_runs(runs).runs) == [46]
+    assert finished_state(46, runs / "46", min_age_seconds=1).rule == "stop_time"
+    assert read_run_record(46, runs / "46").relpaths == ["a.fcl", "metadata.txt"]
+
+
+@pytest.mark.parametrize("where", ["outside", "the-run-records-directory", "broken"])
+def test_symlinked_run_directory_leading_elsewhere_is_refused(tmp_path, where):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    outside = make_run(tmp_path, "secrets", {"id_rsa": "KEY", "metadata.txt": METADATA + STOP})
+    target = {"outside": outside, "the-run-records-directory": runs,
+              "broken": tmp_path / "gone"}[where]
+    os.symlink(target, runs / "47")
+    reason = "broken or looping symlink" if where == "broken" else "outside the run records"
+    for read in (lambda: finished_state(47, runs / "47", min_age_seconds=1),
+                 lambda: read_run_record(47, runs / "47")):
+        with pytest.raises(RunRecordError) as caught:
+            read()
+        assert str(caught.value).startswith("run 47: run directory ") and reason in str(caught.value)
+        assert not caught.value.retryable
+
+
+# --- a record that changes while it is read ---------------------------------------------------
+
+def test_a_file_modified_after_listing_is_a_retryable_change(tmp_path):
+    run_dir = make_run(tmp_path, "48", {"a.fcl": "a: 1\n", "b.fcl": "b: 2\n"})
+    record = read_run_record(48, run_dir)
+    (run_dir / "b.fcl").write_text("b: 3\n")  # same size, new content
+    with pytest.raises(RunRecordError) as caught:
+        record.read_text("b.fcl")
+    assert "run 48, file b.fcl: the run record changed while it was being read" in str(caught.value)
+    assert caught.value.retryable
+    assert record.read_text("a.fcl") == "a: 1\n"
+
+
+@pytest.mark.parametrize("change,what", [
+    (lambda d: (d / "c.fcl").write_text("c: 1\n"), "file c.fcl: .*(added)"),
+    (lambda d: (d / "b.fcl").unlink(), "file b.fcl: .*(removed)"),
+    (lambda d: (d / "a.fcl").write_text("a: 11\n"), "file a.fcl: .*(modified)"),
+], ids=["added", "removed", "modified"])
+def test_confirm_unchanged_names_the_changed_file(tmp_path, change, what):
+    run_dir = make_run(tmp_path, "49", {"a.fcl": "a: 1\n", "b.fcl": "b: 2\n"})
+    record = read_run_record(49, run_dir)
+    record.confirm_unchanged()  # nothing changed yet
+    change(run_dir)
+    with pytest.raises(RunRecordError, match=what) as caught:
+        record.confirm_unchanged()
+    assert caught.value.retryable
+
+
+@pytest.mark.timeout(20)
+def test_a_file_replaced_by_a_fifo_after_listing_never_blocks(tmp_path):
+    run_dir = make_run(tmp_path, "50", {"a.fcl": "a: 1\n"})
+    record = read_run_record(50, run_dir)
+    (run_dir / "a.fcl").unlink()
+    os.mkfifo(run_dir / "a.fcl")
+    with pytest.raises(RunRecordError, match="changed while it was being read") as caught:
+        record.read_bytes("a.fcl")
+    assert caught.value.retryable
+
+
+def test_a_file_replaced_by_a_symlink_after_listing_is_not_followed(tmp_path):
+    run_dir = make_run(tmp_path, "51", {"a.fcl": "a: 1\n"})
+    (tmp_path / "secret").write_text("a: 2\n")
+    record = read_run_record(51, run_dir)
+    (run_dir / "a.fcl").unlink()
+    os.symlink(tmp_path / "secret", run_dir / "a.fcl")
+    with pytest.raises(RunRecordError, match=r"changed while .*replaced by a symlink"):
+        record.read_bytes("a.fcl")
+
+
+def test_warnings_escape_control_characters_of_file_names(tmp_path):
+    run_dir = make_run(tmp_path, "52", {"a.fcl": "x", "b\x1b[2K.txt": b"caf\xe9"})
+    os.mkfifo(run_dir / "p\rq")
+    record = read_run_record(52, run_dir)
+    record.read_all_text()
+    assert record.warnings and all("\x1b" not in w and "\r" not in w for w in record.warnings)
+    assert any("file b\\x1b[2K.txt" in w for w in record.warnings)
+    assert any("file p\\rq: skipped (FIFO" in w for w in record.warnings)

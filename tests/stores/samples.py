@@ -10,8 +10,8 @@ SCHEMA = (Path(__file__).resolve().parents[2] / "archiver_resources" / "fhiclize
 def schema_text() -> str:
     if SCHEMA.exists():
         return SCHEMA.read_text(encoding="utf-8")
-    return ('run_history: [ { collection: RunHistory pattern: "(.*/)(.*)(\\.fcl$)" } ]\n'
-            'system_layout: [ { collection: SystemLayout pattern: "(.*/)(schema)(\\.fcl$)" } ]\n')
+    return ('run_history: [ { collection: RunHistory pattern: \'(.*/)(.*)(\\.fcl$)\' } ]\n'
+            'system_layout: [ { collection: SystemLayout pattern: \'(.*/)(schema)(\\.fcl$)\' } ]\n')
 
 
 def insert_files(run: int, config: str = "standard", n_processes: int = 3) -> dict[str, str]:

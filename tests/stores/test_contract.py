@@ -111,15 +111,15 @@ def test_archived_runs_and_find_configuration(open_store):
 
 def test_archived_at_is_the_assigned_time(open_store, clock):
     db = open_store()
-    archived = clock.now
+    archived = clock.advance(0.2509)  # stored with its milliseconds (truncated), as the C++ does
     db.archive_run(9, "standard", insert_files(9, n_processes=1))
     first = db.archived_at(9, "standard")
     assert first.tzinfo is not None
-    assert first == archived.replace(microsecond=0)
+    assert first == archived.replace(microsecond=250000)
     assert db.archived_at(9, "standard") == first  # deterministic
     clock.advance(3600)
     db.update_run(9, "standard", update_files())
-    assert db.archived_at(9, "standard") == clock.now.replace(microsecond=0)
+    assert db.archived_at(9, "standard") == clock.now.replace(microsecond=250000)
 
 
 def test_describe_hides_password(open_store):

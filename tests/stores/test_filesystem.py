@@ -1,4 +1,4 @@
-"""filesystemdb specifics: the on-disk layout of the spec, atomicity, recovery, locking, SIGKILL."""
+"""filesystemdb specifics: artdaq_database's on-disk layout, atomicity, recovery, locking, SIGKILL."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_layout_matches_the_worked_example(fsdb, clock):
     assert meta["document"]["locale"] == "en_US.UTF-8"
     layout, history = docs(root, "SystemLayout"), docs(root, "RunHistory")
     assert len(layout) == 1 and len(history) == 4
-    ts = clock.now.strftime("%Y-%m-%dT%H:%M:%S.000%z")
+    ts = f"{clock.now:%Y-%m-%dT%H:%M:%S}.{clock.now.microsecond // 1000:03d}{clock.now:%z}"
     for oid, record in {**layout, **history}.items():
         assert len(oid) == 24 and oid[12] == "4" and int(oid, 16) >= 0
         assert record["_id"] == {"$oid": oid}
