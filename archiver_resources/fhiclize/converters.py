@@ -25,10 +25,12 @@ from typing import Callable, Iterable, Optional
 from .repair import (
     Repair,
     comment_line_ok,
+    comment_text,
     describe_string_repair,
     dquoted_ok,
     fhicl_name,
     fhicl_string,
+    include_free,
     is_fhicl_key,
     is_fhicl_name,
     parses,
@@ -178,13 +180,14 @@ def _comment(origin: Origin, repairs: list[Repair], *, indent: str = "") -> str:
         repairs.append(Repair(origin[0][0], "cannot be written as valid FHiCL; kept as "
                                             f"{len(origin)} comment lines holding input lines "
                                             f"{origin[0][0]} to {origin[-1][0]}"))
-    return "\n".join(f"{indent}# {text}" for _, text in origin)
+    return "\n".join(indent + comment_text(text) for _, text in origin)
 
 
 def _pair(key: Optional[str], value: Optional[str], origin: Origin, repairs: list[Repair], *,
           indent: str = "") -> str:
-    """``key: value``, or the input line as a comment when either could not be written."""
-    if key is None or value is None:
+    """``key: value``, or the input line as a comment when either could not be written (or the
+    value, written bare, holds an ``#include`` that artdaq_database would rewrite)."""
+    if key is None or value is None or not include_free(value):
         return _comment(origin, repairs, indent=indent)
     return f"{indent}{key}: {value}"
 

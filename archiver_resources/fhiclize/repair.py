@@ -38,6 +38,8 @@ __all__ = [
     "is_fhicl_key",
     "is_fhicl_name",
     "comment_line_ok",
+    "comment_text",
+    "include_free",
     "parses",
     "squoted_ok",
 ]
@@ -48,6 +50,12 @@ _NOT_NAME_CHARS = re.compile(r"[^A-Za-z0-9_]")
 _PROLOG_KEYWORD = "BEGIN_PROLOG"
 _INCLUDE_DIRECTIVE = "#include"
 _WELL_FORMED_INCLUDE = re.compile(r"#include\s+(\"[^\"\n]*\"|'[^'\n]*')\s*\Z")
+# artdaq_database's reader replaces "#include", a blank and everything up to the next quote
+# character by an include key wherever it stands, in comments and strings too (in a line, the
+# line end counts as the blank); and fhicl-cpp takes a line that starts with "#include" (also
+# inside a string spanning lines: it splits lines at every \n and \r) for an include directive.
+_INCLUDE_REWRITE = re.compile(r"#include(?=[ \t\n\v\f\r]|\Z)|[\n\r]#include")
+_QUOTE_LATER = re.compile(r"[^'\"]*['\"]")
 # Content read escape by escape, as fhicl-cpp unescapes it: only \" \' \\ \n \t are known.
 _ESCAPES = re.compile(r"(?:\\[\"'\\nt]|[^\\])*\Z")
 _BARE_QUOTE = re.compile(r'(?<!\\)"')
@@ -97,14 +105,31 @@ def dquoted_ok(content: str) -> bool:
     ends the string at the first ``"`` not preceded by a backslash (so a final backslash turns
     the closing quote into an escaped one), then requires every escape to be a known one."""
     if _PLAIN.match(content):
-        return True
-    return not (content.endswith("\\") or _CONTROL.search(content)
+        return _INCLUDE_DIRECTIVE not in content or include_free(content + '"')
+    return not (content.endswith("\\") or _CONTROL.search(content) or not include_free(content + '"')
                 or _BARE_QUOTE.search(content) or not _ESCAPES.match(content))
 
 
 def squoted_ok(content: str) -> bool:
     """Whether ``'`` + ``content`` + ``'`` is a valid FHiCL string (no escapes in single quotes)."""
-    return "'" not in content and _CONTROL.search(content) is None
+    return ("'" not in content and _CONTROL.search(content) is None
+            and include_free(content + "'"))
+
+
+def include_free(text: str) -> bool:
+    """Whether ``text`` (a line, or a string with its closing quote) holds no ``#include`` that
+    artdaq_database's reader would rewrite into an include key or that would start a line: text
+    the C++ (and the project's reader, its exact port) would change or refuse, which no string
+    can hold otherwise."""
+    return _INCLUDE_DIRECTIVE not in text or _INCLUDE_REWRITE.search(text) is None
+
+
+def comment_text(text: str) -> str:
+    """``# `` + ``text`` as a comment line that the reader keeps as it is: ``#include`` followed
+    by a blank (or ending the line) is written ``#include\\`` so that it is no directive."""
+    if _INCLUDE_DIRECTIVE in text:  # a line: no \n or \r in it
+        text = _INCLUDE_REWRITE.sub(lambda _: "#include\\", text)
+    return f"# {text}"
 
 
 def fhicl_string(text: str) -> Optional[str]:
@@ -127,12 +152,17 @@ def describe_string_repair(written: str) -> str:
 
 
 def comment_line_ok(line: str) -> bool:
-    """Whether a ``#`` line is valid FHiCL. It is a comment unless it holds ``#include``: a line
-    starting with ``#include`` is an include directive for fhicl-cpp, refused unless it names a
-    quoted file, and the project's reader takes one after indentation for a directive too."""
+    """Whether a ``#`` line of metadata.txt can be written as it is. It is a comment unless it
+    holds ``#include``: a line starting with ``#include`` is an include directive for fhicl-cpp,
+    refused unless it names a quoted file; anywhere else, ``#include`` and a blank are rewritten
+    into an include key together with everything up to the next quote, which must then stand on
+    the same line (else the following lines are swallowed) and leave a line the reader accepts."""
     if _INCLUDE_DIRECTIVE not in line:
         return True
     if line.startswith(_INCLUDE_DIRECTIVE) and _WELL_FORMED_INCLUDE.match(line) is None:
+        return False
+    rewrites = list(_INCLUDE_REWRITE.finditer(line))
+    if any(_QUOTE_LATER.match(line, match.end()) is None for match in rewrites):
         return False
     return parses(line + "\n")
 

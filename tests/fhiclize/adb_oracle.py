@@ -5,7 +5,6 @@ diagnostic on stderr when it refuses it. Tests using it skip, saying why, when i
 ``ARCHIVER_ADB_ORACLE`` names the binary (default: the build on the development machine)."""
 
 import os
-import re
 import subprocess
 from pathlib import Path
 from typing import Optional
@@ -17,9 +16,6 @@ from archiver_resources.fhicl import parse_fhicl
 from archiver_resources.fhiclize.repair import parses
 
 DEFAULT_ORACLE = "/work/scratch/adb-oracle/bin/oracle"
-# artdaq_database rewrites "#include" followed by a blank or a line end anywhere in a document
-# (in comments and strings too) into an include key: a documented limit the C++ cannot judge.
-CPP_INCLUDE_REWRITE = re.compile(r"#include(\s|\Z)")
 
 # Whether the project's FHiCL reader is the exact port of fhicl-cpp's grammar: it reads a string
 # spanning lines, takes \" after \\ as fhicl-cpp does, and refuses an unknown escape. Before the
@@ -67,14 +63,13 @@ def cpp_refusal(text: str) -> Optional[str]:
 def assert_valid_fhicl(text: str, name: str, *, with_oracle: bool = True) -> None:
     """``text`` is valid FHiCL: the project's reader accepts it and, when the C++ reader is built
     (and ``with_oracle``), so does the C++. Until the project's reader is the exact fhicl-cpp
-    port, a text only it refuses is judged by the C++ alone (undecided without the oracle, or
-    when the text meets artdaq_database's ``#include`` rewrite)."""
+    port, a text only it refuses is judged by the C++ alone (undecided without the oracle)."""
     try:
         parse_fhicl(text, name)
     except FhiclSyntaxError:
         if READER_IS_FHICL_CPP:
             raise
-        if oracle_path() is None or CPP_INCLUDE_REWRITE.search(text):
+        if oracle_path() is None:
             return
         with_oracle = True
     if with_oracle and oracle_path() is not None:

@@ -246,7 +246,20 @@ def test_a_comment_line_fhicl_takes_for_a_malformed_include_becomes_a_comment():
     # metadata.txt comment lines are written as they are, but a line starting with "#include"
     # is an include directive for fhicl-cpp, refused unless it names a quoted file.
     output, repairs = convert(fhiclize_metadata, "#include x\nConfig name: a\n")
-    assert output == '# #include x\nconfig_name: "a"\n'
+    assert output == '# #include\\ x\nconfig_name: "a"\n'
     assert repairs == ["line 1: cannot be written as valid FHiCL; kept as a comment line holding "
                        "the input line"]
 
+
+def test_include_text_is_never_left_for_artdaq_database_to_rewrite():
+    # artdaq_database replaces "#include", a blank and everything up to the next quote by an
+    # include key, anywhere: in a value that would change it (or break the line), in a comment
+    # it would swallow the following lines. Such text becomes a comment with "#include\".
+    text = ('Note: see #include x\n# old: #include y\n#include "kept.fcl"\n'
+            'Config name: a\nComponent #0: #include z\n')
+    output, repairs = convert(fhiclize_metadata, text)
+    assert output == ('# Note: see #include\\ x\n# # old: #include\\ y\n#include "kept.fcl"\n'
+                      'config_name: "a"\n# Component #0: #include\\ z\ncomponents: []\n')
+    assert [r.split(":")[0] for r in repairs] == ["line 1", "line 2", "line 5"]
+    setup, repairs = convert(fhiclize_setup, "echo x\n#include <y>\n")
+    assert setup == "# echo x\n# #include\\ <y>" and len(repairs) == 1
