@@ -11,17 +11,9 @@ from typing import Optional
 
 import pytest
 
-from archiver_resources.errors import FhiclSyntaxError
 from archiver_resources.fhicl import parse_fhicl
-from archiver_resources.fhiclize.repair import parses
 
 DEFAULT_ORACLE = "/work/scratch/adb-oracle/bin/oracle"
-
-# Whether the project's FHiCL reader is the exact port of fhicl-cpp's grammar: it reads a string
-# spanning lines, takes \" after \\ as fhicl-cpp does, and refuses an unknown escape. Before the
-# port, where it refuses a converter output, fhicl-cpp itself (the oracle) decides.
-READER_IS_FHICL_CPP = (parses("a: 'x\ny'\n") and parses('a: "x\\\\"y"\n')
-                       and not parses('a: "x\\d"\n'))
 
 
 def oracle_path() -> Optional[Path]:
@@ -61,17 +53,9 @@ def cpp_refusal(text: str) -> Optional[str]:
 
 
 def assert_valid_fhicl(text: str, name: str, *, with_oracle: bool = True) -> None:
-    """``text`` is valid FHiCL: the project's reader accepts it and, when the C++ reader is built
-    (and ``with_oracle``), so does the C++. Until the project's reader is the exact fhicl-cpp
-    port, a text only it refuses is judged by the C++ alone (undecided without the oracle)."""
-    try:
-        parse_fhicl(text, name)
-    except FhiclSyntaxError:
-        if READER_IS_FHICL_CPP:
-            raise
-        if oracle_path() is None:
-            return
-        with_oracle = True
+    """``text`` is valid FHiCL: the project's reader accepts it (``FhiclSyntaxError`` naming
+    ``name`` otherwise) and, when the C++ reader is built and ``with_oracle``, so does the C++."""
+    parse_fhicl(text, name)
     if with_oracle and oracle_path() is not None:
         refusal = cpp_refusal(text)
         assert refusal is None, f"{name}: refused by artdaq_database's C++ reader: {refusal}"

@@ -1,7 +1,7 @@
-"""Converter output always parses, as a property: whatever text a run-record file holds, every converter and generator
-writes FHiCL that the project's reader accepts and, when it is built on this machine, that
-artdaq_database's C++ reader accepts too (non-ASCII characters replaced, as the C++ refuses them
-anywhere while the project keeps them in strings and comments)."""
+"""Converter output always parses, as a property: whatever text a run-record file holds, every
+converter and generator writes FHiCL that the project's reader accepts and, when it is built on
+this machine, that artdaq_database's C++ reader accepts too (non-ASCII characters replaced, as the
+C++ refuses them anywhere while the project keeps them in strings and comments)."""
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

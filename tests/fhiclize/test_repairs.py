@@ -24,9 +24,7 @@ from archiver_resources.fhiclize.repair import (
     is_fhicl_key,
     squoted_ok,
 )
-from tests.fhiclize.adb_oracle import (
-    READER_IS_FHICL_CPP, assert_valid_fhicl, cpp_refusal, oracle_path,
-)
+from tests.fhiclize.adb_oracle import assert_valid_fhicl, cpp_refusal, oracle_path
 
 
 def convert(function, text, *args):
@@ -221,8 +219,7 @@ def test_boot_fields_are_checked_where_they_are_written():
 def test_setup_script_ending_in_a_backslash_is_single_quoted_with_its_newlines():
     output, repairs = convert(fhiclize_setup, 'source /x\necho "a" \\')
     assert output == "setup_script: 'source /x\necho \"a\" \\'"
-    if READER_IS_FHICL_CPP:  # a string spanning lines: the project reads it once it is the port
-        assert parse_fhicl(output, "s").data["main"]["setup_script"] == 'source /x\necho "a" \\'
+    assert parse_fhicl(output, "s").data["main"]["setup_script"] == 'source /x\necho "a" \\'
     assert len(repairs) == 1
 
 
