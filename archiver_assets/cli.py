@@ -11,8 +11,10 @@ backups; secrets redacted on every handler), banner, SIGINT+SIGTERM graceful-sto
 instance lock (held → exit 1, the holder undisturbed), the lock monitor (lock file removed →
 graceful stop, reason ``Lock file removed``), then the Dagster instance: ``DAGSTER_HOME`` from the
 environment, else ``app.dagster_home``, else ``<work_dir>/dagster_home``; a directory without a
-dagster.yaml gets the project's. No store is contacted at start-up: a store that is down fails
-the runs that need it (exit 1), or stops a status report at its ``query failed`` line (exit 0).
+dagster.yaml gets the project's. Dagster runs left unfinished by a worker that is gone (a killed
+command line, a full disk) are reported failed (not in --dry-run or the report modes). No store
+is contacted at start-up: a store that is down fails the runs that need it (exit 1), or stops a
+status report at its ``query failed`` line (exit 0).
 
 Exit codes: 0 success or nothing to do (also a finished report or recovery); 1 a run failed, a
 known error (config, lock held, run listing), a verification failure in a recovery; 2 an
@@ -61,7 +63,8 @@ EPILOG = """\
 modes (mutually exclusive; none = full pipeline: import, then migration):
   --import-only            import stage only: run records -> artdaqDB (job import_runs)
   --migrate-only           migration stage only: artdaqDB -> UconDB (job migrate_runs)
-  --retry-failed-import    re-run every FAILED artdaqdb_config partition (no batch cap)
+  --retry-failed-import    re-run every FAILED artdaqdb_config partition and every run whose
+                           blocking import check failed (no batch cap)
   --retry-failed-migrate   re-run every FAILED ucondb_blob partition (no batch cap)
   --report-status          status report per store + what Dagster knows; no processing
   --recover-import-state   rebuild artdaqdb_config partition status from artdaqDB (reconcile)
@@ -75,7 +78,9 @@ modes (mutually exclusive; none = full pipeline: import, then migration):
 
 candidates, in Dagster terms:
   import    finished run directories whose artdaqdb_config partition is not materialized
-  migrate   runs whose artdaqdb_config is materialized and ucondb_blob is not
+  migrate   runs whose artdaqdb_config is materialized and ucondb_blob is not; a run whose
+            blocking import check (hashes_match) failed is held back ("held back from
+            migration"), in every mode, until --retry-failed-import re-imports it
   --incremental keeps runs above the highest materialized partition of the stage; batch cap
   batch_size (incremental) or batch_size*10 (full); Dagster runs of batch_size partitions,
   parallel_workers at a time.
@@ -449,6 +454,8 @@ class Invocation:
         args = self.args
         stores = Stores.from_config_path(args.config_file)
         with dg.DagsterInstance.get() as instance:
+            if not (args.dry_run or args.report_status or args.compare_state):
+                fail_abandoned_runs_at_start(instance)
             if args.recover_import_state or args.recover_migrate_state:
                 return recover(self, instance, stores,
                                "import" if args.recover_import_state else "migrate")
@@ -459,6 +466,21 @@ class Invocation:
             if args.import_legacy_state is not None:
                 return import_legacy(self, instance, stores, args.import_legacy_state or None)
             return process(self, instance, stores)
+
+
+def fail_abandoned_runs_at_start(instance) -> None:
+    """Dagster runs left unfinished by a worker that is gone (a killed command line, a full
+    disk) are reported failed with the reason, so their partitions do not stay "in progress"."""
+    from archiver_assets.archive.guard import fail_abandoned_runs
+
+    try:
+        failed = fail_abandoned_runs(instance, "run-record-archiver at start-up")
+    except Exception as error:  # noqa: BLE001 - never stops the invocation
+        logger.error("Could not check for abandoned Dagster runs: %s", error)
+        return
+    for run_id in failed:
+        logger.warning("Dagster run %s was left unfinished by a worker that is gone (killed, or "
+                       "a full disk): marked failed", run_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,7 +569,9 @@ def run_one_stage(inv: Invocation, instance, stores, mode, stage: str, exclude=(
 def select_runs(inv: Invocation, instance, stores, mode, stage: str, exclude) -> list:
     """This stage's runs by the legacy candidate rules over partition status (state.plan)."""
     from archiver_assets.state.partition_status import read_stage_status
-    from archiver_assets.state.plan import plan_import, plan_migrate
+    from archiver_assets.state.plan import (
+        migration_gate, plan_import, plan_migrate, retried_check_failures,
+    )
 
     config = inv.config
     status = read_stage_status(instance)
@@ -555,17 +579,24 @@ def select_runs(inv: Invocation, instance, stores, mode, stage: str, exclude) ->
         listing = stores.list_filesystem()
         plan = plan_import(selection=mode.selection, listing=listing, status=status["import"],
                            batch_size=config.app.batch_size,
-                           min_age_seconds=float(config.source_files.finished_after_seconds))
+                           min_age_seconds=float(config.source_files.finished_after_seconds),
+                           check_failed=retried_check_failures(instance, mode.selection),
+                           max_jump=config.app.max_run_number_jump)
         if listing.runs and not status["import"].ever_materialized and mode.selection != "retry":
             warn_if_instance_is_empty(stores)
     else:
         plan = plan_migrate(selection=mode.selection, import_status=status["import"],
                             migrate_status=status["migrate"], batch_size=config.app.batch_size,
-                            exclude=exclude)
+                            exclude=exclude, held_back=migration_gate(instance),
+                            max_jump=config.app.max_run_number_jump)
+    for line in plan.far_above_lines():
+        logger.warning("Run number far above the others: %s", line)
     for entry in plan.entries:
         if entry.action == "skip":
             level = logging.WARNING if "problem" in entry.reason else logging.INFO
             logger.log(level, "Run %d skipped: %s", entry.run, entry.reason)
+        elif entry.action == "hold":
+            logger.warning("Run %d held back from migration: %s", entry.run, entry.reason)
     for reason, count in plan.skipped.items():
         if count:
             logger.debug("%d run(s) skipped: %s", count, reason)
@@ -647,7 +678,7 @@ def send_migration_metrics(config, succeeded, failed) -> None:
 def recover(inv: Invocation, instance, stores, stage: str) -> int:
     """Reconcile one stage from the stores and print the legacy recovery summary."""
     from archiver_assets.state.legacy_import import refresh_legacy_files
-    from archiver_assets.state.reconcile import reconcile
+    from archiver_assets.state.reconcile import line_level, reconcile
     from archiver_resources import legacy_state as ls
 
     name = "IMPORT" if stage == "import" else "MIGRATION"
@@ -686,16 +717,17 @@ def recover(inv: Invocation, instance, stores, stage: str) -> int:
              f"  {'Took:':<22}{result.seconds:.2f} s"]
     for run, why in sorted(outcome.unverified.items())[:10]:
         lines.append(f"  ✗ run {run} failed verification, not recorded: {why}")
+    lines += [f"  ✗ {line}" for line in result.drift.lines()]
     lines.append(RULE)
     for line in lines:
-        logger.info(line)
+        logger.log(line_level(line), line)
     inv.stage = None
     return 1 if outcome.unverified else 0
 
 
 def reconcile_all(inv: Invocation, instance, stores) -> int:
     """Both stages from the stores in one command (the ``reconcile`` job's command-line form)."""
-    from archiver_assets.state.reconcile import reconcile
+    from archiver_assets.state.reconcile import line_level, reconcile
 
     logger.info("=== Execution Mode: Reconcile ===")
     inv.stage = "Reconcile"
@@ -703,7 +735,7 @@ def reconcile_all(inv: Invocation, instance, stores) -> int:
     lines = [RULE, "STATE RECONCILE " + ("PLAN (dry run)" if inv.args.dry_run else "COMPLETE"),
              RULE] + [f"  {line}" for line in result.summary_lines()] + [RULE]
     for line in lines:
-        logger.info(line)
+        logger.log(line_level(line), line)
     inv.stage = None
     return 1 if any(stage.unverified for stage in result.stages.values()) else 0
 
@@ -728,9 +760,12 @@ def import_legacy(inv: Invocation, instance, stores, work_dir: Optional[str]) ->
 def report(instance, stores, *, compare: bool) -> int:
     """The legacy status report (archiver_resources.statusreport) plus what Dagster knows."""
     from archiver_assets.operations.status import dagster_status
+    from archiver_assets.state.drift import find_drift
+    from archiver_assets.state.partition_status import read_stage_status
     from archiver_resources import statusreport as sr
     from archiver_resources.redaction import redact
 
+    status = read_stage_status(instance)  # before the listings (state.drift)
     inputs = {"filesystem": None, "artdaqdb": None, "ucondb": None}
     errors: dict = {}
     queries = (("filesystem", lambda: list(stores.list_filesystem().runs)),
@@ -745,9 +780,11 @@ def report(instance, stores, *, compare: bool) -> int:
     comparison = None
     if compare and not errors:
         comparison = dagster_state_comparison(instance, inputs["filesystem"], inputs["artdaqdb"])
+    drift = find_drift(status, artdaqdb_runs=inputs["artdaqdb"], ucondb_runs=inputs["ucondb"])
     built = sr.build_report(inputs["filesystem"], inputs["artdaqdb"], inputs["ucondb"],
                             locations=stores.describe(), errors=errors,
-                            dagster=dagster_status(instance), state_comparison=comparison)
+                            dagster=dagster_status(instance, drift), state_comparison=comparison,
+                            max_run_jump=stores.config.app.max_run_number_jump)
     records = built.records()
     if comparison is not None:
         records = with_legacy_comparison(records, stores, inputs)

@@ -1,8 +1,16 @@
-"""The legacy ``config.yaml``: safe loading, the two-pass ``${VAR:-default}`` / ``${section.key}``
-expansion of the legacy tool, and typed, frozen configuration sections whose repr never shows a
-secret.
+"""The legacy ``config.yaml``: safe loading, the ``${VAR:-default}`` / ``${section.key}``
+expansion, and typed, frozen configuration sections whose repr never shows a secret.
 
 Deviations from the legacy loader, each reported in ``ArchiverConfig.warnings`` when it matters:
+
+* **Expansion is one pass.** The legacy loader expanded environment references in up to 10 rounds
+  and then parameter references in up to 5 passes, so a value taken from the environment was
+  expanded again: ``UCONDB_PASSWORD='ab${HOME}cd'`` became ``ab/rootcd`` (and a 401). Here every
+  ``${…}`` written in the file is replaced once and what the environment supplies is final text.
+  The syntax is unchanged: ``${NAME}``, ``${NAME:-default}`` (the default is the file's text and
+  may itself hold references), a set-but-empty variable stays empty, ``${name}`` /
+  ``${section.name}`` parameter references with an optional ``:-default`` that runs to the first
+  ``}``, one level deep, cycles are a ConfigError naming the key.
 
 * **Flags.** The legacy tool used Python truthiness, so the *string* ``"false"`` (typically from an
   environment default such as ``${USE_TOOLS:-false}``) counted as true. Here the strings ``false``,
@@ -15,6 +23,8 @@ Deviations from the legacy loader, each reported in ``ArchiverConfig.warnings`` 
 * **Required means non-empty**: a required key that expands to an empty string (for example a
   set-but-empty ``UCONDB_PASSWORD``) is a ConfigError naming the key, not an empty credential.
 * New keys (defaults keep the legacy behaviour): ``app.on_existing``, ``app.dagster_home``,
+  ``app.max_run_number_jump`` (a run more than this above the next lower one is reported and
+  does not move the incremental mark, ``archiver_resources.run_numbers``),
   ``source_files.finished_after_seconds``, ``source_files.max_file_bytes``,
   ``artdaq_db.tool_timeout_seconds``, ``artdaq_db.backend`` (``auto``: bulk tools when
   ``use_tools``, else the native MongoDB or filesystemdb implementation; ``conftoolp`` selects the
@@ -38,6 +48,7 @@ import yaml
 
 from archiver_resources.errors import ConfigError
 from archiver_resources.redaction import MASK, redact_uri
+from archiver_resources.run_numbers import DEFAULT_MAX_JUMP
 
 # ---------------------------------------------------------------------------------------------
 # Constants
@@ -59,14 +70,11 @@ _FALSE_STRINGS = {"false", "no", "0", "off", ""}
 CREATE_UCONDB_FOLDER_ENV = "ARCHIVER_UCONDB_CREATE_FOLDER"
 _TRUE_STRINGS = {"true", "yes", "1", "on"}
 
-ENV_ROUNDS = 10
-PARAM_PASSES = 5
-PARAM_ROUNDS = 10
 _PARAM_REF_RE = re.compile(r"\$\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)(?::-([^}]*))?\}")
 
 
 # ---------------------------------------------------------------------------------------------
-# Expansion pass 1: environment variables
+# Expansion: one pass over the text of the file
 # ---------------------------------------------------------------------------------------------
 
 def _matching_brace(text: str, start: int) -> int:
@@ -86,48 +94,6 @@ def _matching_brace(text: str, start: int) -> int:
     return -1
 
 
-def _expand_env_once(text: str, environ: Mapping[str, str]) -> str:
-    out: list[str] = []
-    i = 0
-    while True:
-        start = text.find("${", i)
-        if start < 0:
-            out.append(text[i:])
-            break
-        end = _matching_brace(text, start)
-        if end < 0:  # unclosed: the rest stays literally
-            out.append(text[i:])
-            break
-        out.append(text[i:start])
-        inner = text[start + 2:end]
-        if inner[:1].isupper():
-            name, has_default, default = inner.partition(":-")
-            if name in environ:
-                out.append(environ[name])           # set-but-empty stays empty
-            elif has_default:
-                out.append(expand_env(default, environ))
-            # unset without default: empty string
-        else:
-            out.append(text[start:end + 1])         # a parameter reference, for pass 2
-        i = end + 1
-    return "".join(out)
-
-
-def expand_env(text: str, environ: Optional[Mapping[str, str]] = None) -> str:
-    """Pass 1 over one string: ``${NAME}`` / ``${NAME:-default}`` whose first character is upper-case."""
-    environ = os.environ if environ is None else environ
-    for _ in range(ENV_ROUNDS):
-        expanded = _expand_env_once(text, environ)
-        if expanded == text:
-            break
-        text = expanded
-    return text
-
-
-# ---------------------------------------------------------------------------------------------
-# Expansion pass 2: parameter references
-# ---------------------------------------------------------------------------------------------
-
 def _flatten(doc: Mapping[str, Any]) -> dict[str, Any]:
     """One level: ``section.key`` for direct children of top-level mappings."""
     flat: dict[str, Any] = {}
@@ -138,31 +104,75 @@ def _flatten(doc: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
-class _ParamExpander:
-    def __init__(self, flat: Mapping[str, Any]):
-        self.flat = flat
+class _Expander:
+    """Replaces each ``${…}`` written in the file exactly once.
 
-    def expand(self, text: str, section: Optional[str], stack: tuple[str, ...] = ()) -> str:
-        for _ in range(PARAM_ROUNDS):
-            expanded = _PARAM_REF_RE.sub(lambda m: self._replace(m, section, stack), text)
-            if expanded == text:
-                break
-            text = expanded
-        return text
+    ``${NAME}`` / ``${NAME:-default}`` (first character upper-case) is an environment reference;
+    ``${name}`` / ``${section.name}`` (lower-case identifiers, optionally ``:-default``) a
+    parameter reference, resolved from the file's own text. What comes in from the environment,
+    and a non-string parameter, is final text: it is never scanned for references again, so a
+    password such as ``ab${HOME}cd`` arrives as written. ``params`` None: parameter references are
+    left as written (:func:`expand_env`).
+    """
 
-    def _replace(self, match: re.Match, section: Optional[str], stack: tuple[str, ...]) -> str:
+    def __init__(self, environ: Mapping[str, str], params: Optional[Mapping[str, Any]]):
+        self.environ = environ
+        self.params = params
+        self.resolved: dict[str, str] = {}
+
+    def text(self, text: str, section: Optional[str], stack: tuple[str, ...] = ()) -> str:
+        out: list[str] = []
+        i = 0
+        while True:
+            start = text.find("${", i)
+            if start < 0:
+                out.append(text[i:])
+                return "".join(out)
+            out.append(text[i:start])
+            if text[start + 2:start + 3].isupper():
+                end = _matching_brace(text, start)
+                if end < 0:  # unclosed: the rest stays literally
+                    out.append(text[start:])
+                    return "".join(out)
+                out.append(self._environment(text[start + 2:end], section, stack))
+                i = end + 1
+                continue
+            match = _PARAM_REF_RE.match(text, start) if self.params is not None else None
+            if match is None:  # not a reference: literal
+                out.append("${")
+                i = start + 2
+                continue
+            out.append(self._parameter(match, section, stack))
+            i = match.end()
+
+    def _environment(self, inner: str, section: Optional[str], stack: tuple[str, ...]) -> str:
+        name, has_default, default = inner.partition(":-")
+        if name in self.environ:
+            return self.environ[name]  # set-but-empty stays empty; never expanded again
+        if has_default:
+            return self.text(default, section, stack)  # the default is the file's text
+        return ""  # unset without default
+
+    def _parameter(self, match: re.Match, section: Optional[str], stack: tuple[str, ...]) -> str:
         name, default = match.group(1), match.group(2)
         key = name if "." in name else (f"{section}.{name}" if section else name)
-        if key not in self.flat:
+        if key not in self.params:
             return default if default is not None else match.group(0)
-        value = self.flat[key]
+        value = self.params[key]
         if not isinstance(value, str):
             return str(value)
-        if "${" not in value:
-            return value
+        if key in self.resolved:
+            return self.resolved[key]
         if key in stack:
             raise ConfigError(f"Circular reference detected: {key}", key=key)
-        return self.expand(value, key.split(".", 1)[0], stack + (key,))
+        self.resolved[key] = self.text(value, key.split(".", 1)[0], stack + (key,))
+        return self.resolved[key]
+
+
+def expand_env(text: str, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The environment references of one string (``${NAME}`` / ``${NAME:-default}`` whose first
+    character is upper-case), once; parameter references are left as written."""
+    return _Expander(os.environ if environ is None else environ, None).text(text, None)
 
 
 def _map_strings(node: Any, fn: Callable[[str, Optional[str]], str], section: Optional[str]) -> Any:
@@ -176,20 +186,13 @@ def _map_strings(node: Any, fn: Callable[[str, Optional[str]], str], section: Op
 
 
 def expand_document(doc: Mapping[str, Any], environ: Optional[Mapping[str, str]] = None) -> dict:
-    """Both expansion passes (environment, then ``${section.key}``) over every string of the
-    document (a new dict)."""
-    environ = os.environ if environ is None else environ
-    doc = {k: _map_strings(v, lambda s, _sec: expand_env(s, environ), None) for k, v in doc.items()}
-    for _ in range(PARAM_PASSES):
-        expander = _ParamExpander(_flatten(doc))
-        new = {sec: _map_strings(body, lambda s, owner: expander.expand(s, owner), sec)
-               if isinstance(body, (Mapping, list)) else
-               _map_strings(body, lambda s, _o: expander.expand(s, None), None)
-               for sec, body in doc.items()}
-        if new == doc:
-            break
-        doc = new
-    return doc
+    """Every string of the document with its references replaced once (a new dict): environment
+    references and parameter references (``${name}`` in the same top-level section,
+    ``${section.name}`` anywhere, one level deep) in a single pass over the file's text."""
+    expander = _Expander(os.environ if environ is None else environ, _flatten(doc))
+    return {sec: _map_strings(body, expander.text,
+                              sec if isinstance(body, (Mapping, list)) else None)
+            for sec, body in doc.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,6 +237,7 @@ class AppConfig(_SafeRepr):
     log_file: Optional[Path] = None
     on_existing: str = "verify"
     dagster_home: Optional[Path] = None
+    max_run_number_jump: int = DEFAULT_MAX_JUMP
 
 
 @dataclass(frozen=True, repr=False)
@@ -378,8 +382,8 @@ def _uri_password(uri: Optional[str]) -> Optional[str]:
 # ---------------------------------------------------------------------------------------------
 
 def load_config(path: str | os.PathLike, environ: Optional[Mapping[str, str]] = None) -> ArchiverConfig:
-    """Read ``config.yaml`` safely, expand it (``${VAR:-default}``, ``${section.key}``) and
-    convert it to typed sections."""
+    """Read ``config.yaml`` safely, replace its ``${…}`` references once (environment and the
+    file's own keys) and convert it to typed sections."""
     shown = str(path)
     try:
         with open(path, "r", encoding="utf-8") as handle:
@@ -583,6 +587,8 @@ class _Builder:
             log_file=self.as_path(self.opt_str("app", body, "log_file")),
             on_existing=on_existing,
             dagster_home=self.as_path(self.opt_str("app", body, "dagster_home")),
+            max_run_number_jump=self.integer("app", body, "max_run_number_jump", DEFAULT_MAX_JUMP,
+                                             minimum=1),
         )
 
     def app_fuzz(self) -> AppFuzzConfig:

@@ -14,7 +14,6 @@ from dagster import ConfigurableResource
 
 from archiver_resources import metrics as m
 from archiver_resources.config import ArchiverConfig
-from archiver_resources.errors import ArchiverError
 from archiver_resources.notifications import EmailSettings, Notifier, SlackSettings
 from archiver_resources.resources import ArchiverConfigResource
 
@@ -114,10 +113,10 @@ class MigrationCounts:
         self.failures: list = []
 
     def track(self, run: int, work):
-        """Run ``work()`` for ``run``, recording success or an ``ArchiverError`` (re-raised)."""
+        """Run ``work()`` for ``run``, recording success or failure (any exception, re-raised)."""
         try:
             outcome = work()
-        except ArchiverError:
+        except Exception:  # noqa: BLE001 - counted, then re-raised
             self.failures.append(run)
             raise
         self.successes.append(run)

@@ -1,5 +1,5 @@
 """The status report: per-store run sets (filesystem, artdaqDB, UconDB) summarised with the legacy
-text layout (spec §11), plus a markdown table, a plot and the store lag used by ``stores_in_sync``.
+text layout of the legacy tool, plus a markdown table, a plot and the store lag used by ``stores_in_sync``.
 
 Pure set arithmetic over sorted numpy arrays (vectorised; gaps are computed as ranges and only the
 printed ones are expanded), so 100k runs or a range of 10^9 with few runs stay fast.
@@ -15,6 +15,8 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import pandas as pd
+
+from archiver_resources.run_numbers import HighWaterMark, high_water_mark
 
 RULE_EQ = "=" * 70
 RULE_DASH = "-" * 70
@@ -32,7 +34,7 @@ RunsInput = Optional[Iterable[int]]
 
 
 # ---------------------------------------------------------------------------------------------
-# Range and gap arithmetic (§11.2)
+# Range and gap arithmetic: contiguous ranges and the gaps between them
 # ---------------------------------------------------------------------------------------------
 
 def as_sorted_runs(runs: Iterable[int] | np.ndarray | None) -> np.ndarray:
@@ -180,6 +182,8 @@ class DagsterStatus:
 
     failed_partitions: Mapping[str, Sequence[str]] = field(default_factory=dict)
     failed_checks: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    #: store name → runs Dagster records as archived that the store no longer holds
+    lost_runs: Mapping[str, Sequence[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -200,7 +204,8 @@ class StateComparison:
 
 @dataclass(frozen=True)
 class QueryFailure:
-    """A store query that failed: the report stops after this line (§11.1)."""
+    """A store query that failed: the report stops after this line, as the legacy
+    tool's did."""
 
     store: str
     message: str
@@ -225,6 +230,14 @@ class StatusReport:
     failure: Optional[QueryFailure] = None
     dagster: Optional[DagsterStatus] = None
     state_comparison: Optional[StateComparison] = None
+    max_run_jump: Optional[int] = None  # app.max_run_number_jump; None: not looked at
+
+    def far_above(self) -> HighWaterMark:
+        """Runs of any store far above the others (``run_numbers``); none when not looked at."""
+        if self.max_run_jump is None or not self.complete:
+            return HighWaterMark(None)
+        every = np.unique(np.concatenate([self.stores[n].runs for n in STORES]))
+        return high_water_mark(every.tolist(), self.max_run_jump)
 
     @property
     def complete(self) -> bool:
@@ -294,13 +307,15 @@ def _locations(locations: Mapping[str, str]) -> dict[str, tuple[tuple[str, str],
 def build_report(filesystem: RunsInput, artdaqdb: RunsInput, ucondb: RunsInput, *,
                  locations: Mapping[str, str], errors: Optional[Mapping[str, str]] = None,
                  dagster: Optional[DagsterStatus] = None,
-                 state_comparison: Optional[StateComparison] = None) -> StatusReport:
+                 state_comparison: Optional[StateComparison] = None,
+                 max_run_jump: Optional[int] = None) -> StatusReport:
     """Summarise the three stores' run sets.
 
     ``locations`` keys: ``filesystem`` (run-records dir), ``artdaqdb`` (database URI; a password in
     it is masked), ``ucondb`` (server URL), ``ucondb_folder``, ``ucondb_object``. A store whose
     input is ``None`` counts as a failed query with the message ``errors[store]``; the report then
-    stops at that store's ``✗ … query failed`` line, like the legacy tool.
+    stops at that store's ``✗ … query failed`` line, like the legacy tool. ``max_run_jump``:
+    recommend checking runs numbered far above the others (``run_numbers``).
     """
     errors = errors or {}
     inputs = {"filesystem": filesystem, "artdaqdb": artdaqdb, "ucondb": ucondb}
@@ -314,7 +329,7 @@ def build_report(filesystem: RunsInput, artdaqdb: RunsInput, ucondb: RunsInput, 
         stores[name] = StoreSummary(name, STORE_TITLES[name], where[name],
                                     as_sorted_runs(inputs[name]))
     return StatusReport(stores=stores, failure=failure, dagster=dagster,
-                        state_comparison=state_comparison)
+                        state_comparison=state_comparison, max_run_jump=max_run_jump)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,11 +417,19 @@ def _dagster_section(status: DagsterStatus) -> list[ReportLine]:
     for check, keys in sorted(failed_checks.items()):
         out.append(ReportLine(f"  {check}: {len(keys)} failure(s) ({_partition_list(keys)})",
                               logging.WARNING))
+    lost = {store: runs for store, runs in status.lost_runs.items() if runs}
+    if lost:
+        out += [ReportLine(""), ReportLine("RUNS A STORE LOST"), ReportLine(RULE_DASH)]
+    for store, runs in sorted(lost.items()):
+        out.append(ReportLine(f"  {store}: {len(runs)} run(s) Dagster records as archived are "
+                              f"missing ({format_run_list(as_sorted_runs(runs))})",
+                              logging.WARNING))
     return out
 
 
 def recommendations(report: StatusReport) -> list[tuple[str, int]]:
-    """Numbered-list entries (text, log level) in the §11.3 order; Dagster backfills come last."""
+    """Numbered-list entries (text, log level) in the legacy tool's order
+    (import, migrate, deleted, cleaned up); then runs far above the others and Dagster backfills."""
     fs, adb, ucon = (report.stores[n].runs for n in STORES)
     out: list[tuple[str, int]] = []
     to_import = _difference(fs, adb)
@@ -425,7 +448,15 @@ def recommendations(report: StatusReport) -> list[tuple[str, int]]:
     if cleaned.size:
         out.append((f"INFO: {cleaned.size} run(s) in UconDB but not in artdaqDB "
                     f"(may have been cleaned up from intermediate storage)", logging.INFO))
+    far = report.far_above()
+    for line in far.describe(report.max_run_jump or 0):
+        out.append((f"WARNING: {line}", logging.WARNING))
     if report.dagster is not None:
+        for store, runs in sorted(report.dagster.lost_runs.items()):
+            if len(runs):
+                out.append((f"RECONCILE: {len(runs)} run(s) Dagster records as archived are not "
+                            f"in {store} any more: --reconcile (or the daily archive_status) "
+                            f"marks them failed so they are archived again", logging.WARNING))
         for asset, keys in sorted(report.dagster.failed_partitions.items()):
             if keys:
                 out.append((f"BACKFILL {asset}: {len(keys)} failed partition(s) "

@@ -7,10 +7,12 @@ partitions whose run could not be archived, naming run and cause.
 """
 
 import time
+import traceback
 from typing import Callable, Iterator
 
 import dagster as dg
 
+from archiver_assets.archive.gate import MigrationHeldError, holds
 from archiver_assets.archive.guard import PartitionGuard
 from archiver_assets.event_batching import enable_batched_writes
 from archiver_assets.partitions import run_of, runs_partitions
@@ -18,6 +20,7 @@ from archiver_resources.archiving import ImportOutcome, MigrateOutcome, import_r
 from archiver_resources.errors import ArchiverError, RunRecordError
 from archiver_resources.ops_resources import MetricsResource
 from archiver_resources.printable import printable
+from archiver_resources.redaction import redact
 from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 from archiver_resources.runrecords import list_runs
 
@@ -57,6 +60,15 @@ def locate_run_dir(run_records_dir, run: int):
     """The directory of one run (see :class:`RunDirectories`)."""
     return RunDirectories(run_records_dir).locate(run)
 
+
+def unexpected_reason(run: int, error: BaseException, secrets=()) -> str:
+    """One line naming run, exception type and message, for an error that is not an archiver
+    error (``RecursionError``, a library's ``ValueError``…), secrets masked; the traceback goes
+    to the debug log."""
+    message = redact(" ".join(str(error).split())[:500], secrets)
+    return f"run {run}: unexpected {type(error).__name__}" + (f": {message}" if message else "")
+
+
 def _add_partition_metadata(context, key: str, metadata: dict) -> None:
     """Per-partition metadata of a range step.
 
@@ -88,8 +100,11 @@ def _log_warnings(context, warnings) -> None:
 
 
 def _process_partitions(context, what: str, work: Callable[[int], object],
-                        metadata_of: Callable[[object], dict]) -> Iterator:
+                        metadata_of: Callable[[object], dict], secrets=()) -> Iterator:
     """Run ``work`` for every partition of this step; one failure fails the step at the end.
+
+    Any exception of one run fails that run only, named with its cause (an archiver error as it
+    reads, anything else with its type and message, not retried); the other runs go on.
 
     Each run waits its turn behind older Dagster runs targeting it (:mod:`.guard`). In a range
     step, per-run outcomes go into the progress lines (one event every 10 runs rather than one per
@@ -116,6 +131,12 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
             failures[run] = printable(error)  # one line, control characters escaped
             retryable = retryable and error.retryable
             context.log.error(f"✗ Run {run} {what} failed: {failures[run]}")
+        except Exception as error:  # noqa: BLE001 - one run's surprise never fails its batch
+            failures[run] = printable(unexpected_reason(run, error, secrets))
+            retryable = False  # a bug or hostile input: the same run would fail again
+            context.log.error(f"✗ Run {run} {what} failed: {failures[run]}")
+            context.log.debug(redact(f"Run {run}: " + "".join(traceback.format_exception(error)),
+                                     secrets))
         else:
             metadata = metadata_of(outcome)
             action = getattr(outcome, "action", "done")
@@ -235,7 +256,8 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
                 return import_run(run, directories.locate(run), store, settings, force=force)
 
             yield from _process_partitions(context, "imported", work,
-                                           lambda outcome: _import_metadata(outcome, where))
+                                           lambda outcome: _import_metadata(outcome, where),
+                                           secrets=artdaqdb.settings.get().secrets())
 
     @dg.asset(
         partitions_def=runs_partitions,
@@ -260,7 +282,9 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
             "MD5-compared byte for byte. A blob already there that differs only in its two "
             "`Packed on` lines (packed by the legacy tool) is the same archive: "
             "`verified-legacy`, with both MD5s. Any other difference fails the partition; an "
-            "existing different blob is never overwritten unless `app.on_existing: new_version`."
+            "existing different blob is never overwritten unless `app.on_existing: new_version`. "
+            "A run whose import is not materialized or failed a blocking check (hashes_match) is "
+            "not migrated."
         ),
     )
     def ucondb_blob(context: dg.AssetExecutionContext, artdaqdb: ArtdaqDBResource,
@@ -272,11 +296,16 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
                 metrics.migration_step() as counts:
             store, client = metrics.timed_artdaqdb(raw_store), metrics.timed_ucondb(raw_client)
 
+            held = holds(context.instance, [run_of(k) for k in context.partition_keys])
+
             def work(run: int) -> MigrateOutcome:
+                if run in held:  # the migration gate (archive/gate.py)
+                    raise MigrationHeldError(run, held[run].reason)
                 return counts.track(run, lambda: migrate_run(run, store, client,
                                                              on_existing=policy))
 
             yield from _process_partitions(context, "migrated and verified", work,
-                                           lambda outcome: _migrate_metadata(outcome, where))
+                                           lambda outcome: _migrate_metadata(outcome, where),
+                                           secrets=ucondb.settings.get().secrets())
 
     return artdaqdb_config, ucondb_blob

@@ -10,9 +10,12 @@
 
 Per-partition check status is a Dagster preview feature (``partitions_def`` on checks). In a
 batched (partition-range) run Dagster records one evaluation for the whole step, so these checks
-also log each partition's evaluation as an event of the run; the step's result summarises them.
+also log each partition's evaluation as an event of the run; the step's result summarises them,
+as a warning, so one run's failure does not stop the rest of the range: the migration gate
+(``archive/gate.py``) holds back exactly the runs whose blocking check failed.
 """
 
+import traceback
 import warnings
 from typing import Callable, NamedTuple, Optional
 
@@ -22,13 +25,14 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 from dagster._core.events import (DagsterEvent, DagsterEventBatchMetadata, DagsterEventType,
                                   generate_event_batch_id)
 
-from archiver_assets.archive.assets import RunDirectories
+from archiver_assets.archive.assets import RunDirectories, unexpected_reason
 from archiver_assets.event_batching import batches_check_evaluations, enable_batched_writes
 from archiver_assets.partitions import run_of, runs_partitions
 from archiver_resources.archiving import (StoredBlobCheck, check_stored_blob, prepare_from_disk,
                                           verify_archived)
 from archiver_resources.blob import split_blob, validate_metadata
 from archiver_resources.errors import ArchiverError
+from archiver_resources.redaction import redact
 from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 
 warnings.filterwarnings("ignore", message=".*partitions_def.*", category=dg.PreviewWarning)
@@ -49,22 +53,37 @@ def latest_materializations(instance, asset_key: dg.AssetKey, keys) -> dict:
 
 def _evaluate_partitions(context, asset_key: str, check_name: str,
                          evaluate: Callable[[int, Optional[object]], dg.AssetCheckResult], *,
-                         blocking: bool = True) -> dg.AssetCheckResult:
+                         blocking: bool = True, secrets=()) -> dg.AssetCheckResult:
     """Evaluate every partition of the step; record each one when the step covers several.
 
-    ``evaluate(run, latest)`` gets the partition's newest materialization record (or None).
+    ``evaluate(run, latest)`` gets the partition's newest materialization record (or None). An
+    unexpected exception in one run's evaluation fails that run's evaluation (type and message,
+    ``secrets`` masked); the others are evaluated.
     """
     keys = list(context.partition_keys) if context.has_partition_key_range else [context.partition_key]
     if len(keys) > 1:
         enable_batched_writes(context.instance)
     latest = latest_materializations(context.instance, dg.AssetKey(asset_key), keys)
+
+    def isolated(run: int, record) -> dg.AssetCheckResult:
+        """One run's evaluation; an unexpected exception fails that run's evaluation only."""
+        try:
+            return evaluate(run, record)
+        except Exception as error:  # noqa: BLE001 - the other runs are still evaluated
+            reason = unexpected_reason(run, error, secrets)
+            context.log.error(f"✗ Check {check_name} of run {run} could not be evaluated: "
+                              f"{reason}")
+            context.log.debug(redact("".join(traceback.format_exception(error)), secrets))
+            return dg.AssetCheckResult(passed=False, description=reason,
+                                       metadata={"run": run, "error": type(error).__name__})
+
     if len(keys) == 1:
-        return evaluate(run_of(keys[0]), latest.get(keys[0]))
+        return isolated(run_of(keys[0]), latest.get(keys[0]))
     failed = []
     results: list = []
     try:
         for key in keys:
-            result = evaluate(run_of(key), latest.get(key))
+            result = isolated(run_of(key), latest.get(key))
             results.append((key, result))
             if not result.passed:
                 failed.append(int(key))
@@ -76,8 +95,11 @@ def _evaluate_partitions(context, asset_key: str, check_name: str,
                      if batch_id else None)
             _log_partition_evaluation(context, dg.AssetKey(asset_key), check_name, key, result,
                                       blocking, latest.get(key), batch)
+    # The step's summary is a warning: each run's own evaluation (above) is the verdict, and a
+    # run whose blocking check failed is held back from migration by the gate (archive/gate.py).
+    # An ERROR here would make Dagster skip the downstream step for every run of the range.
     return dg.AssetCheckResult(
-        passed=not failed,
+        passed=not failed, severity=dg.AssetCheckSeverity.WARN,
         description=(f"{len(keys) - len(failed)} of {len(keys)} runs passed"
                      + (f"; failed: {', '.join(map(str, failed[:20]))}" if failed else "")),
         metadata={"runs_checked": len(keys), "failed_runs": dg.MetadataValue.json(failed)},
@@ -206,7 +228,8 @@ def md5_round_trip(context: dg.AssetCheckExecutionContext, artdaqdb: ArtdaqDBRes
                                            metadata={"run": run})
             return _round_trip_result(check, "packed again from artdaqDB")
 
-        return _evaluate_partitions(context, "ucondb_blob", "md5_round_trip", evaluate)
+        return _evaluate_partitions(context, "ucondb_blob", "md5_round_trip", evaluate,
+                                    secrets=ucondb.settings.get().secrets())
 
 
 @dg.asset_check(asset="artdaqdb_config", name="hashes_match", blocking=True,
@@ -237,7 +260,8 @@ def hashes_match(context: dg.AssetCheckExecutionContext, run_records: RunRecords
                 metadata={"run": run, "configuration_md5": expected.get("configuration", ""),
                           "entities": len(expected) - 1})
 
-        return _evaluate_partitions(context, "artdaqdb_config", "hashes_match", evaluate)
+        return _evaluate_partitions(context, "artdaqdb_config", "hashes_match", evaluate,
+                                    secrets=artdaqdb.settings.get().secrets())
 
 
 @dg.asset_check(asset="ucondb_blob", name="legacy_metadata", blocking=False,
@@ -263,7 +287,7 @@ def legacy_metadata(context: dg.AssetCheckExecutionContext,
                 metadata={"run": run, "errors": dg.MetadataValue.json(errors)})
 
         return _evaluate_partitions(context, "ucondb_blob", "legacy_metadata", evaluate,
-                                    blocking=False)
+                                    blocking=False, secrets=ucondb.settings.get().secrets())
 
 
 ARCHIVE_CHECKS = [md5_round_trip, hashes_match, legacy_metadata]

@@ -8,10 +8,13 @@ using the instance's own run records (so it holds across hosts sharing one insta
 run goes first, the newer one waits for it, then finds the run archived and only verifies it.
 
 A run whose worker was killed (SIGKILL, OOM killer) stays STARTED in the instance until run
-monitoring notices. So that nobody waits for a dead run, each guarded step tags its own run with
-its worker's identity (``archiver/worker``: host, PID namespace, PID and the process's start time);
-an older run whose worker identity is on this machine and no longer alive is reported failed (as
-run monitoring would) and not waited for.
+monitoring notices, or NOT_STARTED forever when the worker died (or its disk filled up) between
+creating the run and starting it. So that nobody waits for a dead run, each run carries its
+worker's identity (``archiver/worker``: host, PID namespace, PID and the process's start time),
+set by the command line's worker when it creates the run and by each guarded step; an unfinished
+run whose worker identity is on this machine and no longer alive is reported failed (as run
+monitoring would) and not waited for, by the guard and by the command line at start-up
+(:func:`fail_abandoned_runs`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ REFRESH_SECONDS = 1.0  # how stale the view of other runs may get between partit
 # Runs that may be writing. QUEUED runs have not started; finished runs hold nothing.
 WRITING_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
                     dg.DagsterRunStatus.CANCELING]
+# Unfinished runs a dead worker may leave behind: NOT_STARTED when it died (or its disk filled
+# up) between creating the run and starting it — its partitions then show "in progress" forever.
+UNFINISHED_STATUSES = [dg.DagsterRunStatus.NOT_STARTED, *WRITING_STATUSES]
 
 
 class PartitionBusyError(ArchiverError):
@@ -106,6 +112,45 @@ def worker_is_dead(identity: str) -> bool:
     return parts[3] != "-" and start is not None and start != parts[3]
 
 
+def abandoned_message(identity: str, found_by: str) -> str:
+    """Why an unfinished run whose worker ``identity`` is gone is marked failed."""
+    parts = identity.split("|")
+    pid, host = (parts[2], parts[0]) if len(parts) == 4 else ("?", "?")
+    return (f"Abandoned: the worker process of this run ({pid} on {host}) is gone (killed, or "
+            f"stopped by a full disk) and the run never finished; marked failed by {found_by}. "
+            f"Its runs are safe to archive again: the stores roll back interrupted writes.")
+
+
+def fail_abandoned(instance, records: Iterable, found_by: str, log=None) -> list:
+    """Report failed each of ``records`` (unfinished run records) whose ``archiver/worker`` names a
+    process of this machine that is gone; returns their run ids. Runs without that tag, or from
+    another host, are left alone (nothing tells whether they are alive)."""
+    failed = []
+    for record in records:
+        run = record.dagster_run
+        identity = run.tags.get(WORKER_TAG)
+        if not identity or not worker_is_dead(identity):
+            continue
+        if log is not None:
+            log.warning(f"Dagster run {run.run_id} is unfinished ({run.status.value}) but its "
+                        f"worker is gone: reporting it failed")
+        try:
+            instance.report_run_failed(run, abandoned_message(identity, found_by))
+        except Exception as error:  # noqa: BLE001 (best effort: the caller goes on either way)
+            if log is not None:
+                log.warning(f"Could not mark Dagster run {run.run_id} failed: {error}")
+            continue
+        failed.append(run.run_id)
+    return failed
+
+
+def fail_abandoned_runs(instance, found_by: str, log=None) -> list:
+    """Every unfinished Dagster run of the instance whose worker is gone from this machine,
+    reported failed (:func:`fail_abandoned`); the command line calls it at start-up."""
+    records = instance.get_run_records(filters=dg.RunsFilter(statuses=UNFINISHED_STATUSES))
+    return fail_abandoned(instance, records, found_by, log)
+
+
 def targeted_keys(tags: dict, key_order: Callable[[], Sequence[str]]) -> set:
     """The partition keys a run targets, from its tags (``key_order`` lists the partitions in
     Dagster's order and is only called for a range)."""
@@ -172,27 +217,13 @@ class PartitionGuard:
             self.instance.add_run_tags(self.run_id, {WORKER_TAG: identity})
         self._tagged = True
 
-    def _is_dead(self, record) -> bool:
-        """An older run whose worker died on this machine: reported failed, not waited for."""
-        identity = record.dagster_run.tags.get(WORKER_TAG)
-        if not identity or not worker_is_dead(identity):
-            return False
-        run_id = record.dagster_run.run_id
-        message = (f"The worker process of this run ({identity.split('|')[2]} on "
-                   f"{identity.split('|')[0]}) is gone (killed?); marked failed by Dagster run "
-                   f"{self.run_id}, which needed its partitions. Its runs are safe to archive again: "
-                   f"the stores roll back interrupted writes.")
-        self.log.warning(f"Dagster run {run_id} is marked in progress but its worker is gone: "
-                         f"reporting it failed and not waiting for it")
-        try:
-            self.instance.report_run_failed(record.dagster_run, message)
-        except Exception as error:  # noqa: BLE001 (best effort: the guard goes on either way)
-            self.log.warning(f"Could not mark Dagster run {run_id} failed: {error}")
-        return True
-
     def _refresh(self) -> None:
         records = self.instance.get_run_records(
-            filters=dg.RunsFilter(statuses=WRITING_STATUSES))
+            filters=dg.RunsFilter(statuses=UNFINISHED_STATUSES))
+        # Runs whose worker died (NOT_STARTED ones too) are reported failed, not waited for.
+        dead = set(fail_abandoned(
+            self.instance, [r for r in records if r.dagster_run.run_id != self.run_id],
+            f"Dagster run {self.run_id}, which needed its partitions", self.log))
         others, me = [], None
         for record in records:
             run = OtherRun(record.dagster_run.run_id, record.create_timestamp.timestamp(),
@@ -201,7 +232,7 @@ class PartitionGuard:
                 me = run
                 if not self._tagged:
                     self._tag_own_run(run.tags)
-            elif not self._is_dead(record):
+            elif run.run_id not in dead and record.dagster_run.status in WRITING_STATUSES:
                 others.append(run)
         if me is None:  # not in the instance's run table (should not happen): count as newest
             me = OtherRun(self.run_id, float("inf"), {})

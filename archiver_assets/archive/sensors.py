@@ -5,7 +5,9 @@ Its cursor stays small at any number of runs: the highest run seen, the runs see
 finished (re-checked every tick, so a run that finishes late is still archived), the runs archived
 before their stop time appeared (re-requested once it appears, for the RunHistory2 update), and
 the directory count, which reveals directories that appear below the highest run (then, and only
-then, the tick compares against the full partition list).
+then, the tick compares against the full partition list), and the time of the newest store-drift
+repair it requested: runs a store lost after they were archived (``state.drift``) are requested
+once, for the asset whose store lost them.
 """
 
 import json
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import dagster as dg
 
 from archiver_assets.partitions import run_key, runs_partitions
+from archiver_assets.state.drift import repairs_after, requests_for
 from archiver_resources.errors import ArchiverError
 from archiver_resources.resources import RunRecordsResource
 from archiver_resources.runrecords import finished_state, list_runs
@@ -32,6 +35,7 @@ class SensorCursor:
     pending: list = field(default_factory=list)
     awaiting_stop: list = field(default_factory=list)
     directories: int = 0
+    repairs_after: float = 0.0  # creation time of the newest store-drift repair requested
 
     @classmethod
     def parse(cls, text):
@@ -42,7 +46,8 @@ class SensorCursor:
             return cls(highest=int(data.get("highest", -1)),
                        pending=sorted({int(r) for r in data.get("pending", [])}),
                        awaiting_stop=sorted({int(r) for r in data.get("awaiting_stop", [])}),
-                       directories=int(data.get("directories", 0)))
+                       directories=int(data.get("directories", 0)),
+                       repairs_after=float(data.get("repairs_after", 0.0)))
         except (ValueError, TypeError, AttributeError):
             return cls()
 
@@ -85,7 +90,8 @@ def plan_tick(run_records_dir, cursor: SensorCursor, *, min_age_seconds: float,
         # archive with nothing new would repeat the full comparison every tick.
         handled = [r for r in runs.unordered() if r not in candidates]
         cursor = SensorCursor(highest=max([cursor.highest] + handled), pending=cursor.pending,
-                              awaiting_stop=cursor.awaiting_stop, directories=cursor.directories)
+                              awaiting_stop=cursor.awaiting_stop, directories=cursor.directories,
+                              repairs_after=cursor.repairs_after)
     else:
         candidates = set(above) | {r for r in cursor.pending if r in runs}
     pending, new_runs, awaiting = [], [], set(cursor.awaiting_stop)
@@ -126,8 +132,23 @@ def plan_tick(run_records_dir, cursor: SensorCursor, *, min_age_seconds: float,
     plan.new_runs = new_runs
     plan.cursor = SensorCursor(highest=highest, pending=sorted(set(pending)),
                                awaiting_stop=sorted(awaiting)[-MAX_AWAITING_STOP:],
-                               directories=runs.count_up_to(highest))
+                               directories=runs.count_up_to(highest),
+                               repairs_after=cursor.repairs_after)
     return plan
+
+
+def repair_requests(repairs) -> list:
+    """One request per run a store lost (``state.drift``), for the assets whose store lost it
+    (a run only UconDB lost is migrated again, not re-imported: its record may be gone)."""
+    newest = {}
+    for repair in repairs:
+        for run in repair.runs:
+            newest[run] = repair.run_id
+    return [dg.RunRequest(partition_key=run_key(run),
+                          run_key=f"run-{run}-repair-{newest[run][:8]}",
+                          asset_selection=sorted(assets, key=lambda k: k.to_user_string()),
+                          tags={"archiver/reason": "store drift repair"})
+            for run, assets in sorted(requests_for(repairs).items())]
 
 
 def build_new_run_records_sensor(job, minimum_interval_seconds: int = 30):
@@ -163,10 +184,15 @@ def build_new_run_records_sensor(job, minimum_interval_seconds: int = 30):
         requests += [dg.RunRequest(partition_key=run_key(r), run_key=f"run-{r}-stop-time",
                                    tags={"archiver/reason": "stop time appeared"})
                      for r in plan.stop_time_updates]
+        repairs = repairs_after(context.instance, cursor.repairs_after)
+        requests += repair_requests(repairs)
+        if repairs:
+            plan.cursor.repairs_after = max(r.created for r in repairs)
         elapsed = time.monotonic() - started
         context.log.info(
             f"tick: {len(keys)} new finished run(s), {len(plan.stop_time_updates)} stop-time "
-            f"update(s), {len(plan.skipped)} unfinished, {len(plan.errors)} bad, "
+            f"update(s), {sum(len(r.runs) for r in repairs)} lost by a store, "
+            f"{len(plan.skipped)} unfinished, {len(plan.errors)} bad, "
             f"full scan={plan.full_scan}, {elapsed:.3f}s")
         if not requests:
             return dg.SkipReason(

@@ -4,6 +4,11 @@
 A store that cannot be queried does not fail the materialization: the report carries the legacy
 ``✗ … query failed`` line and `stores_in_sync` warns, so the daily run never fails for an outage
 that the archive assets report anyway (docs/alerts.md).
+
+The report also finds runs Dagster records as archived that a store no longer holds (a store
+restored from an older backup): `archive_status` marks them failed with the reason
+(``state.drift``), so the sensor archives them again, and `stores_in_sync` warns (an alert). Run
+numbers far above the others (``app.max_run_number_jump``) are reported and warned about too.
 """
 
 import base64
@@ -13,6 +18,8 @@ from typing import TYPE_CHECKING, Callable, Optional
 import dagster as dg
 
 from archiver_assets.partitions import RUNS_PARTITIONS_NAME, runs_partitions
+from archiver_assets.state.drift import STORE_NAMES, Drift, find_drift, repair_drift
+from archiver_assets.state.partition_status import read_stage_status
 from archiver_resources.ops_resources import MetricsResource
 from archiver_resources.redaction import redact
 from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
@@ -103,23 +110,33 @@ def _failed_checks(instance) -> dict:
     return out
 
 
-def dagster_status(instance) -> "sr.DagsterStatus":
-    """Failed partitions of both archive assets and the latest failed check executions."""
+def dagster_status(instance, drift: Optional[Drift] = None) -> "sr.DagsterStatus":
+    """Failed partitions of both archive assets, the latest failed check executions and the runs
+    a store lost (``drift``, see ``state.drift``)."""
     from archiver_resources import statusreport as sr
 
     keys = instance.get_dynamic_partitions(RUNS_PARTITIONS_NAME)
+    lost = {STORE_NAMES[stage]: runs for stage, runs in (drift.lost if drift else {}).items()}
     return sr.DagsterStatus(failed_partitions=_failed_partitions(instance, keys),
-                            failed_checks=_failed_checks(instance))
+                            failed_checks=_failed_checks(instance), lost_runs=lost)
 
 
 def gather_report(instance, run_records: RunRecordsResource, artdaqdb: ArtdaqDBResource,
                   ucondb: UconDBResource, metrics: MetricsResource) -> "sr.StatusReport":
     """Query the three stores (a failure becomes the legacy ``query failed`` line) and Dagster."""
+    return gather(instance, run_records, artdaqdb, ucondb, metrics)[0]
+
+
+def gather(instance, run_records: RunRecordsResource, artdaqdb: ArtdaqDBResource,
+           ucondb: UconDBResource, metrics: MetricsResource) -> tuple:
+    """``(report, drift)``: the report of :func:`gather_report` and the runs Dagster records as
+    archived that a store lacks (partition status read before the listings, ``state.drift``)."""
     from archiver_resources import statusreport as sr
 
     config = run_records.settings.get()
     secrets = config.secrets()
     errors: dict = {}
+    status = read_stage_status(instance)
 
     def artdaqdb_runs():
         with artdaqdb.open() as store:
@@ -137,8 +154,11 @@ def gather_report(instance, run_records: RunRecordsResource, artdaqdb: ArtdaqDBR
                  "artdaqdb": config.artdaq_db.database_uri, "ucondb": config.ucon_db.server_url,
                  "ucondb_folder": config.ucon_db.folder_name,
                  "ucondb_object": config.ucon_db.object_name}
-    return sr.build_report(filesystem, artdaq, ucon, locations=locations, errors=errors,
-                           dagster=dagster_status(instance))
+    drift = find_drift(status, artdaqdb_runs=artdaq, ucondb_runs=ucon)
+    report = sr.build_report(filesystem, artdaq, ucon, locations=locations, errors=errors,
+                             dagster=dagster_status(instance, drift),
+                             max_run_jump=config.app.max_run_number_jump)
+    return report, drift
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,6 +188,10 @@ def report_metadata(report: "sr.StatusReport", secrets) -> dict:
             sum(len(v) for v in report.dagster.failed_partitions.values()))
         metadata["failed_checks"] = dg.MetadataValue.int(
             sum(len(v) for v in report.dagster.failed_checks.values()))
+        metadata["lost_by_store"] = dg.MetadataValue.json(
+            {store: list(runs)[:1000] for store, runs in report.dagster.lost_runs.items()
+             if len(runs)})
+    metadata["far_above_runs"] = dg.MetadataValue.json(report.far_above().far_runs)
     if not report.complete:
         metadata["query_failed"] = report.failure.store
         metadata["query_error"] = redact(report.failure.line(), secrets)
@@ -202,8 +226,14 @@ def archive_status(context: dg.AssetExecutionContext, run_records: RunRecordsRes
                    artdaqdb: ArtdaqDBResource, ucondb: UconDBResource,
                    metrics: MetricsResource) -> dg.MaterializeResult:
     with metrics.flushed():
-        report = gather_report(context.instance, run_records, artdaqdb, ucondb, metrics)
+        report, drift = gather(context.instance, run_records, artdaqdb, ucondb, metrics)
     secrets = run_records.settings.get().secrets()
+    if drift:  # runs a store lost: marked failed, so they are archived again
+        repair_drift(context.instance, drift,
+                     where={"import": artdaqdb.describe(), "migrate": ucondb.describe()},
+                     found_by="archive_status")
+        for line in drift.lines():
+            context.log.warning(redact(line, secrets))
     for line in report.records():
         if line.level >= 30:
             context.log.warning(redact(line.text, secrets))
@@ -231,6 +261,14 @@ def evaluate_sync(metadata, max_artdaqdb_lag: int, max_ucondb_lag: int) -> dg.As
             metadata=limits)
     lag = {key: int(_metadata_value(metadata, key)) for key in LAG_KEYS}
     problems = []
+    for store, runs in sorted((_metadata_value(metadata, "lost_by_store") or {}).items()):
+        problems.append(f"{store} no longer holds {len(runs)} run(s) Dagster recorded as "
+                        f"archived ({', '.join(map(str, runs[:10]))}"
+                        f"{' …' if len(runs) > 10 else ''}): marked failed, archived again")
+    far = _metadata_value(metadata, "far_above_runs") or []
+    if far:
+        problems.append(f"run number(s) far above the others: {', '.join(map(str, far[:10]))} "
+                        f"(check those run directories; they do not move the incremental mark)")
     if lag["artdaqdb_behind_filesystem"] > max_artdaqdb_lag:
         problems.append(f"artdaqDB lacks {lag['artdaqdb_behind_filesystem']} run(s) of the "
                         f"filesystem (allowed {max_artdaqdb_lag})")

@@ -2,8 +2,8 @@
 runs the stores already hold, and a failed *marker run* that makes partitions show FAILED.
 
 Why not ``instance.report_runless_asset_event`` in a loop: on SQLite every call opens two
-database files and commits twice (measured: 10-70 ms per event on this VM's disk, 5.6 ms on the
-machine of dagster_notes §3), so 10k runs × 2 assets would take 2-20 minutes. Dagster 1.13
+database files and commits twice (measured: 10-70 ms per event on this VM's disk, about 5.6 ms on a
+faster one), so 10k runs × 2 assets would take 2-20 minutes. Dagster 1.13
 has a batched store API, ``EventLogStorage.store_event_batch``; PostgreSQL implements it as one
 INSERT per batch, but the SQLite storage inherits the per-event loop. For SQLite this module
 writes the same rows ``SqliteEventLogStorage.store_event`` writes (the event row in the run
@@ -11,7 +11,8 @@ shard, its mirror in the index shard, the asset-event tags and the asset-key row
 transaction per shard per batch: 9,950 materializations in 3.4 s, most of it serialisation
 (bench/bench_reconcile.py: 10k runs, both assets, listings included, 12 s).
 
-Why a marker run: a partition is FAILED in Dagster OSS when its latest materialization attempt
+Why a marker run (job ``legacy_failure_marker`` for a legacy state import, ``store_drift_repair``
+for runs a store lost): a partition is FAILED in Dagster OSS when its latest materialization attempt
 (an ``ASSET_MATERIALIZATION_PLANNED`` event) belongs to a run whose status is FAILURE and no
 materialization followed. ``ASSET_FAILED_TO_MATERIALIZE`` events, the other candidate, are
 dropped by the SQL storages (``can_store_asset_failure_events`` is False in 1.13). So
@@ -41,6 +42,9 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 2000
 MARKER_JOB_NAME = "legacy_failure_marker"
 MARKER_TAGS = {"dagster/max_retries": "0", "archiver/source": "legacy-state-import"}
+#: Marker runs of store drift: runs a store lost although Dagster recorded them archived.
+DRIFT_JOB_NAME = "store_drift_repair"
+DRIFT_TAGS = {"archiver/source": "store-drift"}
 
 
 def _entry(event: DagsterEvent, run_id: str, timestamp: Optional[float]) -> EventLogEntry:
@@ -137,17 +141,19 @@ def record_materializations(instance, asset_key: dg.AssetKey,
 
 
 def mark_partitions_failed(instance, asset_key: dg.AssetKey, partitions: Sequence[str], *,
-                           message: str, tags: Optional[Mapping[str, str]] = None) -> Optional[str]:
-    """Make ``partitions`` of ``asset_key`` show FAILED: one marker run, a planned
-    materialization per partition, then a run failure with ``message``. Returns the run id
-    (None when there is nothing to mark). A later successful materialization clears it."""
+                           message: str, tags: Optional[Mapping[str, str]] = None,
+                           job_name: str = MARKER_JOB_NAME) -> Optional[str]:
+    """Make ``partitions`` of ``asset_key`` show FAILED: one marker run (job ``job_name``, tags
+    ``MARKER_TAGS`` updated by ``tags``), a planned materialization per partition, then a run
+    failure with ``message``. Returns the run id (None when there is nothing to mark). A later
+    successful materialization clears it."""
     if not partitions:
         return None
     run = instance.add_run(DagsterRun(
-        job_name=MARKER_JOB_NAME, run_id=make_new_run_id(), status=DagsterRunStatus.STARTED,
+        job_name=job_name, run_id=make_new_run_id(), status=DagsterRunStatus.STARTED,
         tags={**MARKER_TAGS, **dict(tags or {})}, asset_selection=frozenset({asset_key})))
     now = time.time()
-    store_events(instance, [planned_entry(asset_key, key, run.run_id, MARKER_JOB_NAME,
+    store_events(instance, [planned_entry(asset_key, key, run.run_id, job_name,
                                           timestamp=now) for key in partitions])
     instance.report_run_failed(run, message)
     log.debug("marker run %s: %d partition(s) of %s marked failed", run.run_id,

@@ -178,8 +178,13 @@ def check_outcome(result, runs: Sequence[int], archived: set, instance=None) -> 
                                        or [evaluation.description or "legacy_metadata failed"])
         elif evaluation.blocking:
             for run in bad & set(archived):
+                # A step summary (a batched check) names the run only; the run's own
+                # evaluation, recorded in the instance, says why.
+                own = None if "run" in meta else _recorded_evaluation(instance, evaluation, run)
+                description = (own.description if own is not None and own.description
+                               else evaluation.description) or ""
                 failed[run] = (f"blocking check {evaluation.check_name} failed: "
-                               f"{evaluation.description or ''}").rstrip(": ")
+                               f"{description}").rstrip(": ")
     return failed, validation
 
 
@@ -225,20 +230,25 @@ def materialization_warnings(result, asset_name: str) -> dict:
     return found
 
 
-def _recorded_errors(instance, evaluation, run: int) -> list:
-    """The ``errors`` of the per-run evaluation a batched check reported for ``run``."""
+def _recorded_evaluation(instance, evaluation, run: int):
+    """The per-run evaluation a batched check recorded for ``run`` in the instance, or None."""
     if instance is None:
-        return []
+        return None
     from dagster._core.event_api import PartitionKeyFilter
 
-    key = evaluation.asset_check_key
     try:
         records = instance.event_log_storage.get_asset_check_execution_history(
-            key, limit=1, partition_filter=PartitionKeyFilter(key=run_key(run)))
-        data = records[0].event.dagster_event.event_specific_data
-        errors = data.metadata.get("errors")
+            evaluation.asset_check_key, limit=1,
+            partition_filter=PartitionKeyFilter(key=run_key(run)))
+        return records[0].event.dagster_event.event_specific_data
     except (IndexError, AttributeError):
-        return []
+        return None
+
+
+def _recorded_errors(instance, evaluation, run: int) -> list:
+    """The ``errors`` of the per-run evaluation a batched check reported for ``run``."""
+    data = _recorded_evaluation(instance, evaluation, run)
+    errors = data.metadata.get("errors") if data is not None and data.metadata else None
     return list(getattr(errors, "value", errors) or [])
 
 
@@ -278,9 +288,15 @@ def audit_partial(defs, instance, stage: str, runs: Sequence[int], tags: dict) -
 
 
 def execute_request(defs, instance, request: dict) -> dict:
-    """Execute one batch request in this (worker) process; never raises for run failures."""
+    """Execute one batch request in this (worker) process; never raises for run failures. The
+    Dagster run carries this worker's identity from its creation (``archiver/worker``), so a run
+    the worker leaves unfinished (killed, or a full disk before the run started) is recognised
+    and reported failed later (``guard.fail_abandoned_runs``)."""
+    from archiver_assets.archive.guard import WORKER_TAG, worker_identity
+
     stage, runs = request["stage"], [int(r) for r in request["runs"]]
-    kwargs, tags = _batch_kwargs(runs, {**BASE_TAGS, **request.get("tags", {})})
+    kwargs, tags = _batch_kwargs(runs, {**BASE_TAGS, **request.get("tags", {}),
+                                        WORKER_TAG: worker_identity()})
     job = defs.resolve_job_def(STAGE_JOBS[stage])
     try:
         result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags,

@@ -17,6 +17,7 @@ from dagster._core.storage.partition_status_cache import (
 )
 
 from archiver_assets.partitions import RUNS_PARTITIONS_NAME, run_key, runs_partitions
+from archiver_assets.state.events import DRIFT_JOB_NAME
 
 IMPORT_ASSET = dg.AssetKey("artdaqdb_config")
 MIGRATE_ASSET = dg.AssetKey("ucondb_blob")
@@ -37,6 +38,7 @@ class PartitionStatus:
     failed: frozenset
     in_progress: frozenset
     ever_materialized: frozenset  # any materialization on record (also failed since)
+    lost: frozenset = frozenset()  # failed because a store lost them (store drift), a subset
 
     @property
     def highest_materialized(self) -> Optional[int]:
@@ -74,7 +76,30 @@ def read_partition_status(instance, asset_key: dg.AssetKey) -> PartitionStatus:
     return PartitionStatus(asset_key=asset_key,
                            materialized=frozenset(ever - failed - in_progress),
                            failed=frozenset(failed), in_progress=frozenset(in_progress),
-                           ever_materialized=frozenset(ever))
+                           ever_materialized=frozenset(ever),
+                           lost=lost_runs(instance, asset_key, failed))
+
+
+def latest_attempt_runs(instance, asset_key: dg.AssetKey) -> dict:
+    """``{partition: Dagster run id}`` of the latest attempt of each partition of ``asset_key``
+    that no materialization followed (failed or in progress)."""
+    attempts = instance.event_log_storage.\
+        get_latest_asset_partition_materialization_attempts_without_materializations(asset_key)
+    return {key: run_id for key, (run_id, _) in attempts.items()}
+
+
+def lost_runs(instance, asset_key: dg.AssetKey, failed: Iterable[int]) -> frozenset:
+    """The ``failed`` runs whose latest attempt is a store-drift marker run: a store lost them
+    after they were archived (``state.drift``), so even ``--incremental`` archives them again."""
+    failed = set(failed)
+    if not failed:
+        return frozenset()
+    markers = {run.run_id for run in instance.get_runs(
+        filters=dg.RunsFilter(job_name=DRIFT_JOB_NAME))}
+    if not markers:
+        return frozenset()
+    attempts = latest_attempt_runs(instance, asset_key)
+    return frozenset(run for run in failed if attempts.get(run_key(run)) in markers)
 
 
 def read_stage_status(instance) -> dict:

@@ -1,16 +1,21 @@
 """Which runs a command-line invocation processes, and why: the candidate rules of the legacy
-tool (§9.3, §9.4) over Dagster partition status, used both to execute and to plan.
+tool over Dagster partition status, used both to execute and to plan.
 
 * Import candidates: finished runs on the filesystem whose ``artdaqdb_config`` partition is not
   MATERIALIZED (missing or FAILED), the legacy ``F − A``; IN_PROGRESS partitions are left to the
   run that is archiving them. Migration candidates: runs whose ``artdaqdb_config`` is
-  MATERIALIZED and ``ucondb_blob`` is not (legacy ``A − U``).
+  MATERIALIZED and ``ucondb_blob`` is not (legacy ``A − U``), minus the runs the migration gate
+  holds back (``archive/gate.py``: a blocking import check failed), which are listed as
+  ``hold`` with the reason, in every mode.
 * Incremental: only runs above the highest run ever materialized for that stage's asset (the
   analogue of ``max(last_contiguous_run, last_attempted_run)``); failures below it wait for a full
-  run or a retry mode, as in the legacy tool. Batch cap ``batch_size`` (incremental) or
+  run or a retry mode, as in the legacy tool. A run far above the others (more than
+  ``app.max_run_number_jump`` above the next lower run, e.g. a directory named
+  ``9223372036854775807``) does not count for the mark, and every mode reports it. Batch cap ``batch_size`` (incremental) or
   ``batch_size × 10`` (full), with the legacy ``Limited to …`` line.
 * Retry modes: the FAILED partitions of that stage's asset (which includes runs a legacy state
-  import marked failed), all of them, no cap.
+  import marked failed), all of them, no cap; ``--retry-failed-import`` also re-imports the runs
+  whose blocking import check failed, so their check runs again.
 
 ``build_plan`` adds the "why" an operator wants from a dry run: it lists artdaqDB and UconDB and
 turns an import or migration of a run the target store already holds into ``verify`` (the job
@@ -20,10 +25,11 @@ same plan as a Dagster job whose output metadata is a markdown table.
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Iterable, List, Mapping, Optional
 
 import dagster as dg
 
+from archiver_assets.archive.gate import failed_checks, holds
 from archiver_assets.state.partition_status import (
     PartitionStatus, read_stage_status,
 )
@@ -32,6 +38,7 @@ from archiver_resources.errors import ArchiverError
 from archiver_resources.resources import (
     ArchiverConfigResource, ArtdaqDBResource, RunRecordsResource, UconDBResource,
 )
+from archiver_resources.run_numbers import DEFAULT_MAX_JUMP, HighWaterMark, high_water_mark
 from archiver_resources.runrecords import RunListing, finished_state
 
 MAX_TABLE_ROWS = 500
@@ -100,6 +107,12 @@ class StagePlan:
     remaining: int = 0  # candidates beyond the batch cap
     limit: Optional[int] = None
     limit_label: str = ""
+    far_above: HighWaterMark = HighWaterMark(None)  # runs far above the rest (reported)
+    max_jump: int = DEFAULT_MAX_JUMP
+
+    def far_above_lines(self) -> list:
+        """One warning per run far above the others (``archiver_resources.run_numbers``)."""
+        return self.far_above.describe(self.max_jump)
 
     def limited_line(self) -> Optional[str]:
         """The legacy ``<Stage> Stage: Limited to <n> runs (…). <m> runs remaining.`` line."""
@@ -112,6 +125,31 @@ class StagePlan:
         self.entries.append(PlannedRun(run, self.stage, "skip", reason))
 
 
+def _incremental(plan: StagePlan, candidates: list, status: PartitionStatus, seen: Iterable[int],
+                 retry_hint: str) -> list:
+    """Runs far above the others are noted (``seen``: the runs this stage can see); in
+    incremental mode the candidates at or below the mark (the highest run ever materialized,
+    leaving out runs far above the rest) wait for a full run or a retry mode, except the runs a
+    store lost after they were archived (``status.lost``), which are redone at once."""
+    plan.far_above = high_water_mark(set(status.ever_materialized) | set(seen), plan.max_jump)
+    if plan.selection != "incremental":
+        return candidates
+    mark = high_water_mark(status.ever_materialized, plan.max_jump).mark
+    if mark is None:
+        return candidates
+    below = [r for r in candidates if r <= mark and r not in status.lost]
+    if below:
+        plan.skipped[f"at or below the incremental mark {mark} (a full run or "
+                     f"{retry_hint} takes them)"] = len(below)
+    return [r for r in candidates if r > mark or r in status.lost]
+
+
+def _why(run: int, status: PartitionStatus, otherwise: str) -> str:
+    if run in status.lost:
+        return "lost by its store after it was archived (store drift): archive again"
+    return "failed partition: retry" if run in status.failed else otherwise
+
+
 def _cap(selection: str, batch_size: int) -> tuple:
     if selection == "incremental":
         return batch_size, "batch_size"
@@ -120,17 +158,22 @@ def _cap(selection: str, batch_size: int) -> tuple:
 
 def plan_import(*, selection: str, listing: RunListing, status: PartitionStatus,
                 batch_size: int, min_age_seconds: float, now=None,
-                finished: Callable = finished_state) -> StagePlan:
-    """The import stage's runs (module docstring); reads only the candidates' metadata.txt."""
-    plan = StagePlan(stage="import", selection=selection)
+                finished: Callable = finished_state,
+                check_failed: Mapping[int, str] = {},
+                max_jump: int = DEFAULT_MAX_JUMP) -> StagePlan:
+    """The import stage's runs (module docstring); reads only the candidates' metadata.txt.
+    ``check_failed``: runs whose blocking import check failed (retried with the failed ones);
+    ``max_jump``: ``app.max_run_number_jump`` (runs far above the others)."""
+    plan = StagePlan(stage="import", selection=selection, max_jump=max_jump)
     for run, error in sorted(listing.errors.items()):
         plan.skip(run, f"run directory problem: {error}")
     if selection == "retry":
-        for run in sorted(status.failed):
+        for run in sorted(set(status.failed) | set(check_failed)):
             where = "" if run in listing.runs else "; run record not on disk (will fail again)"
+            why = ("failed partition" if run in status.failed
+                   else check_failed[run].split(" (", 1)[0])
             plan.selected.append(run)
-            plan.entries.append(PlannedRun(run, "import", "import",
-                                           f"failed partition: retry{where}"))
+            plan.entries.append(PlannedRun(run, "import", "import", f"{why}: retry{where}"))
         return plan
     runs = set(listing.runs)
     archived = len(runs & status.materialized)
@@ -138,13 +181,7 @@ def plan_import(*, selection: str, listing: RunListing, status: PartitionStatus,
     for run in sorted(runs & status.in_progress):
         plan.skip(run, "a Dagster run is archiving it now (partition in progress)")
     candidates = sorted(runs - status.materialized - status.in_progress)
-    if selection == "incremental" and status.highest_materialized is not None:
-        mark = status.highest_materialized
-        below = [r for r in candidates if r <= mark]
-        if below:
-            plan.skipped[f"at or below the incremental mark {mark} (a full run or "
-                         f"--retry-failed-import takes them)"] = len(below)
-        candidates = [r for r in candidates if r > mark]
+    candidates = _incremental(plan, candidates, status, runs, "--retry-failed-import")
     plan.limit, plan.limit_label = _cap(selection, batch_size)
     for index, run in enumerate(candidates):
         if len(plan.selected) >= plan.limit:
@@ -159,22 +196,37 @@ def plan_import(*, selection: str, listing: RunListing, status: PartitionStatus,
         if not state.finished:
             plan.skip(run, f"not finished: {state.reason}")
             continue
-        why = "failed partition: retry" if run in status.failed else "not archived yet"
+        why = _why(run, status, "not archived yet")
         plan.selected.append(run)
         plan.entries.append(PlannedRun(run, "import", "import", f"{why}; {state.reason}"))
     return plan
 
 
+def _hold(plan: StagePlan, candidates: list, held_back: Optional[Callable],
+          pending: set = frozenset()) -> list:
+    """The candidates the migration gate lets through; the others become ``hold`` entries."""
+    if held_back is None:
+        return candidates
+    held = held_back([r for r in candidates if r not in pending])
+    for run in sorted(held):
+        plan.entries.append(PlannedRun(run, plan.stage, "hold", held[run]))
+    return [r for r in candidates if r not in held]
+
+
 def plan_migrate(*, selection: str, import_status: PartitionStatus,
                  migrate_status: PartitionStatus, batch_size: int,
-                 pending_imports: Iterable[int] = (), exclude: Iterable[int] = ()) -> StagePlan:
+                 pending_imports: Iterable[int] = (), exclude: Iterable[int] = (),
+                 held_back: Optional[Callable[[list], Mapping[int, str]]] = None,
+                 max_jump: int = DEFAULT_MAX_JUMP) -> StagePlan:
     """The migration stage's runs. ``pending_imports``: runs the import stage of the same
     invocation is about to import (a plan counts them in); ``exclude``: runs whose import failed
-    in this invocation (never migrated after a failed import)."""
-    plan = StagePlan(stage="migrate", selection=selection)
+    in this invocation (never migrated after a failed import); ``held_back(runs)``: the
+    migration gate, ``{run: why}`` for the runs it holds back (``hold`` entries, not selected);
+    ``max_jump``: ``app.max_run_number_jump`` (runs far above the others)."""
+    plan = StagePlan(stage="migrate", selection=selection, max_jump=max_jump)
     excluded = set(exclude)
     if selection == "retry":
-        for run in sorted(migrate_status.failed - excluded):
+        for run in _hold(plan, sorted(migrate_status.failed - excluded), held_back):
             plan.selected.append(run)
             plan.entries.append(PlannedRun(run, "migrate", "migrate", "failed partition: retry"))
         return plan
@@ -187,13 +239,8 @@ def plan_migrate(*, selection: str, import_status: PartitionStatus,
     for run in sorted(excluded):
         plan.skip(run, "its import failed in this invocation")
     candidates = sorted(source - migrate_status.materialized - migrate_status.in_progress)
-    if selection == "incremental" and migrate_status.highest_materialized is not None:
-        mark = migrate_status.highest_materialized
-        below = [r for r in candidates if r <= mark]
-        if below:
-            plan.skipped[f"at or below the incremental mark {mark} (a full run or "
-                         f"--retry-failed-migrate takes them)"] = len(below)
-        candidates = [r for r in candidates if r > mark]
+    candidates = _incremental(plan, candidates, migrate_status, source, "--retry-failed-migrate")
+    candidates = _hold(plan, candidates, held_back, pending)
     plan.limit, plan.limit_label = _cap(selection, batch_size)
     if len(candidates) > plan.limit:
         plan.remaining = len(candidates) - plan.limit
@@ -201,10 +248,9 @@ def plan_migrate(*, selection: str, import_status: PartitionStatus,
     for run in candidates:
         if run in pending:
             why = "after its import in this invocation"
-        elif run in migrate_status.failed:
-            why = "failed partition: retry"
         else:
-            why = "in artdaqDB (artdaqdb_config materialized), not yet in UconDB"
+            why = _why(run, migrate_status,
+                       "in artdaqDB (artdaqdb_config materialized), not yet in UconDB")
         plan.selected.append(run)
         plan.entries.append(PlannedRun(run, "migrate", "migrate", why))
     return plan
@@ -236,6 +282,7 @@ class ArchivePlan:
                     out.append(f"  skipped {count} run(s): {reason}")
             if stage.limited_line():
                 out.append(f"  {stage.limited_line()}")
+            out += [f"  WARNING: {line}" for line in stage.far_above_lines()]
             jobs = "import_runs" if stage.stage == "import" else "migrate_runs"
             batches = -(-len(stage.selected) // self.batch_size) if stage.selected else 0
             out.append(f"  {title} Stage would process {len(stage.selected)} run(s) in "
@@ -294,6 +341,17 @@ def annotate_with_stores(plan: ArchivePlan, artdaqdb_runs: dict, ucondb_runs: se
         stage.entries = updated
 
 
+def migration_gate(instance) -> Callable[[list], dict]:
+    """The migration gate (``archive/gate.py``) as ``plan_migrate`` takes it."""
+    return lambda runs: {run: hold.reason for run, hold in holds(instance, runs).items()}
+
+
+def retried_check_failures(instance, selection: str) -> dict:
+    """Runs a ``--retry-failed-import`` takes besides the failed partitions: those whose blocking
+    import check failed (their partition is materialized, but the gate holds them)."""
+    return failed_checks(instance) if selection == "retry" else {}
+
+
 def build_plan(instance, stores: Stores, mode: RunMode) -> ArchivePlan:
     """Everything the invocation in ``mode`` would do, and why; writes nothing."""
     config = stores.config
@@ -304,13 +362,17 @@ def build_plan(instance, stores: Stores, mode: RunMode) -> ArchivePlan:
     if "import" in mode.stages:
         stage = plan_import(selection=mode.selection, listing=stores.list_filesystem(),
                             status=status["import"], batch_size=batch_size,
-                            min_age_seconds=float(config.source_files.finished_after_seconds))
+                            min_age_seconds=float(config.source_files.finished_after_seconds),
+                            check_failed=retried_check_failures(instance, mode.selection),
+                            max_jump=config.app.max_run_number_jump)
         plan.stages.append(stage)
         pending = stage.selected
     if "migrate" in mode.stages:
         plan.stages.append(plan_migrate(selection=mode.selection, import_status=status["import"],
                                         migrate_status=status["migrate"], batch_size=batch_size,
-                                        pending_imports=pending))
+                                        pending_imports=pending,
+                                        held_back=migration_gate(instance),
+                                        max_jump=config.app.max_run_number_jump))
     try:
         artdaqdb_runs = stores.list_artdaqdb()
         ucondb_runs = stores.list_ucondb() if "migrate" in mode.stages else set()

@@ -7,7 +7,9 @@ exact run numbers) whose ``ucondb_blob`` partition is not, reconcile records a r
 materialization with metadata ``source=reconcile``. Missing partitions are added first, in
 ascending run order, in one call. Partitions already MATERIALIZED or IN_PROGRESS are left alone,
 so a second reconcile writes nothing. A FAILED partition whose run the store holds becomes
-MATERIALIZED: the store says it is archived.
+MATERIALIZED: the store says it is archived. The other way round, a MATERIALIZED partition whose
+run the store no longer holds (a store restored from an older backup) is marked FAILED with the
+reason (``state.drift``), so ``--incremental`` and the sensor archive it again.
 
 "Verified" at 10k runs: by default reconcile trusts presence (the store listing) and records
 ``verified=presence``; the partitions then say "the store holds this run", which is what the legacy
@@ -33,8 +35,10 @@ import dagster as dg
 
 from archiver_assets.partitions import run_key, runs_partitions
 from archiver_assets.state import events
+from archiver_assets.state.drift import Drift, find_drift, repair_drift
 from archiver_assets.state.partition_status import (
-    IMPORT_ASSET, MIGRATE_ASSET, canonical_runs, partition_keys, read_partition_status,
+    IMPORT_ASSET, MIGRATE_ASSET, STAGE_ASSETS, canonical_runs, partition_keys,
+    read_partition_status,
 )
 from archiver_assets.state.stores import Stores, as_stores
 from archiver_resources.archiving import check_stored_blob, prepare_from_disk, verify_archived
@@ -74,6 +78,7 @@ class ReconcileResult:
     ucondb_runs: Optional[set]
     seconds: float = 0.0
     dry_run: bool = False
+    drift: Drift = field(default_factory=Drift)
 
     @property
     def recorded(self) -> int:
@@ -93,6 +98,9 @@ class ReconcileResult:
                 + (f", {len(stage.unverified)} failed verification" if stage.unverified else ""))
             for run, why in sorted(stage.unverified.items())[:10]:
                 lines.append(f"  ✗ run {run} not recorded: {why}")
+        for line in self.drift.lines():
+            lines.append(f"✗ {line}" + ("; a reconcile without --dry-run marks them failed so "
+                                        "they are archived again" if self.dry_run else ""))
         lines.append(f"Reconcile took {self.seconds:.2f} s")
         return lines
 
@@ -157,8 +165,7 @@ def _verify_migrations(stores: Stores, runs: Sequence[int], artdaqdb_runs: dict,
 
 
 def _plan_stage(stage_name: str, asset_key: dg.AssetKey, store_runs: Iterable[int],
-                instance) -> tuple:
-    status = read_partition_status(instance, asset_key)
+                status) -> tuple:
     store_runs = set(store_runs)
     stage = StageReconcile(stage=stage_name, asset=asset_key.to_user_string(),
                            store_runs=len(store_runs))
@@ -170,26 +177,33 @@ def _plan_stage(stage_name: str, asset_key: dg.AssetKey, store_runs: Iterable[in
 
 
 def reconcile(instance, config, *, stages: Sequence[str] = STAGES, verify: bool = False,
-              dry_run: bool = False, extra_partitions: Iterable[int] = ()) -> ReconcileResult:
+              dry_run: bool = False, extra_partitions: Iterable[int] = (),
+              found_by: str = "reconcile") -> ReconcileResult:
     """Record in ``instance`` what the stores of ``config`` hold (see the module docstring).
 
     ``config``: a ``Stores``, a loaded ``ArchiverConfig`` or a config.yaml path. ``stages``:
     any of ``import`` (artdaqDB → ``artdaqdb_config``) and ``migrate`` (UconDB →
     ``ucondb_blob``). ``extra_partitions``: runs to add as partitions too (legacy import).
-    ``dry_run``: compute everything, write nothing. Store listing errors propagate.
+    ``dry_run``: compute everything, write nothing. Store listing errors propagate. Runs
+    Dagster records as archived that a store lacks (``state.drift``) are marked failed so they
+    are archived again; ``found_by`` names the caller in that message.
     """
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise ValueError(f"unknown stage(s) {sorted(unknown)}; use {STAGES}")
     started = time.monotonic()
     stores = as_stores(config)
+    # Dagster first, the stores second: a run archived in between is not mistaken for drift.
+    status = {stage: read_partition_status(instance, STAGE_ASSETS[stage]) for stage in stages}
     artdaqdb_runs = stores.list_artdaqdb()
     ucondb_runs = stores.list_ucondb() if "migrate" in stages else None
     plans = {}
     if "import" in stages:
-        plans["import"] = _plan_stage("import", IMPORT_ASSET, artdaqdb_runs, instance)
+        plans["import"] = _plan_stage("import", IMPORT_ASSET, artdaqdb_runs, status["import"])
     if "migrate" in stages:
-        plans["migrate"] = _plan_stage("migrate", MIGRATE_ASSET, ucondb_runs, instance)
+        plans["migrate"] = _plan_stage("migrate", MIGRATE_ASSET, ucondb_runs, status["migrate"])
+    drift = find_drift(status, artdaqdb_runs=artdaqdb_runs if "import" in stages else None,
+                       ucondb_runs=ucondb_runs)
 
     metadata = {}
     where_adb = redact_uri(stores.config.artdaq_db.database_uri)
@@ -220,13 +234,20 @@ def reconcile(instance, config, *, stages: Sequence[str] = STAGES, verify: bool 
             if by_partition:
                 events.record_materializations(
                     instance, IMPORT_ASSET if name == "import" else MIGRATE_ASSET, by_partition)
+        repair_drift(instance, drift, where={"import": where_adb, "migrate": where_ucon},
+                     found_by=found_by)
     result = ReconcileResult(stages={name: stage for name, (stage, _) in plans.items()},
                              added_partitions=added, artdaqdb_runs=artdaqdb_runs,
                              ucondb_runs=ucondb_runs, seconds=time.monotonic() - started,
-                             dry_run=dry_run)
+                             dry_run=dry_run, drift=drift)
     for line in result.summary_lines():
-        log.info(line)
+        log.log(line_level(line), line)
     return result
+
+
+def line_level(line: str) -> int:
+    """WARNING for a summary line that reports a problem (``✗ …``), else INFO."""
+    return logging.WARNING if line.lstrip().startswith("✗") else logging.INFO
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,6 +276,8 @@ def _reconcile_metadata(result: ReconcileResult) -> dict:
         if stage.unverified:
             metadata[f"{name}_unverified"] = dg.MetadataValue.json(
                 {str(r): why for r, why in sorted(stage.unverified.items())[:200]})
+        metadata[f"{name}_lost_by_store"] = dg.MetadataValue.json(
+            result.drift.lost.get(name, [])[:1000])
     return metadata
 
 

@@ -71,6 +71,33 @@ DQUOTED = re.compile(r'"(?:\\"|[^"])*+"')
 #: allowed around the delimiters (handled by the parser; this is the name alone)
 KEY_START = re.compile("[A-Za-z_" + _NON_ASCII + "]")
 
+# --- the fast path -----------------------------------------------------------------------------
+# One regex for the most common token shapes, used before the exact (slow) scanners: it matches
+# only where the grammar gives the same result (ASCII only, no escapes, no control characters,
+# and followed by a character that ends the token unambiguously); anything else falls back.
+
+_SKIP_PATTERN = r"(?:[ \t\n\v\f\r]++|#[^\n]*+\n|//[^\n]*+\n)*+"
+_END_BOOL = r"(?=[ \t\n,\]}])"      # !(graph - ",]}") without \v/\f (they extend raw values)
+_END_NUMBER = r"(?=[ \t\n#,\]})])"  # maximally_munched_number, '/' left to the slow path
+_END_WORD = r"(?=[ \t\n#,\]}])"     # maximally_munched(_ass), '.', ':', '[', '/' left out
+ATOM_FAST = (  # order matters where first characters overlap: bool before ass, num before dss
+    r"(?P<num>(?:0[xX][0-9a-fA-F]++|0[bB][01]++"
+    r"|[+-]?+(?:[0-9]++\.?+[0-9]*+|\.[0-9]++)(?:[eE][+-]?+[0-9]++)?+)"
+    r"(?![0-9A-Za-z_.+\-]))" + _END_NUMBER
+    + r"|(?P<open>[{\[])"  # a table or sequence: parsed by the exact parser from here
+    + r'|(?P<dq>"[^"\\\x00-\x08\x0b-\x1f\x7f]*+")' + _END_BOOL
+    + r"|(?P<bool>true|false)" + _END_BOOL
+    + r"|(?P<nil>@nil)" + _END_BOOL
+    + r"|(?P<sq>'[^'\x00-\x08\x0b-\x1f\x7f]*+')" + _END_BOOL
+    + r"|(?P<dss>[0-9][A-Za-z0-9_]*+)" + _END_WORD
+    + r"|(?!infinity[ \t\n,\]}])(?P<ass>[A-Za-z_][A-Za-z0-9_]*+)" + _END_WORD
+)
+#: ``key: atom`` at an item position (blanks and comments before it)
+ITEM_FAST = re.compile(_SKIP_PATTERN + r"(?P<key>[A-Za-z_][A-Za-z0-9_]*+)[ \t]*+:[ \t]*+(?:"
+                       + ATOM_FAST + ")")
+#: an atom at a value position (blanks and comments before it)
+VALUE_FAST = re.compile(_SKIP_PATTERN + "(?:" + ATOM_FAST + ")")
+
 # --- fhicl-cpp's canonical number and string checks ---------------------------------------------
 
 

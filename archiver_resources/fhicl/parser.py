@@ -95,7 +95,8 @@ def parse_fhicl(text: str, name: str = "<fhicl>") -> ParsedFhicl:
         extensions.add("empty")  # artdaq_database aborts on an empty text; here: an empty record
     comments = lx.scan_comments(text)
     prepared = lx.reader_lines(lx.replace_includes(text, extensions))
-    directive = _INCLUDE_LINE.search(prepared)
+    directive = (_INCLUDE_LINE.search(prepared)
+                 if prepared.startswith("#include") or "\n#include" in prepared else None)
     if directive is not None:  # fhicl-cpp's line reader would try to include a file
         error = syntax_error(prepared, directive.start(),
                              'malformed #include, expected #include "file.fcl"', name)
@@ -138,6 +139,7 @@ class _Parser:
         self.line_pos = 0
         self.line_no = 1
         self.leaf_metas: dict = {}
+        self.notes: dict = {}  # line -> (comment, annotation)
         shared: dict = {}
         self.share = shared.setdefault
 
@@ -150,7 +152,10 @@ class _Parser:
         return self.t[pos] if pos < self.n else ""
 
     def line_of(self, pos: int) -> int:
-        """1-based line of ``pos`` (counted incrementally: positions mostly move forward)."""
+        """1-based line of ``pos`` (counted incrementally: positions mostly move forward), or 0
+        when the text has no comment (lines then only matter for errors, counted there)."""
+        if not self.comments:
+            return 0
         if pos >= self.line_pos:
             self.line_no += self.t.count("\n", self.line_pos, pos)
         else:
@@ -179,10 +184,16 @@ class _Parser:
         if INCLUDE_KEY_PREFIX in key:
             comment = annotation = ""
             has_annotation = True
-        else:
-            comment = self.comment_at(line)
+        elif not line:  # a text without comments
+            comment = annotation = ""
             has_annotation = tag != TABLE
-            annotation = self.annotation_at(line) if has_annotation else ""
+        else:
+            notes = self.notes.get(line)
+            if notes is None:
+                notes = self.notes[line] = (self.comment_at(line), self.annotation_at(line))
+            comment = notes[0]
+            has_annotation = tag != TABLE
+            annotation = notes[1] if has_annotation else ""
         if children is None and protection is None:
             cache_key = (typ, comment, annotation)
             node = self.leaf_metas.get(cache_key)
@@ -253,11 +264,15 @@ class _Parser:
 
     def items(self, pos: int, entries: list, prolog_names: dict, prolog: list | None) -> int:
         """The top-level (or prolog) item loop; returns where it stopped."""
+        fast = lx.ITEM_FAST.match
         while True:
-            start = self.skip(pos)
-            parsed = self.item(start, top=True)
-            if parsed is None:
-                return pos
+            m = fast(self.t, pos)
+            if m is not None:
+                parsed = self.fast_item(m)
+            else:
+                parsed = self.item(self.skip(pos), top=True)
+                if parsed is None:
+                    return pos
             key, tag, data, children, line, raw, protection, end = parsed
             meta = self.meta(key, tag, raw, line, protection, children)
             if prolog is None:  # in a prolog
@@ -301,6 +316,34 @@ class _Parser:
         if protection is not None and tag in (TABLE, SEQUENCE):
             _check_nested_protection(key, _PROTECTIONS[protection], children, tag, start)
         return key, tag, data, children, line, raw, protection, end
+
+    def fast_item(self, m):
+        """The item of an ``ITEM_FAST`` match (same result as ``item``)."""
+        key = m.group("key")
+        key = self.share(key, key)
+        tag, data, children, line, raw, end = self.fast_value(m)
+        return key, tag, data, children, line, raw, None, end
+
+    def fast_value(self, m):
+        """The value of an ``ATOM_FAST`` match (same result as ``value``)."""
+        kind = m.lastgroup
+        start, end = m.span(kind)
+        raw = m.group(kind)
+        if kind == "open":
+            return self.table(start) if raw == "{" else self.sequence(start)
+        if len(raw) <= 6:
+            raw = self.share(raw, raw)
+        if kind == "num":
+            tag = NUMBER
+        elif kind == "ass" or kind == "dss":
+            tag = STRING
+        elif kind == "bool":
+            tag = BOOL
+        elif kind == "nil":
+            tag = NIL
+        else:  # a quoted string without escapes or control characters
+            return STRING, raw[1:-1], None, self.line_of(start), raw, end
+        return tag, raw, None, self.line_of(start), raw, end
 
     def table_splice(self, start: int, top: bool):
         """Extension: ``@table::name`` where an item may stand."""
@@ -546,16 +589,23 @@ class _Parser:
         self.enter(p)
         data: list = []
         children: dict = {}
-        q = self.skip(p + 1)
-        value = self.value(q)
+        fast = lx.VALUE_FAST.match
+        m = fast(self.t, p + 1)
+        value = self.fast_value(m) if m is not None else self.value(self.skip(p + 1))
         if value is not None:
             self.add_element(data, children, value)
             q = self.skip(value[5])
+        else:
+            q = self.skip(p + 1)
         while self.char(q) == ",":
-            r = self.skip(q + 1)
-            value = self.value(r)
-            if value is None:
-                raise _Fail(*self.diagnose_value(r, None))
+            m = fast(self.t, q + 1)
+            if m is not None:
+                value = self.fast_value(m)
+            else:
+                r = self.skip(q + 1)
+                value = self.value(r)
+                if value is None:
+                    raise _Fail(*self.diagnose_value(r, None))
             self.add_element(data, children, value)
             q = self.skip(value[5])
         if self.char(q) != "]":
@@ -579,11 +629,19 @@ class _Parser:
         data: dict = {}
         children: dict = {}
         pos = p + 1
+        fast = lx.ITEM_FAST.match
         while True:
-            start = self.skip(pos)
-            parsed = self.item(start, top=False)
-            if parsed is None:
-                break
+            m = fast(self.t, pos)
+            if m is not None:
+                parsed = self.fast_item(m)
+                start = m.start("key")
+            else:
+                start = self.skip(pos)
+                if self.t.startswith("}", start):
+                    break
+                parsed = self.item(start, top=False)
+                if parsed is None:
+                    break
             key, tag, item, item_children, item_line, raw, protection, end = parsed
             meta = self.meta(key, tag, raw, item_line, protection, item_children)
             if key in data:

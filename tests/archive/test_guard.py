@@ -52,8 +52,10 @@ def test_the_partition_order_is_read_only_when_a_range_run_is_in_progress():
 
 
 class FakeRecord:
-    def __init__(self, run_id, created, tags):
+    def __init__(self, run_id, created, tags, status=None):
         from datetime import datetime, timezone
+
+        import dagster as dg
 
         class Run:
             pass
@@ -61,6 +63,7 @@ class FakeRecord:
         self.dagster_run = Run()
         self.dagster_run.run_id = run_id
         self.dagster_run.tags = tags
+        self.dagster_run.status = status or dg.DagsterRunStatus.STARTED
         self.create_timestamp = datetime.fromtimestamp(created, tz=timezone.utc)
 
 
@@ -204,3 +207,37 @@ def test_guard_waits_for_an_older_run_whose_worker_is_alive():
     with pytest.raises(PartitionBusyError):
         guard_for(instance, clock, log, wait_seconds=3.0).wait_turn(12, "12")
     assert not getattr(instance, "failed", [])
+
+
+def test_guard_reports_a_never_started_run_of_a_dead_worker_failed_and_ignores_live_ones():
+    import dagster as dg
+
+    from archiver_assets.archive.guard import worker_identity
+
+    clock, log = FakeClock(), FakeLog()
+    stuck = FakeRecord("stuck", 1.0, {"dagster/partition": "12",
+                                      "archiver/worker": dead_worker_identity()},
+                       status=dg.DagsterRunStatus.NOT_STARTED)
+    waiting = FakeRecord("waiting", 1.5, {"dagster/partition": "12",
+                                          "archiver/worker": worker_identity()},
+                         status=dg.DagsterRunStatus.NOT_STARTED)
+    instance = FakeInstance([stuck, waiting, FakeRecord("me", 2.0, {})])
+    guard_for(instance, clock, log).wait_turn(12, "12")
+    assert clock.now == 0.0  # a NOT_STARTED run holds nothing: no wait
+    assert [run_id for run_id, _ in instance.failed] == ["stuck"]
+    assert instance.failed[0][1].startswith("Abandoned: the worker process of this run")
+
+
+def test_fail_abandoned_runs_marks_only_runs_of_dead_workers():
+    import dagster as dg
+
+    from archiver_assets.archive.guard import fail_abandoned_runs, worker_identity
+
+    records = [FakeRecord("dead-started", 1.0, {"archiver/worker": dead_worker_identity()}),
+               FakeRecord("dead-new", 1.0, {"archiver/worker": dead_worker_identity()},
+                          status=dg.DagsterRunStatus.NOT_STARTED),
+               FakeRecord("alive", 1.0, {"archiver/worker": worker_identity()}),
+               FakeRecord("untagged", 1.0, {}, status=dg.DagsterRunStatus.NOT_STARTED)]
+    instance = FakeInstance(records)
+    assert fail_abandoned_runs(instance, "the test") == ["dead-started", "dead-new"]
+    assert all("marked failed by the test" in message for _, message in instance.failed)

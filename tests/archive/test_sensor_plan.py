@@ -127,3 +127,27 @@ def test_fresh_cursor_over_an_archive_with_nothing_new_compares_in_full_only_onc
     make(tmp_path, 4)
     third = plan_tick(tmp_path, second.cursor, min_age_seconds=AGE, known_partitions=known)
     assert not third.full_scan and third.new_runs == [4]
+
+
+def test_a_run_numbered_far_above_the_rest_does_not_hide_later_runs(tmp_path):
+    absurd = 9223372036854775807
+    for run in (1, 2):
+        make(tmp_path, run)
+    make(tmp_path, 999, name=str(absurd))
+    first = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=lambda: [])
+    assert first.new_runs == [1, 2, absurd]
+    make(tmp_path, 3)  # below the highest run seen: found by the directory count
+    known = [str(r) for r in first.new_runs]
+    second = plan_tick(tmp_path, first.cursor, min_age_seconds=AGE,
+                       known_partitions=lambda: known)
+    assert second.new_runs == [3]
+    assert plan_tick(tmp_path, second.cursor, min_age_seconds=AGE,
+                     known_partitions=lambda: known + ["3"]).new_runs == []
+
+
+def test_the_cursor_keeps_the_time_of_the_newest_drift_repair(tmp_path):
+    make(tmp_path, 1)
+    cursor = SensorCursor(repairs_after=1234.5)
+    plan = plan_tick(tmp_path, cursor, min_age_seconds=AGE, known_partitions=lambda: [])
+    assert SensorCursor.parse(plan.cursor.dump()).repairs_after == 1234.5
+    assert SensorCursor.parse('{"highest": 3}').repairs_after == 0.0  # an older cursor

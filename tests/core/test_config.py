@@ -43,17 +43,32 @@ def build(doc, env=None):
     ("${X}/${FOO", {"X": "x"}, "x/${FOO"),
     ("${work_dir}/a", {"work_dir": "no"}, "${work_dir}/a"),           # lower-case: pass 2
     ("${_X}", {"_X": "no"}, "${_X}"),
-    ("${OUTER}", {"OUTER": "${INNER}", "INNER": "in"}, "in"),          # value expanded next round
+    ("${OUTER}", {"OUTER": "${INNER}", "INNER": "in"}, "${INNER}"),    # a value is final text
     ("${A:-/tmp}/${B:-b}", {}, "/tmp/b"),
 ])
 def test_env_expansion(text, env, expected):
     assert expand_env(text, env) == expected
 
 
-def test_env_rounds_are_bounded():
-    env = {"LOOP": "${LOOP}x"}
-    out = expand_env("${LOOP}", env)
-    assert out.startswith("${LOOP}") and out.endswith("x" * 10)
+def test_a_value_from_the_environment_is_never_expanded_again():
+    env = {"LOOP": "${LOOP}x", "HOME": "/root"}
+    assert expand_env("${LOOP}", env) == "${LOOP}x"
+    doc = {"app": {"work_dir": "/w"},
+           "ucon_db": {"writer_password": "${UCONDB_PASSWORD}", "copy": "${writer_password}",
+                       "other": "${UCONDB_PASSWORD:-${app.work_dir}}"}}
+    for password in ("ab${HOME}cd", "p${app.work_dir}q", "${work_dir}", "x${HOME:-y}z", "$${}}"):
+        out = expand_document(doc, {"UCONDB_PASSWORD": password, "HOME": "/root"})["ucon_db"]
+        assert out == {"writer_password": password, "copy": password, "other": password}
+    # the default is the file's own text: its references are expanded (once)
+    assert expand_document(doc, {})["ucon_db"]["other"] == "/w"
+
+
+def test_password_with_a_dollar_brace_reaches_the_typed_config(monkeypatch):
+    doc = minimal()
+    doc["ucon_db"]["writer_password"] = "${UCONDB_PASSWORD:-default}"
+    config = build(doc, {"UCONDB_PASSWORD": "ab${HOME}cd", "HOME": "/root"})
+    assert config.ucon_db.writer_password == "ab${HOME}cd"
+    assert "ab${HOME}cd" in config.secrets()
 
 
 # --- pass 2: parameter references --------------------------------------------------------------

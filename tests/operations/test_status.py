@@ -150,3 +150,20 @@ def test_whole_merged_definitions_load(archive_env):
                                                "batch_summary_on_failure"}
     quiet = archive_env.definitions()
     assert not {s.name for s in quiet.sensors} & {"check_failure_alerts"}
+
+
+def test_stores_in_sync_warns_about_lost_runs_and_runs_far_above():
+    meta = {"complete": dg.MetadataValue.bool(True),
+            **{k: dg.MetadataValue.int(0) for k in ("artdaqdb_behind_filesystem",
+                                                    "ucondb_behind_artdaqdb",
+                                                    "artdaqdb_max_run_behind",
+                                                    "ucondb_max_run_behind")}}
+    assert evaluate_sync(meta, 10, 10).passed
+    lost = {**meta, "lost_by_store": dg.MetadataValue.json({"UconDB": [7, 9]})}
+    result = evaluate_sync(lost, 10, 10)
+    assert not result.passed and result.severity == dg.AssetCheckSeverity.WARN
+    assert "UconDB no longer holds 2 run(s) Dagster recorded as archived (7, 9)" in \
+        result.description
+    far = {**meta, "far_above_runs": dg.MetadataValue.json([9223372036854775807])}
+    result = evaluate_sync(far, 10, 10)
+    assert not result.passed and "9223372036854775807" in result.description

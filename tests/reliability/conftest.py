@@ -30,12 +30,12 @@ def direct_client(server, **kw) -> UconDBClient:
                         password=server.password, timeout=10, retries=2, **kw)
 
 
-def ucondb_versions(server) -> dict:
+def ucondb_versions(server, folder: str = FOLDER) -> dict:
     """key → number of versions with that key, read from the server's /versions listing."""
     import requests
 
     reply = requests.get(server.base_url + "/versions",
-                         params={"folder": FOLDER, "object": "configuration"}, timeout=10)
+                         params={"folder": folder, "object": "configuration"}, timeout=10)
     if reply.status_code == 404:
         return {}
     reply.raise_for_status()
@@ -43,6 +43,22 @@ def ucondb_versions(server) -> dict:
     for item in reply.json():
         counts[item.get("key")] = counts.get(item.get("key"), 0) + 1
     return counts
+
+
+def delete_blobs(server, folder: str, runs) -> None:
+    """Remove the runs' versions and blobs from the local UconDB server's database, as restoring
+    an older backup would."""
+    from sqlalchemy import delete, select
+
+    storage = server.storage
+    tables = storage.folder(folder)
+    keys = [str(r) for r in runs]
+    with storage.lock, storage.engine.begin() as conn:
+        blobs = {int(row[0]) for row in conn.execute(
+            select(tables.versions.c.data_key).where(tables.versions.c.key.in_(keys)))}
+        conn.execute(delete(tables.versions).where(tables.versions.c.key.in_(keys)))
+        still_used = {int(row[0]) for row in conn.execute(select(tables.versions.c.data_key))}
+        conn.execute(delete(tables.data).where(tables.data.c.key.in_(blobs - still_used)))
 
 
 def leftover_files(root: Path) -> list:

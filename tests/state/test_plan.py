@@ -131,3 +131,38 @@ def test_batches_follow_partition_insertion_order():
     assert group_batches([1, 3, 4], order, 5) == [[1], [3, 4]]
     assert group_batches([2], order, 5) == [[2]]
     assert strip_run_prefix(12, "run 12: run 12: cause") == "cause"
+
+
+def test_incremental_mark_ignores_a_run_far_above_the_rest_and_reports_it():
+    absurd = 9223372036854775807
+    plan = plan_import(selection="incremental", listing=listing([1, 2, 3, absurd, 4, 5]),
+                       status=status(materialized={1, 2, 3, absurd}), batch_size=5,
+                       min_age_seconds=0, finished=finished_unless(), max_jump=1000)
+    assert plan.selected == [4, 5]
+    assert [run for run, _ in plan.far_above.far_above] == [absurd]
+    assert plan.far_above_lines()[0].startswith(f"run {absurd} is far above the other runs")
+    migrate = plan_migrate(selection="incremental",
+                           import_status=status(materialized={1, 2, 3, 4, absurd}),
+                           migrate_status=status(materialized={1, 2, absurd}), batch_size=5,
+                           max_jump=1000)
+    assert migrate.selected == [3, 4]
+
+
+def test_incremental_takes_runs_a_store_lost_even_below_the_mark():
+    lost = PartitionStatus(asset_key=dg.AssetKey("x"), materialized=frozenset({1, 3, 5}),
+                           failed=frozenset({2, 4}), in_progress=frozenset(),
+                           ever_materialized=frozenset({1, 2, 3, 4, 5}), lost=frozenset({4}))
+    plan = plan_migrate(selection="incremental", import_status=status(materialized={1, 2, 3, 4, 5}),
+                        migrate_status=lost, batch_size=5)
+    assert plan.selected == [4]  # 2 failed the ordinary way: it waits for a full run or a retry
+    assert {e.run: e.reason for e in plan.entries}[4].startswith("lost by its store")
+
+
+def test_the_migration_gate_holds_runs_in_every_selection():
+    gate = lambda runs: {r: "blocking check hashes_match of its import failed" for r in runs  # noqa: E731
+                         if r == 3}
+    for selection, failed in (("full", set()), ("incremental", set()), ("retry", {3, 4})):
+        plan = plan_migrate(selection=selection, import_status=status(materialized={3, 4}),
+                            migrate_status=status(failed=failed), batch_size=5, held_back=gate)
+        assert plan.selected == [4], selection
+        assert [(e.run, e.action) for e in plan.entries if e.action == "hold"] == [(3, "hold")]
