@@ -298,23 +298,34 @@ def test_errors_in_generated_entities_name_the_file_they_come_from(tmp_path, sto
     from archiver_resources.errors import FhiclSyntaxError
 
     rr = tmp_path / "rr"
-    quoted_name = generate_run_record(rr, 61)
-    _metadata_edit(quoted_name, "Config name: standard", 'Config name: my"config')
     blank_in_name = generate_run_record(rr, 62)
     (blank_in_name / "my file.fcl").write_text("a: 1\n")
-    quoted_stop = generate_run_record(rr, 63)
-    _metadata_edit(quoted_stop, "DAQInterface stop time: ", 'DAQInterface stop time: x"y ')
-    expected = {61: "RunHistory.fcl (generated from metadata.txt):3:",
-                62: "hashes (generated from the names and contents of the run record's files; "
-                    "line ",
-                63: "RunHistory2.fcl (generated from metadata.txt):"}
-    for run, run_dir in ((61, quoted_name), (62, blank_in_name), (63, quoted_stop)):
-        with pytest.raises(FhiclSyntaxError) as caught:
-            import_run(run, run_dir, store, SETTINGS)
-        assert str(caught.value).startswith(expected[run]), caught.value
-    assert "is for my file.fcl):" in str(pytest.raises(FhiclSyntaxError, import_run, 62,
-                                                       blank_in_name, store, SETTINGS).value)
+    with pytest.raises(FhiclSyntaxError) as caught:
+        import_run(62, blank_in_name, store, SETTINGS)
+    assert str(caught.value).startswith(
+        "hashes (generated from the names and contents of the run record's files; line "), \
+        caught.value
+    assert "is for my file.fcl):" in str(caught.value)
     broken_schema = ImportSettings(enabled=SETTINGS.enabled, schema_text="a: {\n")
     with pytest.raises(FhiclSyntaxError, match=r"^schema.fcl \(the configured schema"):
         import_run(64, generate_run_record(rr, 64), store, broken_schema)
-    assert 61 not in store.archived_runs() and 62 not in store.archived_runs()
+    assert 62 not in store.archived_runs() and 64 not in store.archived_runs()
+
+
+def test_generated_runhistory_files_are_valid_fhicl_for_quoted_values(tmp_path, store):
+    """RunHistory.fcl and RunHistory2.fcl, generated from metadata.txt, escape a value that the
+    legacy rule would write as an invalid string (it failed such a run at every attempt)."""
+    rr = tmp_path / "rr"
+    quoted_name = generate_run_record(rr, 61)
+    _metadata_edit(quoted_name, "Config name: standard", 'Config name: my"config')
+    quoted_stop = generate_run_record(rr, 63)
+    _metadata_edit(quoted_stop, "DAQInterface stop time: ", 'DAQInterface stop time: x"y ')
+    for run, run_dir, written in ((61, quoted_name, "RunHistory.fcl"),
+                                  (63, quoted_stop, "RunHistory2.fcl")):
+        outcome = import_run(run, run_dir, store, SETTINGS)
+        assert outcome.converter_repairs == 1
+        assert [w for w in outcome.warnings if f"(in {written})" in w] == [
+            w for w in outcome.warnings if "escaped" in w]
+    assert store.archived_runs() == {61: '61/my"config', 63: "63/standard"}
+    assert store.export_run(61, 'my"config')["RunHistory.fcl"].count('my\\"config') == 1
+    assert 'x\\"y' in store.export_run(63, "standard")["RunHistory2.fcl"]
