@@ -61,6 +61,8 @@ class ImportOutcome:
     latin1_files: list = field(default_factory=list)
     #: stored files that artdaq_database's C++ reader refuses, with the extensions they needed
     beyond_cpp_files: dict = field(default_factory=dict)
+    converter_repairs: int = 0  # lines the converters changed to write valid FHiCL (warnings)
+    bom_removed_files: list = field(default_factory=list)  # text files with a byte-order mark
     duration_s: float = 0.0
 
 
@@ -259,6 +261,8 @@ def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,
         finished_reason=finished.reason, fingerprint=record.fingerprint,
         warnings=[printable(w) for w in list(record.warnings) + list(prepared.warnings)],
         latin1_files=[printable(f) for f in getattr(record, "latin1_files", [])],
+        converter_repairs=prepared.repair_count,
+        bom_removed_files=list(prepared.bom_removed),
     )
     for relpath, text in sorted(prepared.insert_files.items()):
         needed = fhicl_extensions(text)

@@ -30,7 +30,7 @@ DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 _METADATA_READ_LIMIT = 4 * 1024 * 1024
 _CHUNK = 1024 * 1024
 
-# Legacy regexes (legacy §4, §5.2), applied line by line.
+# The legacy tool's patterns, applied line by line.
 CONFIG_NAME_RE = re.compile(r"^Config name:\s+(.*)")
 STOP_TIME_RE = re.compile(r"^DAQInterface stop time:\s+(.*)")
 START_TIME_RE = re.compile(r"^DAQInterface start time:\s+(.*)")
@@ -293,7 +293,8 @@ class FinishedState:
 
 def finished_state(run: int, run_dir: str | os.PathLike, *, min_age_seconds: float,
                    force: bool = False, now: float | datetime | None = None) -> FinishedState:
-    """Decide whether a run is finished (Decision 6), cheaply: reads only ``metadata.txt``.
+    """Decide whether a run is finished (only finished runs are archived), cheaply: reads only
+    ``metadata.txt``.
 
     Rules, first match wins: ``stop_time`` (metadata.txt has a ``DAQInterface stop time:`` line),
     ``age`` (neither the run directory nor its metadata.txt was modified for more than
@@ -348,7 +349,7 @@ def _read_metadata_for_state(run: int, directory: Path) -> tuple[str, Optional[f
     if len(data) > _METADATA_READ_LIMIT:
         raise RunRecordError(f"larger than {_METADATA_READ_LIMIT} bytes; not a DAQInterface "
                              "metadata file", run=run, file=METADATA_FILE)
-    return decode_text(data)[0], st.st_mtime
+    return strip_bom(decode_text(data)[0])[0], st.st_mtime
 
 
 def _last_match(pattern: re.Pattern, text: str) -> Optional[str]:
@@ -402,7 +403,8 @@ def newest_mtime(run_dir: str | os.PathLike) -> float:
 # ---------------------------------------------------------------------------------------------
 
 def decode_text(data: bytes) -> tuple[str, bool]:
-    """(text, is_latin1): UTF-8 with universal newlines, else Latin-1 verbatim (Decision 11)."""
+    """(text, is_latin1): UTF-8 with universal newlines, else Latin-1 verbatim (every byte kept,
+    line endings unchanged), so a file that is not UTF-8 loses nothing."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -410,9 +412,25 @@ def decode_text(data: bytes) -> tuple[str, bool]:
     return text.replace("\r\n", "\n").replace("\r", "\n"), False
 
 
+_BOM = "\ufeff"
+_BOM_AS_LATIN1 = "\xef\xbb\xbf"  # the mark's bytes in a file read as Latin-1 (not valid UTF-8)
+
+
+def strip_bom(text: str) -> tuple[str, bool]:
+    """(``text`` without a leading UTF-8 byte-order mark, whether it had one): removed before
+    conversion, as the mark would otherwise stick to the first key (``Config name:`` no longer
+    recognised, the run stored as ``<run>/standard``)."""
+    for mark in (_BOM, _BOM_AS_LATIN1):
+        if text.startswith(mark):
+            return text[len(mark):], True
+    return text, False
+
+
 def config_name_from_metadata(text: str) -> str:
-    """Legacy §4: first ``Config name:`` line with a non-empty value, stripped, ``/`` → ``_``."""
-    for line in text.splitlines():
+    """The legacy rule: first ``Config name:`` line (column 0, then at least one blank) with a
+    non-empty value, stripped, ``/`` → ``_``; ``standard`` when there is none
+    (a leading byte-order mark does not hide the first line)."""
+    for line in strip_bom(text)[0].splitlines():
         match = CONFIG_NAME_RE.match(line)
         if match and match.group(1).strip():
             return match.group(1).strip().replace("/", "_")

@@ -87,6 +87,18 @@ def _add_partition_metadata(context, key: str, metadata: dict) -> None:
         asset_key=context.asset_key, partition_key=key, metadata=metadata)
 
 
+MAX_LOGGED_WARNINGS = 5  # per run; all of them (up to 50) are in the materialization metadata
+
+
+def _log_warnings(context, warnings) -> None:
+    """A run's warnings (Latin-1 files, converter repairs, byte-order marks…) in the run's log."""
+    for warning in list(warnings)[:MAX_LOGGED_WARNINGS]:
+        context.log.warning(warning)
+    if len(warnings) > MAX_LOGGED_WARNINGS:
+        context.log.warning(f"… and {len(warnings) - MAX_LOGGED_WARNINGS} more warnings "
+                            "(materialization metadata `warnings`)")
+
+
 def _process_partitions(context, what: str, work: Callable[[int], object],
                         metadata_of: Callable[[object], dict], secrets=()) -> Iterator:
     """Run ``work`` for every partition of this step; one failure fails the step at the end.
@@ -128,6 +140,7 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
         else:
             metadata = metadata_of(outcome)
             action = getattr(outcome, "action", "done")
+            _log_warnings(context, getattr(outcome, "warnings", ()))
             if batched:
                 _add_partition_metadata(context, key, metadata)
                 succeeded[key] = metadata
@@ -181,6 +194,10 @@ def _import_metadata(outcome: ImportOutcome, artdaqdb_uri: str) -> dict:
             [printable(f) for f in outcome.latin1_files])
     if outcome.beyond_cpp_files:
         metadata["beyond_cpp_files"] = dg.MetadataValue.json(outcome.beyond_cpp_files)
+    if outcome.converter_repairs:
+        metadata["converter_repairs"] = dg.MetadataValue.int(outcome.converter_repairs)
+    if outcome.bom_removed_files:
+        metadata["bom_removed_files"] = dg.MetadataValue.json(outcome.bom_removed_files)
     return metadata
 
 

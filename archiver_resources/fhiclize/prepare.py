@@ -1,5 +1,5 @@
 """Preparation of a run's FHiCL file set in memory: what the legacy archiver built in its temporary
-import and update directories (legacy_archiver.md §5.1, §5.2), plus the ``schema.fcl`` it adds."""
+import and update directories, plus the ``schema.fcl`` it adds."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from ..errors import ConfigError
-from ..runrecords import DEFAULT_CONFIG_NAME, config_name_from_metadata
+from ..runrecords import DEFAULT_CONFIG_NAME, config_name_from_metadata, strip_bom
 from .converters import CONVERTERS
 from .generators import run_history, run_history2
 from .hashes import entity_name
+from .repair import Repair
 
 __all__ = [
     "GENERATORS",
@@ -63,7 +64,7 @@ def load_schema_text(fcl_conf_dir: Optional[str]) -> str:
 
 
 def _config_name(metadata_text: Optional[str]) -> str:
-    """Legacy §4 rule (owned by runrecords); no metadata.txt → ``standard``."""
+    """The configuration name rule (owned by runrecords); no metadata.txt → ``standard``."""
     if metadata_text is None:
         return DEFAULT_CONFIG_NAME
     return config_name_from_metadata(metadata_text)
@@ -75,7 +76,10 @@ class PreparedRun:
 
     ``insert_files`` (relative path → FHiCL text) is the initial insert, ``schema.fcl`` included;
     ``update_files`` is the RunHistory2 update (``RunHistory2.fcl`` + ``schema.fcl``) or ``None``;
-    ``skipped`` names each run-record file that is not stored, with the reason.
+    ``skipped`` names each run-record file that is not stored, with the reason; ``repairs`` maps
+    each run-record file to the repairs its conversion needed to be valid FHiCL (also in
+    ``warnings``), and ``bom_removed`` lists the text files whose UTF-8 byte-order mark was
+    removed.
     """
 
     run: int
@@ -84,6 +88,12 @@ class PreparedRun:
     update_files: Optional[dict[str, str]]
     warnings: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    repairs: dict[str, list[Repair]] = field(default_factory=dict)
+    bom_removed: list[str] = field(default_factory=list)
+
+    @property
+    def repair_count(self) -> int:
+        return sum(len(found) for found in self.repairs.values())
 
 
 def _stored_name(relpath: str, enabled: frozenset[str]) -> tuple[Optional[str], str]:
@@ -122,19 +132,58 @@ def _entity_clash_warnings(run: int, files: Mapping[str, str]) -> list[str]:
     return warnings
 
 
+class _Conversion:
+    """The text files of one run on their way to the converters: the byte-order-mark rule
+    applied once per file, and the repairs each conversion needed to write valid FHiCL collected
+    as warnings naming run, file and line."""
+
+    def __init__(self, run: int, files: Mapping[str, str]):
+        self.run = run
+        self.files = files
+        self.texts: dict[str, str] = {}
+        self.warnings: list[str] = []
+        self.repairs: dict[str, list[Repair]] = {}
+        self.bom_removed: list[str] = []
+
+    def text(self, relpath: str) -> str:
+        """The file's text without a leading UTF-8 byte-order mark (removed with a warning)."""
+        if relpath not in self.texts:
+            text, had_bom = strip_bom(self.files[relpath])
+            if had_bom:
+                self.bom_removed.append(relpath)
+                self.warnings.append(f"run {self.run}, file {relpath}: UTF-8 byte-order mark "
+                                     "removed before conversion")
+            self.texts[relpath] = text
+        return self.texts[relpath]
+
+    def convert(self, relpath: str, written: str, convert, *args) -> Optional[str]:
+        """``convert(*args, text)``, which writes ``written``, with its repairs recorded
+        against ``relpath``."""
+        found: list[Repair] = []
+        output = convert(*args, self.text(relpath), repairs=found)
+        if found:
+            self.repairs.setdefault(relpath, []).extend(found)
+            self.warnings.extend(f"run {self.run}, file {relpath}, {repair.describe()} "
+                                 f"(in {written})" for repair in found)
+        return output
+
+
 def prepare_run(run: int, files: Mapping[str, str], *, enabled: frozenset[str], schema_text: str,
                 config_name: Optional[str] = None) -> PreparedRun:
-    """The initial-insert and update file sets of run ``run`` (legacy §5.1, §5.2), in memory.
+    """The initial-insert and update file sets of run ``run``, in memory.
 
     ``files`` maps the run record's relative posix paths to decoded text; ``enabled`` holds the
     ``fhiclize_generate`` names. Top-level ``<stem>.txt`` with an enabled converter become
-    ``<stem>.fcl``; other ``*.fcl`` files pass unchanged; ``RunHistory.fcl`` and ``schema.fcl``
-    are added. ``config_name`` overrides the legacy §4 rule applied to ``metadata.txt``.
+    ``<stem>.fcl`` (a leading UTF-8 byte-order mark removed first, with a warning); other
+    ``*.fcl`` files pass unchanged; ``RunHistory.fcl`` and ``schema.fcl`` are added.
+    ``RunHistory2.fcl`` (with ``schema.fcl``) is the update when metadata.txt holds a start or
+    stop time. ``config_name`` overrides the configuration-name rule applied to ``metadata.txt``.
     """
     insert: dict[str, str] = {}
     warnings: list[str] = []
     skipped: list[str] = []
     converted: list[tuple[str, str, str]] = []
+    conversion = _Conversion(run, files)
     for relpath, text in files.items():
         stored, reason = _stored_name(relpath, enabled)
         if stored is None:
@@ -142,24 +191,26 @@ def prepare_run(run: int, files: Mapping[str, str], *, enabled: frozenset[str], 
         elif stored == relpath:
             insert[relpath] = text
         else:
-            converted.append((relpath, stored, CONVERTERS[stored[: -len(".fcl")]](text)))
+            converter = CONVERTERS[stored[: -len(".fcl")]]
+            converted.append((relpath, stored, conversion.convert(relpath, stored, converter)))
     for relpath, stored, text in converted:
         _add(insert, stored, text, f"the conversion of {relpath}", run, warnings)
 
-    metadata = files.get(METADATA_TXT)
+    metadata = conversion.text(METADATA_TXT) if METADATA_TXT in files else None
     if "RunHistory" in enabled:
         if metadata is None:
             warnings.append(f"run {run}: cannot generate {RUN_HISTORY_FCL}: "
                             f"{METADATA_TXT} not found in the run record")
         else:
-            _add(insert, RUN_HISTORY_FCL, run_history(run, metadata),
+            _add(insert, RUN_HISTORY_FCL,
+                 conversion.convert(METADATA_TXT, RUN_HISTORY_FCL, run_history, run),
                  f"the generated {RUN_HISTORY_FCL}", run, warnings)
     _add(insert, SCHEMA_FCL, schema_text, "the configured schema.fcl", run, warnings)
     warnings.extend(_entity_clash_warnings(run, insert))
 
     update = None
     if "RunHistory2" in enabled and metadata is not None:
-        run_history2_text = run_history2(metadata)
+        run_history2_text = conversion.convert(METADATA_TXT, RUN_HISTORY2_FCL, run_history2)
         if run_history2_text is not None:
             update = {RUN_HISTORY2_FCL: run_history2_text, SCHEMA_FCL: schema_text}
 
@@ -168,6 +219,8 @@ def prepare_run(run: int, files: Mapping[str, str], *, enabled: frozenset[str], 
         config_name=config_name if config_name is not None else _config_name(metadata),
         insert_files=insert,
         update_files=update,
-        warnings=warnings,
+        warnings=conversion.warnings + warnings,
         skipped=skipped,
+        repairs=conversion.repairs,
+        bom_removed=conversion.bom_removed,
     )

@@ -169,6 +169,39 @@ reporting:
     assert cli_env.ucondb_runs() == cli_env.materialized(MIGRATE) == {1001, 1002, 1003}
 
 
+def test_run_record_warnings_reach_the_output_and_the_metadata(cli_env):
+    """A Latin-1 file, a converter repair and a byte-order mark each give a warning naming run
+    and file, in the command line's output and in the run's metadata."""
+    generate_run_records(cli_env.run_records, [1001, 1002, 1003], profile="small")
+    metadata = cli_env.run_records / "1002" / "metadata.txt"
+    text = metadata.read_bytes().replace(b"Config name: standard\n", b"Config name: physics\n")
+    assert text.startswith(b"Config name: physics\n")
+    metadata.write_bytes(b"\xef\xbb\xbf" + text + b"pmt logfile(s): h:/log/pmt/*.log\n")
+    (cli_env.run_records / "1003" / "extra.fcl").write_bytes(b'note: "caf\xe9"\n')
+    code, out = cli_env.main("--import-only")
+    assert code == 0, out
+    lines = messages(out)
+    pmt_line = text.count(b"\n") + 1
+    pmt = (f"⚠ run 1002, file metadata.txt, line {pmt_line}: key 'pmt logfile(s)'"
+           " is not a FHiCL name; written as pmt_logfile_s_ (each character a name cannot hold "
+           "becomes _) (in metadata.fcl)")
+    for expected in ("⚠ run 1002, file metadata.txt: UTF-8 byte-order mark removed before "
+                     "conversion", pmt,
+                     "⚠ run 1003, file extra.fcl: not valid UTF-8; decoded as Latin-1 (every "
+                     "byte kept, line endings unchanged)"):
+        assert expected in lines, (expected, lines)
+    assert not any(line.startswith("⚠ run 1001") for line in lines)
+    meta = latest_metadata(IMPORT, 1002)
+    assert meta["converter_repairs"] == 1 and meta["bom_removed_files"] == ["metadata.txt"]
+    assert pmt[2:] in meta["warnings"]
+    assert meta["configuration"] == "1002/physics"  # the mark no longer hides the name
+    assert latest_metadata(IMPORT, 1003)["latin1_decoded_files"] == ["extra.fcl"]
+    with dg.DagsterInstance.get() as instance:  # and in the Dagster run's own log
+        [run] = [r for r in instance.get_runs() if r.job_name == "import_runs"]
+        logged = [entry.user_message for entry in instance.all_logs(run.run_id)]
+    assert pmt[2:] in logged
+
+
 def test_dry_run_writes_nothing_and_says_why(cli_env):
     generate_run_records(cli_env.run_records, [1001, 1002, 1003], profile="small")
     generate_run_record(cli_env.run_records, 1004, profile="small", finished=False,

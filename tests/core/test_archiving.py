@@ -135,6 +135,28 @@ def test_non_utf8_file_is_kept_as_latin1_and_reported(tmp_path, store, ucondb):
     assert "café" in ucondb.get_blob(8).data.decode("utf-8")
 
 
+def test_converter_repairs_and_byte_order_mark_are_reported_and_archived(tmp_path, store, ucondb):
+    run_dir = generate_run_record(tmp_path / "rr", 9)
+    metadata = (run_dir / "metadata.txt").read_bytes()
+    assert metadata.startswith(b"Config name: ")
+    (run_dir / "metadata.txt").write_bytes(
+        b"\xef\xbb\xbf" + metadata + b"pmt logfile(s): h:/daq/log/pmt/*.log\n")
+    outcome = import_run(9, run_dir, store, SETTINGS)
+    pmt_line = metadata.count(b"\n") + 1
+    config = metadata.split(b"\n", 1)[0].split(b": ", 1)[1].decode().strip().replace("/", "_")
+    assert outcome.configuration == f"9/{config}"  # not 9/standard: the mark is gone
+    assert outcome.bom_removed_files == ["metadata.txt"]
+    assert outcome.converter_repairs == 1
+    assert [w for w in outcome.warnings if "metadata.txt" in w] == [
+        "run 9, file metadata.txt: UTF-8 byte-order mark removed before conversion",
+        f"run 9, file metadata.txt, line {pmt_line}: key 'pmt logfile(s)' is "
+        "not a FHiCL name; written as pmt_logfile_s_ (each character a name cannot hold becomes "
+        "_) (in metadata.fcl)"]
+    assert import_run(9, run_dir, store, SETTINGS).action == "verified"
+    migrate_run(9, store, ucondb)
+    assert 'pmt_logfile_s_: "h:/daq/log/pmt/*.log"' in ucondb.get_blob(9).data.decode()
+
+
 class _NoHashesStore:
     """A store like bulkloader's: everything but a hashes entity."""
 
@@ -276,26 +298,18 @@ def test_errors_in_generated_entities_name_the_file_they_come_from(tmp_path, sto
     from archiver_resources.errors import FhiclSyntaxError
 
     rr = tmp_path / "rr"
-    quoted_name = generate_run_record(rr, 61)
-    _metadata_edit(quoted_name, "Config name: standard", 'Config name: my"config')
     blank_in_name = generate_run_record(rr, 62)
     (blank_in_name / "my file.fcl").write_text("a: 1\n")
-    quoted_stop = generate_run_record(rr, 63)
-    _metadata_edit(quoted_stop, "DAQInterface stop time: ", 'DAQInterface stop time: x"y ')
-    expected = {61: "RunHistory.fcl (generated from metadata.txt):3:",
-                62: "hashes (generated from the names and contents of the run record's files; "
-                    "line ",
-                63: "RunHistory2.fcl (generated from metadata.txt):"}
-    for run, run_dir in ((61, quoted_name), (62, blank_in_name), (63, quoted_stop)):
-        with pytest.raises(FhiclSyntaxError) as caught:
-            import_run(run, run_dir, store, SETTINGS)
-        assert str(caught.value).startswith(expected[run]), caught.value
-    assert "is for my file.fcl):" in str(pytest.raises(FhiclSyntaxError, import_run, 62,
-                                                       blank_in_name, store, SETTINGS).value)
+    with pytest.raises(FhiclSyntaxError) as caught:
+        import_run(62, blank_in_name, store, SETTINGS)
+    assert str(caught.value).startswith(
+        "hashes (generated from the names and contents of the run record's files; line "), \
+        caught.value
+    assert "is for my file.fcl):" in str(caught.value)
     broken_schema = ImportSettings(enabled=SETTINGS.enabled, schema_text="a: {\n")
     with pytest.raises(FhiclSyntaxError, match=r"^schema.fcl \(the configured schema"):
         import_run(64, generate_run_record(rr, 64), store, broken_schema)
-    assert 61 not in store.archived_runs() and 62 not in store.archived_runs()
+    assert 62 not in store.archived_runs() and 64 not in store.archived_runs()
 
 
 def test_files_beyond_the_cpp_grammar_archive_are_reported_and_export_back(tmp_path, store,
@@ -325,3 +339,22 @@ def test_files_beyond_the_cpp_grammar_archive_are_reported_and_export_back(tmp_p
     assert 'Operator: "Jürgen"' in files["metadata.fcl"] or "Jürgen" in files["metadata.fcl"]
     migrated = migrate_run(4321, store, ucondb)
     assert migrated.action == "uploaded"
+
+
+def test_generated_runhistory_files_are_valid_fhicl_for_quoted_values(tmp_path, store):
+    """RunHistory.fcl and RunHistory2.fcl, generated from metadata.txt, escape a value that the
+    legacy rule would write as an invalid string (it failed such a run at every attempt)."""
+    rr = tmp_path / "rr"
+    quoted_name = generate_run_record(rr, 61)
+    _metadata_edit(quoted_name, "Config name: standard", 'Config name: my"config')
+    quoted_stop = generate_run_record(rr, 63)
+    _metadata_edit(quoted_stop, "DAQInterface stop time: ", 'DAQInterface stop time: x"y ')
+    for run, run_dir, written in ((61, quoted_name, "RunHistory.fcl"),
+                                  (63, quoted_stop, "RunHistory2.fcl")):
+        outcome = import_run(run, run_dir, store, SETTINGS)
+        assert outcome.converter_repairs == 1
+        assert [w for w in outcome.warnings if f"(in {written})" in w] == [
+            w for w in outcome.warnings if "escaped" in w]
+    assert store.archived_runs() == {61: '61/my"config', 63: "63/standard"}
+    assert store.export_run(61, 'my"config')["RunHistory.fcl"].count('my\\"config') == 1
+    assert 'x\\"y' in store.export_run(63, "standard")["RunHistory2.fcl"]

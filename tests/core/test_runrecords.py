@@ -1,4 +1,5 @@
-"""Tests of run discovery, the finished-run rules and run-record reading (legacy §4, Decisions 6, 11)."""
+"""Tests of run discovery, the finished-run rules and run-record reading (configuration name,
+stop time, the UTF-8 and Latin-1 decode rule, the byte-order mark)."""
 
 import hashlib
 import os
@@ -93,9 +94,22 @@ def test_list_runs_follows_symlinked_run_directory(tmp_path):
     ("Component #0: x\n", "standard"),
     ("", "standard"),
     ("Config name: first\nConfig name: second\n", "first"),
+    ("\ufeffConfig name: physics\n", "physics"),              # a byte-order mark is removed
+    ("\xef\xbb\xbfConfig name: physics\n", "physics"),        # the same mark, read as Latin-1
+    ("Config name: a\ufeffb\n", "a\ufeffb"),                  # only a leading mark is one
 ])
 def test_config_name_rule(text, expected):
     assert config_name_from_metadata(text) == expected
+
+
+def test_byte_order_mark_on_metadata_hides_neither_stop_time_nor_configuration_name(tmp_path):
+    bom = b"\xef\xbb\xbf"
+    run_dir = make_run(tmp_path, "16", {"metadata.txt": bom + (STOP.lstrip() + METADATA).encode()})
+    state = finished_state(16, run_dir, min_age_seconds=3600)
+    assert state.rule == "stop_time" and state.stop_time == "Tue Oct 15 16:02:48 UTC 2024"
+    record = read_run_record(16, run_dir)
+    assert record.config_name == "demo_physics"
+    assert record.read_bytes("metadata.txt").startswith(bom)  # the file itself is read as it is
 
 
 # --- finished state --------------------------------------------------------------------------

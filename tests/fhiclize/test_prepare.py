@@ -1,4 +1,4 @@
-"""prepare_run: the in-memory equivalent of the legacy import and update directories (§5.1, §5.2)."""
+"""prepare_run: the in-memory equivalent of the legacy import and update directories."""
 
 import dataclasses
 from pathlib import Path
@@ -171,3 +171,67 @@ def test_prepare_never_raises_and_stores_only_fcl(files):
     assert prepared.insert_files["schema.fcl"] == SCHEMA
     stored_sources = len(files) - len(prepared.skipped)
     assert len(prepared.insert_files) >= stored_sources
+
+
+# ---------------------------------------------------------------- UTF-8 byte-order mark
+
+BOM = "\ufeff"
+
+
+def test_byte_order_mark_on_metadata_no_longer_hides_the_configuration_name():
+    files = {"metadata.txt": BOM + "Config name: physics\nComponent #0: tpc01\n"}
+    prepared = prepare_run(8, files, enabled=ALL, schema_text=SCHEMA)
+    assert prepared.config_name == "physics"  # legacy: the mark stuck to the key -> "standard"
+    assert prepared.insert_files["metadata.fcl"] == (
+        'config_name: "physics"\ncomponents: ["tpc01"]\n')
+    assert prepared.insert_files["RunHistory.fcl"] == run_history(8, files["metadata.txt"][1:])
+    assert prepared.bom_removed == ["metadata.txt"]
+    assert prepared.warnings == [
+        "run 8, file metadata.txt: UTF-8 byte-order mark removed before conversion"]
+
+
+def test_byte_order_mark_is_removed_from_every_converted_file_once():
+    files = {"settings.txt": BOM + "a: 1\n", "boot.txt": BOM + "b: 2\n",
+             "metadata.txt": BOM + "DAQInterface start time: T\n"}
+    prepared = prepare_run(8, files, enabled=ALL, schema_text=SCHEMA)
+    assert prepared.insert_files["settings.fcl"] == "a: 1\n"
+    assert prepared.insert_files["boot.fcl"].startswith("b: 2\n")
+    assert prepared.update_files["RunHistory2.fcl"] == 'DAQInterface_start_time: "T"'
+    assert sorted(prepared.bom_removed) == ["boot.txt", "metadata.txt", "settings.txt"]
+    assert len(prepared.warnings) == 3  # one per file, although metadata.txt is read 3 times
+
+
+def test_fcl_files_keep_their_bytes_and_unconverted_txt_files_are_not_read():
+    files = {"tpc01.fcl": BOM + "a: 1\n", "notes.txt": BOM + "x\n"}
+    prepared = prepare_run(8, files, enabled=frozenset(CONVERTERS), schema_text=SCHEMA)
+    assert prepared.insert_files["tpc01.fcl"] == BOM + "a: 1\n"
+    assert prepared.bom_removed == [] and prepared.warnings == []
+
+
+# ---------------------------------------------------------------- repairs become warnings
+
+
+def test_repairs_are_warnings_naming_run_file_line_and_output():
+    files = {"metadata.txt": "Config name: a\npmt logfile(s): h:/log/*.log\n",
+             "environment.txt": "export DAQINTERFACE_SECRET_TOKEN='s3cr\\et'\n"}
+    prepared = prepare_run(9, files, enabled=ALL, schema_text=SCHEMA)
+    assert prepared.insert_files["metadata.fcl"] == (
+        'config_name: "a"\npmt_logfile_s_: "h:/log/*.log"\n')
+    assert prepared.insert_files["environment.fcl"] == (
+        'DAQINTERFACE_SECRET_TOKEN: "s3cr\\\\et"\n')
+    assert prepared.repair_count == 2
+    assert sorted(prepared.repairs) == ["environment.txt", "metadata.txt"]
+    assert sorted(prepared.warnings) == [
+        "run 9, file environment.txt, line 1: value of DAQINTERFACE_SECRET_TOKEN: not a valid "
+        'FHiCL string as written; written with \\ and " escaped (in environment.fcl)',
+        "run 9, file metadata.txt, line 2: key 'pmt logfile(s)' is not a FHiCL name; written as "
+        "pmt_logfile_s_ (each character a name cannot hold becomes _) (in metadata.fcl)"]
+    assert not any("s3cr" in warning for warning in prepared.warnings)  # values never shown
+
+
+def test_generator_repairs_name_the_generated_file():
+    files = {"metadata.txt": 'Config name: my "x"\nDAQInterface stop time: a"b\n'}
+    prepared = prepare_run(4, files, enabled=ALL, schema_text=SCHEMA)
+    written = [w.rsplit("(in ", 1)[1] for w in prepared.warnings]
+    assert written == ["RunHistory.fcl)", "RunHistory2.fcl)"]
+    assert prepared.update_files["RunHistory2.fcl"] == 'DAQInterface_stop_time: "a\\"b"'

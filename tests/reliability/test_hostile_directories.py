@@ -131,16 +131,18 @@ SCENARIOS = {
         build_control_characters, archived={42: []}, versions={42: 2},
         failed={40: ["esc.fcl:1:4: FHiCL syntax error: unexpected character '\\x1b'",
                      "| a: \\x1b[2K"],
-                41: ["line 12 is for x\\x1b[2K\\rRun 41 OK.fcl", "found 'x\\x1b[2K'"]},
+                41: ["line 12 is for x\\x1b[2K\\rRun 41 OK.fcl", "found '\\x1b[2K'"]},
         check_cli=log_file_is_text),
     "changes-while-read": Scenario(build_changing, archived={50: []}, versions={50: 2},
                                    change_while_read=50),
     "dropped-by-design-and-generated-entities": Scenario(
         build_dropped_and_generated,
         archived={60: ["run 60: schema.fcl from the run record replaced by the configured "
-                       "schema.fcl"]},
-        failed={61: ["RunHistory.fcl (generated from metadata.txt):3:"],
-                62: ["hashes (generated from the names and contents of the run record's "
+                       "schema.fcl"],
+                  # the generated RunHistory.fcl escapes the quote (valid FHiCL for any input)
+                  61: ["run 61, file metadata.txt, line 1: the configuration name: not a valid "
+                       "FHiCL string as written", "(in RunHistory.fcl)"]},
+        failed={62: ["hashes (generated from the names and contents of the run record's "
                      "files; line ", " is for my file.fcl)"]}),
 }
 

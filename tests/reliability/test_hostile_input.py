@@ -74,15 +74,6 @@ REFUSED = [
     ("fhicl-bad-key", write("odd.fcl", "1abc: 2\n"), FhiclSyntaxError, ["odd.fcl:1:1", "1abc"]),
     ("fhicl-deep-nesting", write("deep.fcl", "a: " + "{b: " * 300 + "1" + "}" * 300 + "\n"),
      FhiclSyntaxError, ["deep.fcl:1:", "nesting deeper"]),
-    ("latin1-settings", write("settings.txt", b"caf\xe9: 1\n"), FhiclSyntaxError,
-     ["settings.txt (converted to FHiCL entity settings):1:1", "café"]),
-    ("settings-garbage", write("settings.txt", "=====\n:::\n"), FhiclSyntaxError,
-     ["settings.txt (converted to FHiCL entity settings):1:1"]),
-    ("known-boardreaders-garbage", write("known_boardreaders_list.txt", '"""\n'),
-     FhiclSyntaxError,
-     ["known_boardreaders_list.txt (converted to FHiCL entity known_boardreaders_list):1:1"]),
-    ("metadata-garbage-keys", edit_metadata(lambda b: b + b"\n:::: \x01\x02 garbage\n{{{}}}\n"),
-     FhiclSyntaxError, ["metadata.txt (converted to FHiCL entity metadata):"]),
     ("file-over-size-limit", write("big.fcl", "a: 1\n" * 60_000), RunRecordError,
      [f"run {BAD_RUN}", "file big.fcl", "max_file_bytes"]),
     ("symlink-escapes", symlink("/etc/passwd", "evil.fcl"), RunRecordError,
@@ -104,7 +95,20 @@ ACCEPTED = [
     ("crlf-metadata", crlf("metadata.txt"), None),
     ("crlf-fhicl", crlf("tpc01.fcl"), None),
     ("binary-extra-file", write("core.bin", bytes(range(256)) * 4), "file core.bin"),
-    ("nul-in-boot-txt", write("boot.txt", b"DAQ setup script: /x\x00y\n"), None),
+    ("nul-in-boot-txt", write("boot.txt", b"DAQ setup script: /x\x00y\n"),
+     "file boot.txt, line 1: cannot be written as valid FHiCL; kept as a comment"),
+    # Text files the converters turn into FHiCL: always valid FHiCL, repaired with a warning
+    # rather than a run that fails at every attempt.
+    ("latin1-settings", write("settings.txt", b"caf\xe9: 1\n"),
+     "file settings.txt, line 1: key 'café' is not a FHiCL name; written as caf_"),
+    ("settings-garbage", write("settings.txt", "=====\n:::\n"),
+     "file settings.txt, line 2: cannot be written as valid FHiCL"),
+    ("known-boardreaders-garbage", write("known_boardreaders_list.txt", '"""\n'),
+     "file known_boardreaders_list.txt, line 1: key '\"\"' is not a FHiCL name"),
+    ("metadata-garbage-keys", edit_metadata(lambda b: b + b"\n:::: \x01\x02 garbage\n{{{}}}\n"),
+     "file metadata.txt, line"),
+    ("metadata-byte-order-mark", edit_metadata(lambda b: b"\xef\xbb\xbf" + b),
+     "file metadata.txt: UTF-8 byte-order mark removed"),
     ("fifo", lambda d: os.mkfifo(d / "pipe.fcl"), "file pipe.fcl: skipped (FIFO"),
     ("very-long-file-name", write("x" * 250 + ".fcl", "a: 1\n"), None),
     ("metadata-duplicated-config-name",
@@ -270,14 +274,16 @@ def test_unfinished_and_broken_runs_do_not_stop_the_tick(run_records):
 
 PIPELINE_CASES = {4301: write("tpc01.fcl", "a: {\n"),
                   4302: symlink("/etc/passwd", "evil.fcl"),
-                  4303: write("settings.txt", b"caf\xe9: 1\n"),
+                  4303: write("odd.fcl", "1abc: 2\n"),
                   4304: symlink(".", "loop")}
 
 
 def test_pipeline_fails_each_refused_run_by_name_and_archives_the_rest(archive_env):
-    good = [11, 12]
+    good = [11, 12, 13]
     for run in good:
         generate_run_record(archive_env.run_records, run, profile="small", mtime=OLD)
+    # A text file the converters repair is archived, not refused.
+    write("settings.txt", b"caf\xe9: 1\n")(archive_env.run_records / "13")
     for run, mutate in PIPELINE_CASES.items():
         mutate(generate_run_record(archive_env.run_records, run, profile="small", mtime=OLD))
     defs = archive_env.definitions()
