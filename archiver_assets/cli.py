@@ -650,7 +650,7 @@ def after_stage(inv: Invocation, stage: str, mode, outcome) -> None:
 
 def notify_failures(config, stage: str, failed: dict) -> None:
     from archiver_resources.notifications import Notifier
-    from archiver_resources.ops_resources import email_settings, slack_settings
+    from archiver_resources.notifications import email_settings, slack_settings
 
     notifier = Notifier(email=email_settings(config), slack=slack_settings(config))
     if notifier.enabled:

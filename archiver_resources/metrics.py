@@ -5,6 +5,7 @@ through a bounded queue so the pipeline never waits on the metrics server; ``Nul
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import socket
@@ -253,3 +254,66 @@ def send_migration_counts(metrics: Metrics, successes: Sequence[int], failures: 
     metrics.send(MIGRATE_RUNS_FAILED, len(failures), timestamp)
     if successes:
         metrics.send(MIGRATE_LAST_SUCCESSFUL_RUN, max(successes), timestamp)
+
+
+# --- shared by the code location's metrics resource ------------------------------------
+
+_SINKS: dict = {}
+_SINKS_LOCK = threading.Lock()
+
+
+def shared_carbon_sink(host: str, port: int, prefix: str, timeout: float) -> Metrics:
+    """One Carbon sender per process and destination: its daemon thread outlives the steps."""
+    key = (host, port, prefix, timeout)
+    with _SINKS_LOCK:
+        sink = _SINKS.get(key)
+        if sink is None or getattr(sink, "_closed", False):
+            sink = CarbonMetrics(host, port, prefix, timeout=timeout)
+            _SINKS[key] = sink
+        return sink
+
+
+class Timed:
+    """A proxy timing the named methods of a store or client as ``<Class>.<call>.duration_ms``."""
+
+    def __init__(self, target, metrics: Metrics, names: dict):
+        self._target, self._metrics, self._names = target, metrics, names
+
+    def __getattr__(self, attribute):
+        value = getattr(self._target, attribute)
+        name = self._names.get(attribute)
+        if name is None or not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def timed(*args, **kwargs):
+            with self._metrics.timed(name):
+                return value(*args, **kwargs)
+
+        return timed
+
+
+ARTDAQDB_CALLS = {"archive_run": ARTDAQDB_ARCHIVE_RUN, "update_run": ARTDAQDB_ARCHIVE_RUN,
+                  "archived_runs": ARTDAQDB_GET_ARCHIVED_RUNS,
+                  "export_run": ARTDAQDB_EXPORT_RUN_CONFIGURATION}
+# blob_digest is the migration's streamed verification download: the legacy get_data timing.
+UCONDB_CALLS = {"put_blob": UCONDB_UPLOAD_BLOB, "get_blob": UCONDB_GET_DATA,
+                "blob_digest": UCONDB_GET_DATA, "existing_runs": UCONDB_GET_EXISTING_RUNS}
+
+
+class MigrationCounts:
+    """Counts the runs of one migration step for the ``migrate.*`` counters."""
+
+    def __init__(self):
+        self.successes: list = []
+        self.failures: list = []
+
+    def track(self, run: int, work):
+        """Run ``work()`` for ``run``, recording success or failure (any exception, re-raised)."""
+        try:
+            outcome = work()
+        except Exception:  # noqa: BLE001 - counted, then re-raised
+            self.failures.append(run)
+            raise
+        self.successes.append(run)
+        return outcome

@@ -357,3 +357,32 @@ class Notifier:
             secrets = (self.slack.secrets() if self.slack else ()) + \
                 (self.email.secrets() if self.email else ())
             return [_failed("alert", _cause(error, secrets))]
+
+
+# --- settings from the configuration's ``reporting`` section -----------------------------
+
+def email_settings(config) -> Optional[EmailSettings]:
+    """``reporting.email`` as notification settings, or None when disabled."""
+    section = config.reporting.email
+    if not section.enabled:
+        return None
+    return EmailSettings(recipient_email=section.recipient_email or "",
+                         sender_email=section.sender_email or "",
+                         smtp_host=section.smtp_host or "", smtp_port=section.smtp_port,
+                         smtp_use_tls=section.smtp_use_tls, smtp_user=section.smtp_user,
+                         smtp_password=section.smtp_password)
+
+
+def slack_settings(config) -> Optional[SlackSettings]:
+    """``reporting.slack`` as notification settings, or None when disabled."""
+    section = config.reporting.slack
+    if not section.enabled:
+        return None
+    return SlackSettings(channel=section.channel or "", bot_token=section.bot_token,
+                         webhook_url=section.webhook_url,
+                         mention_users=section.mention_users or "")
+
+
+def alerts_enabled(config) -> bool:
+    """True when at least one alert channel (email, Slack) is enabled."""
+    return config.reporting.email.enabled or config.reporting.slack.enabled

@@ -8,7 +8,7 @@ from archiver_assets.archive.assets import DEFAULT_BACKFILL_BATCH, build_archive
 from archiver_assets.archive.checks import ARCHIVE_CHECKS
 from archiver_assets.archive.jobs import ARCHIVE_JOBS, archive_runs
 from archiver_assets.archive.sensors import build_new_run_records_sensor
-from archiver_resources.resources import resources_for_config
+from archiver_assets.resources import resources_for_config
 
 
 def build_archive_definitions(config_path=None, *, backfill_batch_size=None,

@@ -18,10 +18,10 @@ from archiver_assets.event_batching import enable_batched_writes
 from archiver_assets.partitions import run_of, runs_partitions
 from archiver_resources.archiving import ImportOutcome, MigrateOutcome, import_run, migrate_run
 from archiver_resources.errors import ArchiverError, RunRecordError
-from archiver_resources.ops_resources import MetricsResource
+from archiver_assets.resources import MetricsResource
 from archiver_resources.printable import printable
 from archiver_resources.redaction import redact
-from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
+from archiver_assets.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 from archiver_resources.runrecords import list_runs
 
 FORCE_TAG = "archiver/force"

@@ -33,7 +33,7 @@ from archiver_resources.archiving import (StoredBlobCheck, check_stored_blob, pr
 from archiver_resources.blob import split_blob, validate_metadata
 from archiver_resources.errors import ArchiverError
 from archiver_resources.redaction import redact
-from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
+from archiver_assets.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 
 warnings.filterwarnings("ignore", message=".*partitions_def.*", category=dg.PreviewWarning)
 

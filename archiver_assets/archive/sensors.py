@@ -19,7 +19,7 @@ import dagster as dg
 from archiver_assets.partitions import run_key, runs_partitions
 from archiver_assets.state.drift import repairs_after, requests_for
 from archiver_resources.errors import ArchiverError
-from archiver_resources.resources import RunRecordsResource
+from archiver_assets.resources import RunRecordsResource
 from archiver_resources.runrecords import finished_state, list_runs
 
 SENSOR_NAME = "new_run_records"

@@ -17,8 +17,9 @@ from archiver_assets.operations.status import (
 )
 from archiver_resources.config import load_config
 from archiver_resources.errors import ConfigError
-from archiver_resources.ops_resources import MetricsResource, NotifierResource, alerts_enabled
-from archiver_resources.resources import ArchiverConfigResource
+from archiver_assets.resources import MetricsResource, NotifierResource
+from archiver_resources.notifications import alerts_enabled
+from archiver_assets.resources import ArchiverConfigResource
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from archiver_assets.operations.status import (
     ARCHIVE_ASSET_KEYS, ARCHIVE_CHECK_KEYS, STATUS_ASSET, STATUS_JOB,
 )
 from archiver_assets.partitions import run_key, runs_partitions
-from archiver_resources.ops_resources import NotifierResource
+from archiver_assets.resources import NotifierResource
 from archiver_resources.redaction import redact
 
 STAGES = {"artdaqdb_config": "import", "ucondb_blob": "migration"}

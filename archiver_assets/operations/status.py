@@ -20,9 +20,9 @@ import dagster as dg
 from archiver_assets.partitions import RUNS_PARTITIONS_NAME, runs_partitions
 from archiver_assets.state.drift import STORE_NAMES, Drift, find_drift, repair_drift
 from archiver_assets.state.partition_status import read_stage_status
-from archiver_resources.ops_resources import MetricsResource
+from archiver_assets.resources import MetricsResource
 from archiver_resources.redaction import redact
-from archiver_resources.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
+from archiver_assets.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 from archiver_resources.runrecords import list_runs
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ import dagster as dg
 from archiver_assets.state.legacy_import import import_legacy_state_job
 from archiver_assets.state.plan import plan_archive_job
 from archiver_assets.state.reconcile import reconcile_job
-from archiver_resources.resources import resources_for_config
+from archiver_assets.resources import resources_for_config
 
 STATE_JOBS = [reconcile_job, import_legacy_state_job, plan_archive_job]
 

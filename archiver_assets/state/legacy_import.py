@@ -25,7 +25,7 @@ from archiver_assets.state import events
 from archiver_assets.state.partition_status import STAGE_ASSETS, read_partition_status
 from archiver_assets.state.reconcile import ReconcileResult, reconcile
 from archiver_assets.state.stores import Stores, as_stores
-from archiver_resources.resources import (
+from archiver_assets.resources import (
     ArchiverConfigResource, ArtdaqDBResource, RunRecordsResource, UconDBResource,
 )
 

@@ -35,7 +35,7 @@ from archiver_assets.state.partition_status import (
 )
 from archiver_assets.state.stores import Stores
 from archiver_resources.errors import ArchiverError
-from archiver_resources.resources import (
+from archiver_assets.resources import (
     ArchiverConfigResource, ArtdaqDBResource, RunRecordsResource, UconDBResource,
 )
 from archiver_resources.run_numbers import DEFAULT_MAX_JUMP, HighWaterMark, high_water_mark

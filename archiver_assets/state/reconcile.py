@@ -44,7 +44,7 @@ from archiver_assets.state.stores import Stores, as_stores
 from archiver_resources.archiving import check_stored_blob, prepare_from_disk, verify_archived
 from archiver_resources.errors import ArchiverError, IntegrityError
 from archiver_resources.redaction import redact_uri
-from archiver_resources.resources import (
+from archiver_assets.resources import (
     ArchiverConfigResource, ArtdaqDBResource, RunRecordsResource, UconDBResource,
 )
 

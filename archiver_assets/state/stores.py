@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, ContextManager, Union
 
 from archiver_resources.config import ArchiverConfig
-from archiver_resources.resources import (
+from archiver_assets.resources import (
     ArchiverConfigResource, ArtdaqDBResource, RunRecordsResource, UconDBResource,
 )
 from archiver_resources.runrecords import RunListing, list_runs

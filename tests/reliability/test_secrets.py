@@ -147,7 +147,7 @@ def test_no_secret_in_any_output_of_a_full_scenario(tmp_path, secret_server, cap
         assert "cannot reach http://127.0.0.1:" in failed_text, failed_text[:2000]
 
         # Alerts through both channels, both unreachable (loopback, closed ports).
-        from archiver_resources.ops_resources import email_settings, slack_settings
+        from archiver_resources.notifications import email_settings, slack_settings
         from archiver_resources.notifications import Notifier
 
         config = load_config(good)
@@ -161,7 +161,7 @@ def test_no_secret_in_any_output_of_a_full_scenario(tmp_path, secret_server, cap
 
         # The status report, with the UconDB URL that carries a password and is down.
         from archiver_assets.operations.status import gather_report, report_metadata
-        from archiver_resources.ops_resources import MetricsResource
+        from archiver_assets.resources import MetricsResource
 
         defs = build_definitions(str(down))
         resources = defs.resources
@@ -194,7 +194,7 @@ def test_mongodb_uri_password_is_redacted_in_config_resource_and_errors(tmp_path
     config = load_config(path)
     assert MONGO_PW in config.secrets()
     assert MONGO_PW not in repr(config) and MONGO_PW not in str(config.artdaq_db)
-    from archiver_resources.resources import resources_for_config
+    from archiver_assets.resources import resources_for_config
 
     resources = resources_for_config(str(path))
     assert MONGO_PW not in resources["artdaqdb"].describe()

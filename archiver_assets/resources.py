@@ -1,8 +1,10 @@
-"""Dagster resources for the archiver's boundaries, built on the plain classes of this package.
+"""Dagster resources for the archiver's boundaries, built on the plain classes of
+``archiver_resources`` (which imports no Dagster).
 
 Every resource reads the operator's legacy-format ``config.yaml`` (path in ``ARCHIVER_CONFIG``)
 through ``ArchiverConfigResource``, so the only resource configuration the Dagster UI shows is
-that path: credentials stay in the file or in the environment and never reach the UI.
+that path: credentials (UconDB writer password, SMTP password, Slack token or webhook URL) stay in
+the file or in the environment and never reach the UI.
 """
 
 import contextlib
@@ -13,10 +15,13 @@ from typing import Iterator, Optional
 
 from dagster import ConfigurableResource
 
+from archiver_resources import metrics as m
+
 from archiver_resources.archiving import ImportSettings
 from archiver_resources.artdaqdb import open_artdaqdb
 from archiver_resources.config import ArchiverConfig, load_config, ucondb_folder_creation
 from archiver_resources.fhiclize import load_schema_text
+from archiver_resources.notifications import Notifier, email_settings, slack_settings
 from archiver_resources.redaction import redact_uri
 from archiver_resources.ucondb.client import UconDBClient
 
@@ -115,6 +120,76 @@ class UconDBResource(ConfigurableResource):
             yield client
         finally:
             client.close()
+
+
+FLUSH_TIMEOUT_SECONDS = 2.0  # the longest a step waits for its metrics at its end
+
+
+class NotifierResource(ConfigurableResource):
+    """Email and Slack alerts as configured in ``reporting``; never raises."""
+
+    settings: ArchiverConfigResource
+    host: Optional[str] = None  # the host named in alerts; default: this machine's name
+
+    def notifier(self) -> Notifier:
+        config = self.settings.get()
+        return Notifier(email=email_settings(config), slack=slack_settings(config),
+                        host=self.host)
+
+    def secrets(self) -> list:
+        """Every secret of the configuration, for scrubbing text before it is logged."""
+        return self.settings.get().secrets()
+
+
+class MetricsResource(ConfigurableResource):
+    """Carbon/Graphite plaintext metrics (``carbon`` section) with the legacy names; a no-op
+    sink when ``carbon.enabled`` is false. Sending only queues: archiving never waits on Carbon,
+    except for a bounded flush (``flush_timeout`` seconds) at the end of a step."""
+
+    settings: ArchiverConfigResource
+    timeout: float = 2.0
+    flush_timeout: float = FLUSH_TIMEOUT_SECONDS
+
+    def sink(self) -> m.Metrics:
+        section = self.settings.get().carbon
+        if not (section.enabled and section.host):
+            return m.NullMetrics()
+        return m.shared_carbon_sink(section.host, section.port, section.metric_prefix or "", self.timeout)
+
+    def timed_artdaqdb(self, store):
+        """``store`` with archive/update/list/export timed under the legacy ArtdaqDBClient names."""
+        return m.Timed(store, self.sink(), m.ARTDAQDB_CALLS)
+
+    def timed_ucondb(self, client):
+        """``client`` with upload/download/list timed under the legacy UconDBClient names."""
+        return m.Timed(client, self.sink(), m.UCONDB_CALLS)
+
+    @contextlib.contextmanager
+    def migration_step(self) -> Iterator[m.MigrationCounts]:
+        """Counts the step's runs; sends ``migrate.runs_*`` once at the end (also on failure)."""
+        counts = m.MigrationCounts()
+        try:
+            yield counts
+        finally:
+            sink = self.sink()
+            m.send_migration_counts(sink, counts.successes, counts.failures)
+            self.flush()
+
+    def send(self, path: str, value: float, timestamp: Optional[float] = None) -> bool:
+        return self.sink().send(path, value, timestamp)
+
+    def flush(self) -> bool:
+        """Wait at most ``flush_timeout`` seconds for queued metrics (a run worker may exit next)."""
+        return self.sink().flush(self.flush_timeout)
+
+    @contextlib.contextmanager
+    def flushed(self) -> Iterator[None]:
+        """Flush (bounded) when the block ends, whatever happened in it."""
+        try:
+            yield
+        finally:
+            self.flush()
+
 
 
 def resources_for_config(config_path: Optional[str] = None) -> dict:
