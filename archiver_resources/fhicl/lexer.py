@@ -186,22 +186,33 @@ def replace_includes(text: str, extensions: set | None = None) -> str:
     ends, and ``include_overrun`` is added to ``extensions``."""
     if "#include" not in text:
         return text
-    index = 0
-    begin = 0
+    # The C++ edits its string in place and resumes its search at the old match's end, in the
+    # edited text. Built here from pieces of the original (one copy, not one per directive):
+    # that resume point, in the original's coordinates, is the match end plus the match length
+    # minus the key length. An include key holds no '#', so a resume point inside the key just
+    # written is the same as its end.
+    pieces = []
+    base = position = index = 0
+    size = len(text)
     search = INCLUDE_RE.search
     while True:
-        match = search(text, begin)
+        match = search(text, position)
         if match is None:
             break
         start, end = match.span()
-        text = text[:start] + f"{INCLUDE_KEY_PREFIX}{index}:" + text[end:]
+        key = f"{INCLUDE_KEY_PREFIX}{index}:"
+        pieces.append(text[base:start])
+        pieces.append(key)
         index += 1
-        begin = end
-        if begin > len(text):
+        base = end
+        resume = end + (end - start) - len(key)
+        if resume > size:
             if extensions is not None:
                 extensions.add("include_overrun")
             break
-    return text
+        position = max(end, resume)
+    pieces.append(text[base:])
+    return "".join(pieces)
 
 
 def reader_lines(text: str) -> str:

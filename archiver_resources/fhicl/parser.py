@@ -193,9 +193,16 @@ class _Parser:
         """1-based line of ``pos`` where a comment may attach (the line holds one, or the line
         above does), else 0: lines matter only for comment attachment (errors count their own).
         """
-        if pos >= self.lines_end:
+        if pos < self.plain_until or pos >= self.lines_end:
             return 0
-        return bisect_right(self.line_starts, pos)
+        # only a position inside a commented stretch needs its line; elsewhere the answer is 0
+        # and, as in fast_leaf_meta, plain_until moves to the next stretch
+        j = bisect_right(self.note_ends, pos)
+        starts = self.note_starts
+        if j < len(starts) and starts[j] <= pos:
+            return bisect_right(self.line_starts, pos)
+        self.plain_until = starts[j] if j < len(starts) else self.n + 1
+        return 0
 
     # ---- metadata ----------------------------------------------------------------------------
 
