@@ -13,9 +13,12 @@ _SCHEMA_ENTITY = "schema"
 
 
 def entity_name(relpath: str) -> str:
-    """The artdaqDB entity of a stored file: its basename without ``.fcl`` (schema rule group 2)."""
-    basename = relpath.rsplit("/", 1)[-1]
-    return basename[: -len(".fcl")] if basename.endswith(".fcl") else basename
+    r"""The artdaqDB entity a file becomes, the one rule every module uses: its base name (after
+    the last ``/`` or ``\``) without its last extension. ``sub/tpc01.fcl`` → ``tpc01`` (group 2
+    of the default schema's pattern ``(.*/)(.*)(\.fcl$)``), ``x.fcl.fcl`` → ``x.fcl``, and a
+    run-record ``settings.txt``, stored converted as ``settings.fcl``, → ``settings``."""
+    base = relpath.replace("\\", "/").rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0] if "." in base else base
 
 
 def hashes_text(files: Mapping[str, str]) -> str:
