@@ -1,6 +1,6 @@
 """Alert sensors: failed archive runs, failed asset checks (an event-log sensor with a cursor,
 since Dagster OSS has no check alerts), and a summary per batched run. Alerts never block or fail
-anything (Decision 8): every send is guarded, a failed send is logged without secrets.
+anything: every send is guarded, a failed send is logged without secrets and archiving goes on.
 """
 
 import logging
@@ -123,7 +123,7 @@ def _guarded(context, notifier: NotifierResource, what: str, send: Callable[[], 
     successful sends."""
     try:
         results = send()
-    except Exception as error:  # noqa: BLE001 - Decision 8: alerts never fail a tick
+    except Exception as error:  # noqa: BLE001 - an alert never fails a tick
         try:
             secrets = notifier.secrets()
         except Exception:  # noqa: BLE001 - config unreadable: say nothing of it

@@ -1,5 +1,6 @@
-"""The ``hashes`` entity the legacy conftoolp import adds to every initial insert (legacy §6.3 step 3,
-artdaq_database.md §6.2): one MD5 line per entity and one over the whole configuration."""
+"""The ``hashes`` entity the legacy conftoolp import adds to every initial insert, and the
+entity-name rule (docs/formats.md §2): one MD5 line per entity and one over the whole
+configuration."""
 
 from __future__ import annotations
 
