@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Launcher of run-record-archiver with the legacy run_archiver.sh semantics (spec §2.3):
+# Launcher of run-record-archiver with the legacy run_archiver.sh semantics (stated below):
 #
 #   ./run_archiver.sh [-q] [--init-venv] [config.yaml] [flags]      (flags: --help)
 #

@@ -193,7 +193,8 @@ class MetricsResource(ConfigurableResource):
 
 
 def resources_for_config(config_path: Optional[str] = None) -> dict:
-    """The resource set of the code location, all reading one config.yaml."""
+    """The resource set the archive assets (and `archive_status`) use, all reading one
+    config.yaml; the operations definitions add `notifier`."""
     path = config_path or os.environ.get("ARCHIVER_CONFIG", "config.yaml")
     settings = ArchiverConfigResource(config_path=str(path))
     return {
@@ -201,4 +202,6 @@ def resources_for_config(config_path: Optional[str] = None) -> dict:
         "run_records": RunRecordsResource(settings=settings),
         "artdaqdb": ArtdaqDBResource(settings=settings),
         "ucondb": UconDBResource(settings=settings),
+        # Carbon timings and counters of the archive assets and of `archive_status`.
+        "metrics": MetricsResource(settings=settings),
     }

@@ -26,7 +26,7 @@ from archiver_resources.errors import (
     RunRecordError,
 )
 from archiver_resources.fhicl import fhicl_equivalent, fhicl_extensions
-from archiver_resources.fhiclize import prepare_run
+from archiver_resources.fhiclize import entity_name as fhiclize_entity_name, prepare_run
 from archiver_resources.printable import printable
 from archiver_resources.runrecords import finished_state, read_run_record
 
@@ -237,9 +237,8 @@ def _hashes_source(line: int, record, insert_files: Optional[Mapping]) -> str:
 
 
 def _record_files_of(entity: str, record) -> list:
-    """The run-record files (sorted) whose base name without extension is ``entity``."""
-    return sorted(f.relpath for f in record.files
-                  if f.relpath.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0] == entity)
+    """The run-record files (sorted) that become ``entity`` (``fhiclize.entity_name``)."""
+    return sorted(f.relpath for f in record.files if fhiclize_entity_name(f.relpath) == entity)
 
 
 def import_run(run: int, run_dir: Path, artdaqdb, settings: ImportSettings, *,

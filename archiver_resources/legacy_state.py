@@ -1,6 +1,8 @@
-"""The legacy archiver's state files and failure logs (spec §9): reading them as the legacy tool
-did, interpreting them against the stores for the one-shot import into Dagster, the §9.1/§9.5 state
-rules as pure functions, and atomic writers (Decision 10) for anyone who keeps the files.
+"""The legacy archiver's state files and failure logs (docs/migration-from-legacy.md §3.1 states
+their format and rules): reading them as the legacy tool did, interpreting them against the stores
+for the one-shot import into Dagster, the update and recovery rules as pure functions, and atomic
+writers (temporary file in the same directory, renamed into place, so no reader sees a partial
+file) for anyone who keeps the files.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class LegacyState:
 
     @property
     def high_water(self) -> int:
-        """Incremental candidates are runs above this (§9.3)."""
+        """Incremental candidates are runs above this."""
         return max(self.last_contiguous_run, self.last_attempted_run)
 
 
@@ -199,7 +201,7 @@ def interpret(state: LegacyState, failures: AbstractSet[int], target_runs: Abstr
 
 
 # ---------------------------------------------------------------------------------------------
-# State rules (§9.1, §9.5)
+# State rules (docs/migration-from-legacy.md §3.1)
 # ---------------------------------------------------------------------------------------------
 
 def _contiguous_end(sorted_runs: np.ndarray) -> int:
@@ -210,7 +212,7 @@ def _contiguous_end(sorted_runs: np.ndarray) -> int:
 
 def recover_state(source_runs: Iterable[int],
                   target_runs: Iterable[int]) -> tuple[int, int, tuple[int, ...]]:
-    """§9.5: ``(last_contiguous, last_attempted, failed_runs)`` from the stores alone.
+    """State recovery: ``(last_contiguous, last_attempted, failed_runs)`` from the stores alone.
 
     Target empty → ``(0, 0, ())``. Else last_attempted = max(target); last_contiguous = end of the
     consecutive stretch starting at min(target); failed = source runs ``<= last_attempted`` not
@@ -227,7 +229,7 @@ def recover_state(source_runs: Iterable[int],
 
 def advance_contiguous(last_contiguous: int, successes: Iterable[int],
                        failures: Iterable[int] = ()) -> int:
-    """§9.1 contiguous update after a batch, without the legacy fresh-state defect (§17).
+    """The contiguous update after a batch, without the legacy fresh-state defect.
 
     Legacy: from L, walk the sorted successes; a run equal to L+1 advances L, the first run > L+1
     stops. With real run numbers and L = 0 that never advances. Fix: a fresh state (L = 0) starts
@@ -249,21 +251,21 @@ def advance_contiguous(last_contiguous: int, successes: Iterable[int],
 
 
 def advance_attempted(last_attempted: int, attempted: Iterable[int]) -> int:
-    """§9.1 attempted update: ``max(old, max(attempted))``."""
+    """The attempted update: ``max(old, max(attempted))``."""
     runs = [int(r) for r in attempted]
     return max([last_attempted, *runs])
 
 
 def update_state(state: LegacyState, successes: Iterable[int],
                  failures: Iterable[int]) -> LegacyState:
-    """Both §9.1 updates for one batch."""
+    """Both updates (contiguous, attempted) for one batch."""
     ok, bad = list(successes), list(failures)
     return LegacyState(advance_contiguous(state.last_contiguous_run, ok, bad),
                        advance_attempted(state.last_attempted_run, ok + bad))
 
 
 # ---------------------------------------------------------------------------------------------
-# Atomic writers (Decision 10)
+# Atomic writers: temporary file in the same directory, fsync, rename into place
 # ---------------------------------------------------------------------------------------------
 
 def atomic_write_text(path: PathLike, text: str) -> None:

@@ -1,4 +1,5 @@
-"""Carbon/Graphite plaintext metrics with the legacy names (spec §13), sent from one daemon thread
+"""Carbon/Graphite plaintext metrics with the legacy names (docs/alerts.md, "Carbon metrics (legacy
+names)": ``<prefix>.<path> <value> <unix seconds>``), sent from one daemon thread
 through a bounded queue so the pipeline never waits on the metrics server; ``NullMetrics`` when
 ``carbon.enabled`` is false.
 """
@@ -248,7 +249,8 @@ def open_metrics(*, enabled: bool, host: Optional[str], port: int = 2003, prefix
 
 def send_migration_counts(metrics: Metrics, successes: Sequence[int], failures: Sequence[int],
                           timestamp: Optional[float] = None) -> None:
-    """The per-stage migration counters of §13 (0/0/0 when there were no runs)."""
+    """The migration counters ``migrate.runs_processed``/``runs_successful``/``runs_failed`` (0/0/0
+    when there were no runs) and ``migrate.last_successful_run`` (the highest success, if any)."""
     metrics.send(MIGRATE_RUNS_PROCESSED, len(successes) + len(failures), timestamp)
     metrics.send(MIGRATE_RUNS_SUCCESSFUL, len(successes), timestamp)
     metrics.send(MIGRATE_RUNS_FAILED, len(failures), timestamp)

@@ -1,5 +1,6 @@
 """Email and Slack alerts (failed runs, failed checks, batch summaries) with the legacy message
-contents (spec §12). A send never raises and never blocks archiving (Decision 8): it returns a
+contents (docs/alerts.md, "The alerts and what to do"). A send never raises and never blocks
+archiving, nor keeps state from being saved: it returns a
 ``SendResult`` and logs one line naming the channel and the cause, never a secret.
 """
 
@@ -102,7 +103,8 @@ def stage_label(stage: str) -> str:
 
 
 def format_run_numbers(runs: Sequence[int], limit: int = MAX_LISTED_RUNS) -> str:
-    """Sorted, ``, ``-joined, at most ``limit`` then ``, ... (<k> more)`` (§12.1)."""
+    """Sorted, ``, ``-joined, at most ``limit`` then ``, ... (<k> more)``, as the
+    legacy Slack message listed them."""
     ordered = sorted(runs)
     text = ", ".join(str(r) for r in ordered[:limit])
     if len(ordered) > limit:
@@ -144,7 +146,8 @@ def _reason_lines(runs: Sequence[int], reason: Optional[Mapping[int, str]]) -> l
 
 def failure_alert(stage: str, runs: Sequence[int], *, host: str, time: str,
                   mentions: Sequence[str] = (), reason: Optional[Mapping[int, str]] = None) -> Alert:
-    """The legacy failed-runs message (§12). ``reason`` (new) adds a ``Reasons`` block/paragraph
+    """The legacy failed-runs message (Slack: header, Host/Time/Stage/Failed Runs fields, the run
+    list; email: subject and one run per line, docs/alerts.md). ``reason`` (new) adds a ``Reasons`` block/paragraph
     for up to 10 runs; without it the payload is exactly the legacy one."""
     label = stage_label(stage)
     ordered = sorted(runs)
@@ -241,7 +244,7 @@ def send_slack(settings: SlackSettings, text: str, blocks: list) -> SendResult:
             _post_webhook(settings, text, blocks)
         else:
             return _failed(channel, "neither bot_token nor webhook_url is set")
-    except Exception as error:  # noqa: BLE001 - Decision 8: an alert never raises
+    except Exception as error:  # noqa: BLE001 - an alert never raises nor blocks archiving
         return _failed(channel, _cause(error, settings.secrets()))
     return SendResult(channel, True)
 
@@ -284,7 +287,7 @@ def send_email(settings: EmailSettings, subject: str, body: str) -> SendResult:
             if settings.smtp_user and settings.smtp_password:
                 smtp.login(settings.smtp_user, settings.smtp_password)
             smtp.send_message(message)
-    except Exception as error:  # noqa: BLE001 - Decision 8: an alert never raises
+    except Exception as error:  # noqa: BLE001 - an alert never raises nor blocks archiving
         return _failed("email", _cause(error, settings.secrets()))
     return SendResult("email", True)
 

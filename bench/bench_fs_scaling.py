@@ -1,4 +1,5 @@
-"""Store-size scaling of the native filesystemdb backend (issue 6, "no O(n²)").
+"""Store-size scaling of the native filesystemdb backend (target "no O(n²) at 100k runs",
+docs/performance.md, "Targets: met, missed, and why").
 
 Measures the per-run cost of what import + migrate do to artdaqDB (archive, RunHistory2 update,
 versions, find, export, archived_at) against a store already holding N runs, for several N:

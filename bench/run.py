@@ -1,4 +1,4 @@
-"""The benchmark harness of run-record-archiver (issue 6): catch-up through Dagster vs a plain
+"""The benchmark harness of run-record-archiver: catch-up through Dagster vs a plain
 loop, steady state through the daemon, sensor ticks, partition status at scale, peak RSS.
 
     python bench/run.py --quick        # < 2 minutes; what CI may run
@@ -42,7 +42,8 @@ PREAMBLE = """# Performance
 
 How fast run-record-archiver archives, measured by `bench/run.py` (rerun it: see "How to rerun" below).
 Each figure has a baseline measured in the same invocation and the ratio between them, so a
-slower or busier machine shifts both. Targets are those of issue 6 (2-core machine).
+slower or busier machine shifts both. The targets (2-core machine) and whether they are met are under
+"Targets: met, missed, and why" below.
 """
 
 

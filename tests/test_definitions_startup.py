@@ -1,5 +1,5 @@
 """Every Dagster run worker imports the code location before it starts its run, so what the
-definitions import is paid once per run (issue 6: submit→done). The reporting-only modules
+definitions import is paid once per run (it counts in every run's submit→done time). The reporting-only modules
 (statusreport: pandas + numpy; legacy_state: numpy) are imported by the functions that use them."""
 
 import json

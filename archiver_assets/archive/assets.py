@@ -16,12 +16,16 @@ from archiver_assets.archive.gate import MigrationHeldError, holds
 from archiver_assets.archive.guard import PartitionGuard
 from archiver_assets.event_batching import enable_batched_writes
 from archiver_assets.partitions import run_of, runs_partitions
+from archiver_assets.resources import (
+    ArtdaqDBResource, MetricsResource, RunRecordsResource, UconDBResource,
+)
+from archiver_assets.outcomes import (
+    STAGE_OF_ASSET, RunFailure, failure_description, failures_metadata,
+)
 from archiver_resources.archiving import ImportOutcome, MigrateOutcome, import_run, migrate_run
 from archiver_resources.errors import ArchiverError, RunRecordError
-from archiver_assets.resources import MetricsResource
 from archiver_resources.printable import printable
 from archiver_resources.redaction import redact
-from archiver_assets.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 from archiver_resources.runrecords import list_runs
 
 FORCE_TAG = "archiver/force"
@@ -69,6 +73,14 @@ def unexpected_reason(run: int, error: BaseException, secrets=()) -> str:
     return f"run {run}: unexpected {type(error).__name__}" + (f": {message}" if message else "")
 
 
+def failure_of(run: int, stage: str, error: BaseException, secrets=()) -> RunFailure:
+    """The record of one run's failure: an archiver error as it reads (it names its run), any
+    other exception as :func:`unexpected_reason` words it."""
+    if isinstance(error, ArchiverError):
+        return RunFailure.of_error(run, stage, error)
+    return RunFailure.of_error(run, stage, error, unexpected_reason(run, error, secrets))
+
+
 def _add_partition_metadata(context, key: str, metadata: dict) -> None:
     """Per-partition metadata of a range step.
 
@@ -104,7 +116,9 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
     """Run ``work`` for every partition of this step; one failure fails the step at the end.
 
     Any exception of one run fails that run only, named with its cause (an archiver error as it
-    reads, anything else with its type and message, not retried); the other runs go on.
+    reads, anything else with its type and message, not retried); the other runs go on. The step's
+    ``dg.Failure`` carries one :class:`RunFailure` per failed run in its metadata
+    (``run_failures``), which the alerts and the command line read.
 
     Each run waits its turn behind older Dagster runs targeting it (:mod:`.guard`). In a range
     step, per-run outcomes go into the progress lines (one event every 10 runs rather than one per
@@ -117,7 +131,8 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
     if batched:
         enable_batched_writes(context.instance)  # this step's partition events in one write
     guard = PartitionGuard(context.instance, context.run.run_id, runs_partitions.name, context.log)
-    failures: dict = {}
+    stage = STAGE_OF_ASSET.get(context.asset_key.to_user_string(), context.asset_key.to_user_string())
+    failures: dict = {}  # run → RunFailure
     succeeded: dict = {}
     retryable = True
     pending_lines: list = []
@@ -128,13 +143,13 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
             guard.wait_turn(run, key)
             outcome = work(run)
         except ArchiverError as error:
-            failures[run] = printable(error)  # one line, control characters escaped
+            failures[run] = failure_of(run, stage, error)  # one line, control characters escaped
             retryable = retryable and error.retryable
-            context.log.error(f"✗ Run {run} {what} failed: {failures[run]}")
+            context.log.error(f"✗ Run {run} {what} failed: {failures[run].message}")
         except Exception as error:  # noqa: BLE001 - one run's surprise never fails its batch
-            failures[run] = printable(unexpected_reason(run, error, secrets))
+            failures[run] = failure_of(run, stage, error, secrets)
             retryable = False  # a bug or hostile input: the same run would fail again
-            context.log.error(f"✗ Run {run} {what} failed: {failures[run]}")
+            context.log.error(f"✗ Run {run} {what} failed: {failures[run].message}")
             context.log.debug(redact(f"Run {run}: " + "".join(traceback.format_exception(error)),
                                      secrets))
         else:
@@ -159,10 +174,9 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
         for key, metadata in succeeded.items():  # the batch's good runs stay archived
             yield dg.AssetMaterialization(asset_key=context.asset_key, partition=key,
                                           metadata=metadata)
-        lines = "\n".join(f"- run {run}: {reason}" for run, reason in sorted(failures.items()))
         raise dg.Failure(
-            description=f"{len(failures)} of {len(keys)} run(s) could not be {what}:\n{lines}",
-            metadata={"failed_runs": dg.MetadataValue.json(sorted(failures)),
+            description=failure_description(failures.values(), len(keys), what),
+            metadata={**failures_metadata(failures.values()),
                       "recorded_as_materialized": dg.MetadataValue.json(
                           sorted(int(k) for k in succeeded)),
                       "duration_s": round(elapsed, 3)},
@@ -244,11 +258,10 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
         ),
     )
     def artdaqdb_config(context: dg.AssetExecutionContext, run_records: RunRecordsResource,
-                        artdaqdb: ArtdaqDBResource) -> Iterator:
+                        artdaqdb: ArtdaqDBResource, metrics: MetricsResource) -> Iterator:
         settings = run_records.import_settings()
         force = _is_forced(context)
         where = artdaqdb.describe()
-        metrics = MetricsResource(settings=artdaqdb.settings)  # legacy Carbon call timings
         with artdaqdb.open() as raw_store, metrics.flushed():
             store = metrics.timed_artdaqdb(raw_store)
 
@@ -290,10 +303,9 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
         ),
     )
     def ucondb_blob(context: dg.AssetExecutionContext, artdaqdb: ArtdaqDBResource,
-                    ucondb: UconDBResource) -> Iterator:
+                    ucondb: UconDBResource, metrics: MetricsResource) -> Iterator:
         where = ucondb.describe()
         policy = ucondb.on_existing
-        metrics = MetricsResource(settings=ucondb.settings)  # legacy Carbon timings + counters
         with artdaqdb.open() as raw_store, ucondb.client() as raw_client, \
                 metrics.migration_step() as counts:
             store, client = metrics.timed_artdaqdb(raw_store), metrics.timed_ucondb(raw_client)

@@ -27,11 +27,9 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import dagster as dg
 
+from archiver_assets.partitions import targeted_keys
 from archiver_resources.errors import ArchiverError
 
-PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 WAIT_ENV = "ARCHIVER_PARTITION_WAIT_SECONDS"
 DEFAULT_WAIT_SECONDS = 900.0
 WORKER_TAG = "archiver/worker"
@@ -149,22 +147,6 @@ def fail_abandoned_runs(instance, found_by: str, log=None) -> list:
     reported failed (:func:`fail_abandoned`); the command line calls it at start-up."""
     records = instance.get_run_records(filters=dg.RunsFilter(statuses=UNFINISHED_STATUSES))
     return fail_abandoned(instance, records, found_by, log)
-
-
-def targeted_keys(tags: dict, key_order: Callable[[], Sequence[str]]) -> set:
-    """The partition keys a run targets, from its tags (``key_order`` lists the partitions in
-    Dagster's order and is only called for a range)."""
-    if PARTITION_TAG in tags:
-        return {tags[PARTITION_TAG]}
-    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
-    if start is None or end is None:
-        return set()
-    order = list(key_order())
-    try:
-        first, last = order.index(start), order.index(end)
-    except ValueError:  # a partition of the range was deleted: fall back to the end points
-        return {start, end}
-    return set(order[first:last + 1])
 
 
 def holders(me: OtherRun, others: Iterable[OtherRun], keys: Iterable[str],

@@ -1,5 +1,5 @@
 """Operations of the code location: the `archive_status` report asset with its daily schedule and
-`stores_in_sync` check, the alert sensors and the notifier/metrics resources.
+`stores_in_sync` check, the alert sensors and the notifier resource.
 
 Merge into the archive definitions: ``dg.Definitions.merge(build_definitions(path),
 build_operations_definitions(path))``.
@@ -17,7 +17,7 @@ from archiver_assets.operations.status import (
 )
 from archiver_resources.config import load_config
 from archiver_resources.errors import ConfigError
-from archiver_assets.resources import MetricsResource, NotifierResource
+from archiver_assets.resources import NotifierResource
 from archiver_resources.notifications import alerts_enabled
 from archiver_assets.resources import ArchiverConfigResource
 
@@ -41,10 +41,10 @@ def build_operations_definitions(config_path: Optional[str] = None, *,
                                  max_artdaqdb_lag_runs: Optional[int] = None,
                                  max_ucondb_lag_runs: Optional[int] = None,
                                  status_cron: Optional[str] = None) -> dg.Definitions:
-    """`archive_status` + `stores_in_sync` + `archive_status_daily`, the `notifier` and `metrics`
-    resources, and the alert sensors when ``reporting.email``/``reporting.slack`` is enabled
+    """`archive_status` + `stores_in_sync` + `archive_status_daily`, the `notifier` resource,
+    and the alert sensors when ``reporting.email``/``reporting.slack`` is enabled
     (``alerts=True``/``False`` forces them on/off). Needs the archive definitions' resources
-    (`run_records`, `artdaqdb`, `ucondb`) once merged."""
+    (`run_records`, `artdaqdb`, `ucondb`, `metrics`) once merged."""
     path = str(config_path or os.environ.get("ARCHIVER_CONFIG", "config.yaml"))
     interval = sensor_interval_seconds or int(
         os.environ.get("ARCHIVER_SENSOR_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS))
@@ -57,8 +57,7 @@ def build_operations_definitions(config_path: Optional[str] = None, *,
         jobs=[job],
         schedules=[schedule],
         sensors=build_alert_sensors(interval) if with_alerts else [],
-        resources={"notifier": NotifierResource(settings=settings),
-                   "metrics": MetricsResource(settings=settings)},
+        resources={"notifier": NotifierResource(settings=settings)},
     )
 
 

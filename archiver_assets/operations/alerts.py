@@ -1,23 +1,23 @@
 """Alert sensors: failed archive runs, failed asset checks (an event-log sensor with a cursor,
 since Dagster OSS has no check alerts), and a summary per batched run. Alerts never block or fail
-anything (Decision 8): every send is guarded, a failed send is logged without secrets.
+anything: every send is guarded, a failed send is logged without secrets and archiving goes on.
 """
 
 import logging
-import re
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import dagster as dg
 
 from archiver_assets.operations.status import (
     ARCHIVE_ASSET_KEYS, ARCHIVE_CHECK_KEYS, STATUS_ASSET, STATUS_JOB,
 )
-from archiver_assets.partitions import run_key, runs_partitions
+from archiver_assets.outcomes import STAGE_OF_ASSET, StageOutcome, step_run_failures
+from archiver_assets.partitions import canonical_runs, runs_partitions, targeted_runs
 from archiver_assets.resources import NotifierResource
 from archiver_resources.redaction import redact
 
-STAGES = {"artdaqdb_config": "import", "ucondb_blob": "migration"}
+STAGES = STAGE_OF_ASSET
 ARCHIVE_JOBS = frozenset({"archive_runs", "import_runs", "migrate_runs", STATUS_JOB})
 STORES_IN_SYNC = dg.AssetCheckKey(dg.AssetKey(STATUS_ASSET), "stores_in_sync")
 ALERT_CHECK_KEYS = (*ARCHIVE_CHECK_KEYS, STORES_IN_SYNC)
@@ -25,7 +25,6 @@ PARTITIONED_CHECKS = frozenset(ARCHIVE_CHECK_KEYS)
 MAX_ALERTS_PER_CHECK = 5  # more new failures of one check in a tick → one summary alert
 DEFAULT_INTERVAL_SECONDS = 30
 logger = logging.getLogger(__name__)
-_RUN_REASON = re.compile(r"^- run (\d+): (.*)$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -46,33 +45,9 @@ def is_archiver_run(run) -> bool:
     return any(step.startswith(names) for step in run.step_keys_to_execute or ())
 
 
-def _canonical_runs(keys: Iterable[str]) -> list:
-    return [int(k) for k in keys if k.isdigit() and run_key(int(k)) == k]
-
-
 def runs_of(run, instance) -> list:
     """The run numbers of a Dagster run: its partition tag or partition-range tags."""
-    tags = run.tags
-    if tags.get("dagster/partition"):
-        return _canonical_runs([tags["dagster/partition"]])
-    start = tags.get("dagster/asset_partition_range_start")
-    end = tags.get("dagster/asset_partition_range_end")
-    if not (start and end):
-        return []
-    keys = instance.get_dynamic_partitions(runs_partitions.name)  # ranges follow this order
-    if start not in keys or end not in keys:
-        return _canonical_runs([start, end])
-    return _canonical_runs(keys[keys.index(start):keys.index(end) + 1])
-
-
-@dataclass
-class StageOutcome:
-    """What one stage (step) of a run did to the run's runs."""
-
-    stage: str
-    succeeded: list = field(default_factory=list)
-    failed: list = field(default_factory=list)
-    reasons: dict = field(default_factory=dict)
+    return targeted_runs(run.tags, lambda: instance.get_dynamic_partitions(runs_partitions.name))
 
 
 def stage_of_step(step_key: str) -> str:
@@ -83,28 +58,21 @@ def stage_of_step(step_key: str) -> str:
     return "status" if step_key == STATUS_ASSET else "verification"
 
 
-def _failure_details(event, runs: list) -> tuple[list, dict]:
-    """Failed runs and reasons from a step failure: the archive assets' ``dg.Failure`` carries
-    ``failed_runs`` and ``- run N: cause`` lines; anything else fails every run of the step."""
+def _failure_details(event, runs: list, stage: str) -> dict:
+    """``{failed run: reason}`` of a step failure: the archive assets' ``dg.Failure`` carries one
+    :class:`~archiver_assets.outcomes.RunFailure` per failed run (``run_failures`` metadata);
+    anything else fails every run of the step with its (one-line) description."""
     data = event.step_failure_data
     user = data.user_failure_data if data else None
-    metadata = dict(user.metadata) if user and user.metadata else {}
-    failed_entry = metadata.get("failed_runs")
+    named, records = step_run_failures(user, stage)
     description = (user.description if user and user.description else
                    (data.error.message.strip() if data and data.error else event.message or ""))
-    reasons = {}
-    for line in description.splitlines():
-        match = _RUN_REASON.match(line.strip())
-        if match:
-            reasons[int(match.group(1))] = match.group(2)
-    if failed_entry is not None:
-        failed = sorted(int(r) for r in failed_entry.value)
-    else:
-        failed = list(runs)
+    short = " ".join(description.split())
+    reasons = {failure.run: failure.message for failure in records}
+    failed = named if named is not None else list(runs)
     if not reasons:
-        short = " ".join(description.split())
-        reasons = {r: short for r in failed}
-    return failed, reasons
+        return {r: short for r in failed}
+    return {r: reasons.get(r, short) for r in sorted(set(failed) | set(reasons))}
 
 
 def stage_outcomes(instance, run, runs: list) -> list:
@@ -120,9 +88,8 @@ def stage_outcomes(instance, run, runs: list) -> list:
         stage = stage_of_step(event.step_key)
         outcome = outcomes.setdefault(stage, StageOutcome(stage))
         if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            failed, reasons = _failure_details(event, runs)
-            outcome.failed = sorted(set(outcome.failed) | set(failed))
-            outcome.reasons.update(reasons)
+            outcome.failed.update(_failure_details(event, runs, stage))
+            outcome.failed = dict(sorted(outcome.failed.items()))
     for outcome in outcomes.values():
         outcome.succeeded = sorted(set(runs) - set(outcome.failed))
     return [outcomes[s] for s in sorted(outcomes, key=_stage_order)]
@@ -156,7 +123,7 @@ def _guarded(context, notifier: NotifierResource, what: str, send: Callable[[], 
     successful sends."""
     try:
         results = send()
-    except Exception as error:  # noqa: BLE001 - Decision 8: alerts never fail a tick
+    except Exception as error:  # noqa: BLE001 - an alert never fails a tick
         try:
             secrets = notifier.secrets()
         except Exception:  # noqa: BLE001 - config unreadable: say nothing of it
@@ -179,7 +146,8 @@ def alert_run_failure(context, notifier: NotifierResource, run, instance) -> lis
     alerts = notifier.notifier()
     results = []
     for outcome in outcomes:
-        results += alerts.notify_failures(outcome.stage, outcome.failed, reason=outcome.reasons)
+        results += alerts.notify_failures(outcome.stage, outcome.failed_runs,
+                                          reason=dict(outcome.failed))
     if not outcomes and runs:  # no step failed: a crash, a cancel, a run-level error
         message = getattr(context, "failure_event", None)
         text = " ".join(((message.message if message else "") or "run failed").split())
@@ -218,7 +186,7 @@ def batch_summary(context, notifier: NotifierResource, run, instance) -> list:
     for outcome in stage_outcomes(instance, run, runs):
         if outcome.stage in ("import", "migration"):
             results += alerts.notify_batch_summary(outcome.stage, outcome.succeeded,
-                                                   outcome.failed)
+                                                   outcome.failed_runs)
     return results
 
 
@@ -255,7 +223,7 @@ class CheckFailure:
 
     @property
     def run(self) -> Optional[int]:
-        runs = _canonical_runs([self.partition]) if self.partition else []
+        runs = canonical_runs([self.partition]) if self.partition else []
         return runs[0] if runs else None
 
 

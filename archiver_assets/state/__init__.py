@@ -28,6 +28,6 @@ def build_state_definitions(config_path: Optional[str] = None, *,
                             with_resources: bool = True) -> dg.Definitions:
     """The state jobs. Merge into the code location with ``with_resources=False``: the archive
     definitions already bind the same resource keys (``archiver_config``, ``run_records``,
-    ``artdaqdb``, ``ucondb``), and ``Definitions.merge`` refuses two bindings of one key."""
+    ``artdaqdb``, ``ucondb``, ``metrics``), and ``Definitions.merge`` refuses two bindings of one key."""
     resources = resources_for_config(config_path) if with_resources else {}
     return dg.Definitions(jobs=STATE_JOBS, resources=resources)

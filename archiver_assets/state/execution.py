@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -45,7 +44,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
-from archiver_assets.partitions import run_key, run_of
+from archiver_assets.outcomes import STAGE_OF_ASSET, StageOutcome, step_run_failures
+from archiver_assets.partitions import range_tags, run_key, run_of
 from archiver_assets.state.partition_status import STAGE_ASSETS, partition_keys
 from archiver_assets.state.reconcile import ensure_partitions
 
@@ -53,14 +53,11 @@ log = logging.getLogger(__name__)
 worker_log = logging.getLogger("archiver_assets.worker")
 
 STAGE_JOBS = {"import": "import_runs", "migrate": "migrate_runs"}
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 BASE_TAGS = {"archiver/launched_by": "run-record-archiver", "dagster/max_retries": "0"}
 INVOCATION_TAG = "archiver/invocation"
 VALIDATION_CHECK = "legacy_metadata"
 WORKER_EXIT_GRACE_SECONDS = 10.0
 IMMEDIATE_GRACE_SECONDS = 5.0
-_RUN_REASON = re.compile(r"^- run (\d+): (.*)$")
 _LIVE_WORKERS: set = set()
 _LIVE_LOCK = threading.Lock()
 
@@ -104,21 +101,15 @@ def strip_run_prefix(run: int, reason: str) -> str:
 # Worker side
 # ---------------------------------------------------------------------------------------------
 
-def _failure_reasons(event) -> tuple:
-    """(named failed runs or None, {run: reason}, whole message) from a step-failure event."""
+def _failure_reasons(event, asset_name: str) -> tuple:
+    """(named failed runs or None, {run: reason}, first line of the message) from a step-failure
+    event; the reasons come from the failure's :class:`~archiver_assets.outcomes.RunFailure`
+    records (``run_failures`` metadata)."""
     data = event.step_failure_data
     user = data.user_failure_data if data is not None else None
-    named, reasons = None, {}
-    message = ""
-    if user is not None:
-        message = user.description or ""
-        failed = user.metadata.get("failed_runs") if user.metadata else None
-        if failed is not None:
-            named = [int(r) for r in getattr(failed, "value", failed)]
-        for line in message.splitlines():
-            match = _RUN_REASON.match(line.strip())
-            if match:
-                reasons[int(match.group(1))] = match.group(2)
+    named, records = step_run_failures(user, STAGE_OF_ASSET.get(asset_name, asset_name))
+    reasons = {failure.run: failure.message for failure in records}
+    message = (user.description or "") if user is not None else ""
     if not message and data is not None and data.error is not None:
         message = data.error.message.strip()
     return named, reasons, message.splitlines()[0] if message else "step failed"
@@ -145,7 +136,7 @@ def archive_outcome(result, asset_name: str, runs: Sequence[int]) -> tuple:
     named, reasons, message = None, {}, None
     for event in result.get_step_failure_events():
         if event.step_key == asset_name:
-            named, reasons, message = _failure_reasons(event)
+            named, reasons, message = _failure_reasons(event, asset_name)
     for run in runs:
         if run in materialized:
             if named is not None and len(runs) > 1:
@@ -265,7 +256,7 @@ def _batch_kwargs(runs: Sequence[int], tags: dict) -> tuple:
     """``execute_in_process`` keyword arguments and tags for a batch: one partition, or a range."""
     if len(runs) == 1:
         return {"partition_key": run_key(runs[0])}, tags
-    return {}, {**tags, RANGE_START: run_key(runs[0]), RANGE_END: run_key(runs[-1])}
+    return {}, {**tags, **range_tags(runs)}
 
 
 def audit_partial(defs, instance, stage: str, runs: Sequence[int], tags: dict) -> tuple:
@@ -520,24 +511,6 @@ def fail_unfinished_runs(invocation: str, message: str) -> list:
         for run in runs:
             instance.report_run_failed(run, message)
     return [run.run_id for run in runs]
-
-
-@dataclass
-class StageOutcome:
-    """What one stage did: per run, and whether a shutdown cut it short."""
-
-    stage: str
-    succeeded: list = field(default_factory=list)
-    failed: dict = field(default_factory=dict)
-    not_processed: list = field(default_factory=list)
-    interrupted: bool = False
-    validation: dict = field(default_factory=dict)
-    dagster_runs: list = field(default_factory=list)
-    notes: dict = field(default_factory=dict)  # run → note (verified-legacy)
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed or self.interrupted else 0
 
 
 class WorkerPool:

@@ -171,8 +171,9 @@ def _mark_stage(instance, stage: str, plan: "ls.LegacyImportPlan", *,
 
 
 def refresh_legacy_files(stores: Stores, stage: str, source_runs, target_runs) -> tuple:
-    """§9.5 recovery of one stage's legacy state: ``(last_contiguous, last_attempted, missing,
-    written)``. The legacy state file and failure log are rewritten (atomically, Decision 10)
+    """The legacy tool's state recovery for one stage (docs/migration-from-legacy.md §3.1):
+    ``(last_contiguous, last_attempted, missing, written)``. The legacy state file and failure
+    log are rewritten (atomically: a temporary file in the same directory, renamed into place)
     only when the state file already exists, i.e. for a deployment that still keeps them."""
     from archiver_resources import legacy_state as ls
 

@@ -150,11 +150,14 @@ def parse_hashes(text: str) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------
 
 def entity_name(relpath: str) -> str:
-    """The entity of a prepared file: its base name without ``.fcl``."""
-    base = relpath.replace("\\", "/").rsplit("/", 1)[-1]
-    if not base.endswith(".fcl") or base == ".fcl":
+    """The entity of a prepared file (``archiver_resources.fhiclize.hashes.entity_name``: its base
+    name without ``.fcl``); only ``*.fcl`` files with a name are entities."""
+    from archiver_resources.fhiclize.hashes import entity_name as shared
+
+    entity = shared(relpath)
+    if not relpath.endswith(".fcl") or not entity:
         raise ArtdaqDBError(f"file {relpath!r} is not a FHiCL file (*.fcl); cannot archive it")
-    return base[: -len(".fcl")]
+    return entity
 
 
 def collection_of(entity: str) -> str:

@@ -60,7 +60,8 @@ def tool_args(tool: str, run: int, config: str, path: str, threads: str) -> str:
 
 def loader_command(env: str, run: int, config: str, directory: str, *, threads: str,
                    remote_host: Optional[str], remote_dir: str) -> str:
-    """Legacy §6.4 command; remotely the bulkloader status is kept (``pipefail`` + ``exit $rc``)."""
+    """The legacy bulkloader command (docs/stores.md, "bulkloader / bulkdownloader"); remotely
+    the bulkloader status is kept (``pipefail`` + ``exit $rc``), which the legacy pipe lost."""
     if not remote_host:
         return f"{env}; cd {shlex.quote(directory)}; {tool_args('bulkloader', run, config, directory, threads)}"
     t = shlex.quote(remote_dir)
@@ -73,7 +74,8 @@ def loader_command(env: str, run: int, config: str, directory: str, *, threads: 
 
 def downloader_command(env: str, run: int, config: str, destination: str, *, threads: str,
                        remote_host: Optional[str], remote_dir: str) -> str:
-    """Legacy §6.6 command; remotely bulkdownloader's stdout is kept out of the tar stream."""
+    """The legacy bulkdownloader command (docs/stores.md, "bulkloader / bulkdownloader");
+    remotely bulkdownloader's stdout is kept out of the tar stream."""
     if not remote_host:
         return f"{env}; {tool_args('bulkdownloader', run, config, destination, threads)}"
     t = shlex.quote(remote_dir)

@@ -43,7 +43,9 @@ def conftoolp_available() -> bool:
     return True
 
 
-# The legacy query JSON (legacy_archiver.md §6.1–6.3, 6.6)
+# The legacy tool's query JSON, unchanged (docs/stores.md, "conftoolp (legacy SWIG module)"):
+# findconfigs (gui) lists configurations, findversions (csv, SystemLayout) lists versions, store
+# (fhicl) writes one entity, buildfilter (gui) gives the queries that export a configuration.
 
 def findconfigs_query(search: str = "*") -> dict:
     return {"operation": "findconfigs", "dataformat": "gui",

@@ -1,5 +1,5 @@
 """Legacy fhiclize: run-record ``.txt`` → FHiCL converters, the RunHistory/RunHistory2 generators,
-the default ``schema.fcl`` and the preparation of a run's FHiCL file set (legacy_archiver.md §5)."""
+the default ``schema.fcl`` and the preparation of a run's FHiCL file set (docs/formats.md §1, "From text files to FHiCL")."""
 
 from .converters import (
     CONVERTERS,

@@ -1,5 +1,6 @@
-"""The ``hashes`` entity the legacy conftoolp import adds to every initial insert (legacy §6.3 step 3,
-artdaq_database.md §6.2): one MD5 line per entity and one over the whole configuration."""
+"""The ``hashes`` entity the legacy conftoolp import adds to every initial insert, and the
+entity-name rule (docs/formats.md §2): one MD5 line per entity and one over the whole
+configuration."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ _SCHEMA_ENTITY = "schema"
 
 
 def entity_name(relpath: str) -> str:
-    """The artdaqDB entity of a stored file: its basename without ``.fcl`` (schema rule group 2)."""
-    basename = relpath.rsplit("/", 1)[-1]
-    return basename[: -len(".fcl")] if basename.endswith(".fcl") else basename
+    r"""The artdaqDB entity a file becomes, the one rule every module uses: its base name (after
+    the last ``/`` or ``\``) without its last extension. ``sub/tpc01.fcl`` → ``tpc01`` (group 2
+    of the default schema's pattern ``(.*/)(.*)(\.fcl$)``), ``x.fcl.fcl`` → ``x.fcl``, and a
+    run-record ``settings.txt``, stored converted as ``settings.fcl``, → ``settings``."""
+    base = relpath.replace("\\", "/").rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0] if "." in base else base
 
 
 def hashes_text(files: Mapping[str, str]) -> str:

@@ -1,4 +1,5 @@
-"""Server side of UconDB's HTTP Digest authentication (RFC 2617, MD5, qop=auth) as in 3.9.7 §4.
+"""Server side of UconDB's HTTP Digest authentication (RFC 2617, MD5, qop=auth) as the real
+server (3.9.7) does it (docs/ucondb-local-server.md, "What it reproduces").
 
 Builds the challenge, parses the ``Authorization`` header (split on commas, like the real
 server), looks up the password through the ``'*'`` rules, and checks the response hash.

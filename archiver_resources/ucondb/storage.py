@@ -493,7 +493,8 @@ class Storage:
 
 
 def metadata_of(qualified_folder: str, row, tags: list[str]) -> dict:  # noqa: ANN001 - SQL row
-    """The version metadata object of the UconDB API (§5), key order as the real server."""
+    """The version metadata object of the UconDB API (put with ``full_meta``, ``meta_only``,
+    the version listings), key order as the real server."""
     return {
         "object": row.object,
         "folder": qualified_folder,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from archiver_assets.archive.guard import (OtherRun, PartitionBusyError, PartitionGuard,
-                                           holders, targeted_keys)
+from archiver_assets.archive.guard import OtherRun, PartitionBusyError, PartitionGuard, holders
+from archiver_assets.partitions import targeted_keys
 
 ORDER = ["10", "11", "12", "9", "13"]  # Dagster's insertion order, not numeric order
 

@@ -1,4 +1,6 @@
-"""Tests of the UconDB blob format (legacy §7, Decisions 1, 2, 11)."""
+"""Tests of the UconDB blob format (docs/formats.md §3): the legacy layout byte for byte, a
+deterministic `Packed on` time, duplicate base names refused, MD5 over the exact UTF-8 bytes,
+non-UTF-8 files kept whole as Latin-1."""
 
 import hashlib
 import zlib
@@ -13,7 +15,7 @@ from archiver_resources.errors import BlobError
 
 PACKED = datetime(2024, 10, 15, 16, 5, 42)
 
-# legacy_archiver.md §7.1, the two-file example, written out byte by byte.
+# The two-file example of docs/formats.md §3, written out byte by byte.
 SPEC_EXAMPLE = (
     "Start of Record\n"
     "Run Number: 1234\n"
@@ -143,7 +145,8 @@ def test_hash_banners_that_are_not_markers_are_accepted(content):
 
 
 def test_check_content_is_exactly_the_legacy_splitter_condition():
-    """Whatever pack accepts, the legacy splitter (§7.5) reads back unchanged."""
+    """Whatever pack accepts, the legacy splitter (split at the ``⏎#####⏎<name>:⏎#####⏎``
+    markers, the last file ending at ``⏎End of Record⏎``) reads back unchanged."""
     for content in ["a\n#####\nb", "#####\na:\n#####\n", "\n#####\na:\n####\n"]:
         files = {"a.fcl": content, "z.fcl": "tail"}
         assert blob.split_blob(blob.pack(1, files, PACKED).decode()) == files

@@ -1,6 +1,6 @@
 """The run queue settings of both instance files (dagster.yaml for development, the PostgreSQL
 template for production): queued runs are picked up every second and launched in threads, the
-two settings behind issue 6's submit→done figure (bench/steady.py measures it)."""
+two settings behind the submit→done target of docs/performance.md (bench/steady.py measures it)."""
 
 import yaml
 from dagster import DagsterInstance

@@ -15,11 +15,11 @@ from archiver_resources.fhiclize import (
 )
 from archiver_resources.fhiclize.converters import _is_numeric, _quote_value
 
-# ---------------------------------------------------------------- Decision 7 deviations
+# ------------------------------- deviations from the legacy converters (docs/formats.md §4)
 
 
 def test_open_component_list_at_end_is_emitted():
-    # legacy §5.4 edge case: this input gave empty output (data lost); Decision 7 emits it.
+    # The legacy metadata converter gave empty output for this input (data lost); it is emitted.
     assert fhiclize_metadata("Component #0: a\nComponent #1: b") == 'components: ["a", "b"]\n'
 
 
@@ -48,14 +48,14 @@ def test_dispatcher_block_at_end_is_emitted_as_the_legacy_tool_did():
 
 
 def test_lines_without_colon_and_short_boardreader_lines_are_still_dropped():
-    # Decision 7 keeps the input-shape rules that discard lines.
+    # The legacy input-shape rules that discard lines (no colon, short lines) are kept.
     assert fhiclize_metadata("no colon here\n") == ""
     assert CONVERTERS["known_boardreaders_list"]("lonely\n") == ""
     assert CONVERTERS["ranks"]("h p l s r\na b c d\n") == 'ranks: {\n  header: ["h", "p", "l", "s", "r"]\n}\n'
     assert fhiclize_boot("BoardReader host: h\n") == "\nartdaq_process_settings: [\n]\n"
 
 
-# ---------------------------------------------------------------- shared helpers (§5.3)
+# ------------------------------------ shared helpers (numeric, quote_value, array, clean)
 
 
 @pytest.mark.parametrize("value,numeric", [

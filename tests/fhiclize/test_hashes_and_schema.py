@@ -1,4 +1,4 @@
-"""The ``hashes`` entity (legacy §6.3 step 3) and the shipped/configured ``schema.fcl``."""
+"""The ``hashes`` entity (docs/formats.md §2) and the shipped/configured ``schema.fcl``."""
 
 import hashlib
 import re

@@ -1,5 +1,6 @@
-"""Legacy state files and failure logs (spec §9): reading incl. garbage and missing files,
-interpretation for the import into Dagster, §9.5 recover-state, §9.1 rules with the fresh-state
+"""Legacy state files and failure logs (docs/migration-from-legacy.md §3.1): reading incl.
+garbage and missing files, interpretation for the import into Dagster, state recovery, the
+contiguous/attempted updates with the fresh-state
 fix, atomic writers."""
 
 import json
@@ -128,7 +129,7 @@ def test_recover_state_large():
     assert len(failed) == 100_000 - 1 - 2 and failed[:3] == (5, 7, 9)
 
 
-# ------------------------------------------------------------------------------ §9.1 updates
+# ----------------------------------------------------------- contiguous/attempted updates
 
 def test_advance_contiguous_legacy_walk():
     assert advance_contiguous(10, [11, 12, 14]) == 12

@@ -1,5 +1,5 @@
-"""Status report: legacy layout byte for byte (spec §11), range/gap rules, recommendations, lag,
-markdown table and plot."""
+"""Status report: legacy layout byte for byte (docs/alerts.md, "The status report"), range/gap
+rules, recommendations, lag, markdown table and plot."""
 
 import logging
 

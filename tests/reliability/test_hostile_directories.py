@@ -1,5 +1,5 @@
-"""Round 2 of hostile run records (issue 14): run directories that hung, crashed or fooled the
-archiver. Each class of hostile directory is mixed with good runs and archived twice, as
+"""Round 2 of hostile run records (docs/reliability.md, "Round 2: hostile run directories"):
+run directories that hung, crashed or fooled the archiver. Each class of hostile directory is mixed with good runs and archived twice, as
 operators do it: a batch through the command line (``--incremental``, a real process with its
 worker processes) and through the ``new_run_records`` sensor plus the ``archive_runs`` job. Both
 must archive the good runs (read back from artdaqDB and UconDB, MD5 of the served blob equal to
