@@ -5,6 +5,7 @@ status checks as on SQLite, against a real server (tests/deploy starts one per s
 import dagster as dg
 import pytest
 
+from archiver_assets import dagster_internals as internals
 from archiver_assets.partitions import runs_partitions
 from archiver_assets.state import events
 from archiver_assets.state.partition_status import read_partition_status
@@ -22,7 +23,7 @@ def test_batched_materializations_and_marker_run_on_postgres(tmp_path, postgres_
     home = render_home(tmp_path / "home", DEPLOY / "dagster.postgres.yaml")
     keys = [str(r) for r in range(5000, 7500)]
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert events._has_batched_store(instance.event_log_storage)
+        assert internals.has_own_batch_store(instance.event_log_storage)
         instance.add_dynamic_partitions("runs", keys)
         events.record_materializations(instance, ASSET,
                                        {k: {"source": "test"} for k in keys[:-10]})
