@@ -2,8 +2,8 @@
 
 Nothing else in ``archiver_assets`` imports ``dagster._…``, calls a ``_``-method of a Dagster
 object or writes Dagster's tables. Each use below says what it buys; the figures were measured on
-the project's 2-core VM while other jobs shared it (small samples, so read them as ratios; the
-script is ``bench/bench_internals.py``).
+the project's 2-core VM while other jobs shared it (load average about 6; 200 events per sample,
+2 rounds, so read them as ratios; the script is ``bench/bench_internals.py``).
 
 Uses that have a public fallback (used automatically when the canary fails):
 
@@ -12,9 +12,9 @@ Uses that have a public fallback (used automatically when the canary fails):
    index shard, asset-event tags, asset-key row), one transaction per shard for a group of events
    of one run and asset. Private: ``_event_to_row``, ``_store_asset_event_tags``,
    ``_store_asset_event``, ``run_connection``/``index_transaction``, the ``event_logs`` table.
-   Buys: runless materializations at about 1,700-2,300 events/s against 45-65/s through
-   ``report_runless_asset_event`` (SQLite, 400 events); a 10k-run reconcile in seconds instead of
-   minutes. Fallback: ``instance.report_runless_asset_event`` per materialization, and
+   Buys: runless materializations at 330-377 events/s against 17/s through
+   ``report_runless_asset_event`` (about 20x); a 10k-run reconcile in seconds instead of
+   minutes. (PostgreSQL needs no internals here: its own batch, 713-768/s against 24-26/s.) Fallback: ``instance.report_runless_asset_event`` per materialization, and
    ``instance.handle_new_event`` per planned event of a marker run.
 2. **A real ``store_event_batch`` on the instance's SQLite storage** (:func:`patch_batch_writes`,
    a monkeypatch of that one storage object): Dagster's opt-in batching (``DAGSTER_EVENT_BATCH_SIZE``)
@@ -28,13 +28,15 @@ Uses that have a public fallback (used automatically when the canary fails):
    columns, ``_get_asset_check_partition_filter_clause``, ``DagsterEventBatchMetadata`` and
    ``generate_event_batch_id`` (how a step hands events to the batch). On SQLite and on
    PostgreSQL (whose own ``store_event_batch`` refuses check evaluations, so its storage object
-   gets the same patch as SQLite's, for check evaluations only). Buys: 300 evaluations in one
-   write at 1,000-1,500/s against 50-60/s per event on SQLite, 1,700-2,000/s against 270-330/s on
+   gets the same patch as SQLite's, for check evaluations only; one transaction, so a failed
+   batch leaves nothing behind when Dagster retries it event by event). Buys: 1,010-1,509
+   evaluations/s against 13-15/s per event on SQLite, 411-1,110/s against 22-23/s on
    PostgreSQL. Fallback: evaluations are logged one by one (``DagsterEvent.asset_check_evaluation``).
 4. **Check history of one partition** (:func:`check_history`): ``PartitionKeyFilter`` and
    ``AssetCheckExecutionRecordStatus`` as arguments of ``get_asset_check_execution_history``.
-   Buys: one indexed query per partition. Fallback: the check's history paged through (1,000
-   records a query) and filtered here, slower in proportion to the history's length.
+   Buys: one indexed query per partition (not measured separately). Fallback: the check's
+   history paged through (1,000 records a query) and filtered here, slower in proportion to the
+   history's length.
 
 Uses without a public equivalent (the canary reports them, the code that needs them raises
 :class:`DagsterInternalsChanged` naming the symbol instead of writing something inconsistent):
@@ -46,7 +48,13 @@ Uses without a public equivalent (the canary reports them, the code that needs t
    ``OpExecutionContext.get_step_execution_context`` + ``DagsterEvent.asset_check_evaluation`` /
    ``DagsterEvent.from_step`` to log such an evaluation as an event of the running step.
 7. ``StepMaterializationData`` and ``RUNLESS_RUN_ID``/``RUNLESS_JOB_NAME``: building runless
-   materialization entries for use 1 (the fallback does not need them).
+   materialization entries for use 1 (the fallback does not need them, so they count as having
+   one).
+8. Storage reads reached through ``instance.event_log_storage`` that Dagster's API docs do not
+   list (``get_latest_storage_id_by_partition``, ``get_asset_check_partition_info``,
+   ``get_latest_asset_partition_materialization_attempts_without_materializations``): their
+   signatures are checked so that a change is named at load; the gate, alerts and partition
+   status read through them (two or three queries for any number of runs).
 
 The canary (:func:`check_internals`) verifies every symbol, method signature, table column and
 enum value above; :func:`internals_ok` runs it once per process (first use, and at code-location
