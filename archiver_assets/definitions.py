@@ -15,6 +15,7 @@ import dagster as dg
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, message=".*partitions_def.*")
 
+from archiver_assets import dagster_internals  # noqa: E402
 from archiver_assets.archive import build_archive_definitions  # noqa: E402
 from archiver_assets.operations import build_operations_definitions  # noqa: E402
 from archiver_assets.state import build_state_definitions  # noqa: E402
@@ -26,6 +27,9 @@ def build_definitions(config_path=None, *, backfill_batch_size=None,
 
     ``operations_options`` go to :func:`build_operations_definitions` (``alerts``, lag
     thresholds, ``status_cron``)."""
+    # The canary: says once, at load, if a Dagster internal the archiver relies on has changed
+    # (batched writes then fall back to Dagster's public per-event paths).
+    dagster_internals.internals_ok()
     interval = sensor_interval_seconds or int(os.environ.get("ARCHIVER_SENSOR_INTERVAL_SECONDS", 30))
     return dg.Definitions.merge(
         build_archive_definitions(config_path, backfill_batch_size=backfill_batch_size,

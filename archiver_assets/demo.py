@@ -163,9 +163,7 @@ def summarize(instance, keys, failed, demo_dir: Path, config: Path) -> int:
 
 def _latest_check_results(instance) -> dict:
     import dagster as dg
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus,
-    )
+    from archiver_assets.dagster_internals import SUCCEEDED, status_value
 
     results = {}
     for asset, name in (("ucondb_blob", "md5_round_trip"), ("artdaqdb_config", "hashes_match"),
@@ -176,7 +174,7 @@ def _latest_check_results(instance) -> dict:
             partition = record.partition
             if partition not in latest:
                 latest[partition] = record.status
-        passed = sum(1 for s in latest.values() if s == AssetCheckExecutionRecordStatus.SUCCEEDED)
+        passed = sum(1 for s in latest.values() if status_value(s) == SUCCEEDED)
         results[f"{asset}.{name}"] = (passed, len(latest))
     return results
 

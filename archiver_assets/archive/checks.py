@@ -20,11 +20,8 @@ import warnings
 from typing import Callable, NamedTuple, Optional
 
 import dagster as dg
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData)
-from dagster._core.events import (DagsterEvent, DagsterEventBatchMetadata, DagsterEventType,
-                                  generate_event_batch_id)
 
+from archiver_assets import dagster_internals as internals
 from archiver_assets.archive.assets import RunDirectories, unexpected_reason
 from archiver_assets.event_batching import batches_check_evaluations, enable_batched_writes
 from archiver_assets.partitions import run_of, runs_partitions
@@ -42,7 +39,7 @@ def latest_materializations(instance, asset_key: dg.AssetKey, keys) -> dict:
     """``{partition: record}`` of each partition's newest materialization: two queries for any
     number of partitions (Dagster's own lookup is one query per partition and check)."""
     latest_ids = instance.event_log_storage.get_latest_storage_id_by_partition(
-        asset_key, DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys))
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=set(keys))
     if not latest_ids:
         return {}
     records = instance.fetch_materializations(
@@ -88,11 +85,9 @@ def _evaluate_partitions(context, asset_key: str, check_name: str,
             if not result.passed:
                 failed.append(int(key))
     finally:  # what was evaluated is recorded, even if an unexpected error stops the loop
-        batch_id = generate_event_batch_id() if batches_check_evaluations(context.instance) \
-            else None
-        for index, (key, result) in enumerate(results):
-            batch = (DagsterEventBatchMetadata(batch_id, index == len(results) - 1)
-                     if batch_id else None)
+        batches = internals.evaluation_batch(len(results),
+                                             batches_check_evaluations(context.instance))
+        for (key, result), batch in zip(results, batches):
             _log_partition_evaluation(context, dg.AssetKey(asset_key), check_name, key, result,
                                       blocking, latest.get(key), batch)
     # The step's summary is a warning: each run's own evaluation (above) is the verdict, and a
@@ -108,33 +103,22 @@ def _evaluate_partitions(context, asset_key: str, check_name: str,
 
 def _log_partition_evaluation(context, asset_key: dg.AssetKey, check_name: str, key: str,
                               result: dg.AssetCheckResult, blocking: bool, latest,
-                              batch: Optional[DagsterEventBatchMetadata] = None) -> None:
+                              batch=None) -> None:
     """Record one partition's evaluation as an event of this run and step.
 
     Dagster plans one check execution per partition of a range step but records the step's result
     without a partition; logging a per-partition evaluation event resolves each planned execution
     (same run id, same partition), so the UI shows per-run check status after a batched backfill.
     The evaluation points at the partition's newest materialization, as Dagster's own would.
-    With ``batch`` the step's evaluations are stored in one write (:mod:`..event_batching`).
+    With ``batch`` metadata the step's evaluations are stored in one write
+    (:mod:`..event_batching`). Building the target and logging the event into the running step
+    use Dagster internals (:mod:`archiver_assets.dagster_internals`).
     """
-    step_context = context.op_execution_context.get_step_execution_context()
-    target = (AssetCheckEvaluationTargetMaterializationData(
-        storage_id=latest.storage_id, run_id=latest.run_id, timestamp=latest.timestamp)
-        if latest is not None else None)
     evaluation = dg.AssetCheckEvaluation(
         asset_key=asset_key, check_name=check_name, passed=result.passed,
         metadata=result.metadata, severity=result.severity, description=result.description,
-        partition=key, blocking=blocking, target_materialization_data=target)
-    if batch is None:
-        DagsterEvent.asset_check_evaluation(step_context, evaluation)  # builds and logs the event
-        return
-    DagsterEvent.from_step(
-        event_type=DagsterEventType.ASSET_CHECK_EVALUATION, step_context=step_context,
-        event_specific_data=evaluation, batch_metadata=batch,
-        message=(f"Asset check '{check_name}' on '{asset_key.to_user_string()}' "
-                 + ("passed." if result.passed else "did not pass.")
-                 + ("" if result.description is None
-                    else f" Description: '{result.description}'")))
+        partition=key, blocking=blocking, target_materialization_data=internals.check_target(latest))
+    internals.log_check_evaluation(context, evaluation, batch)
 
 
 PACKED_ACTIONS = ("uploaded", "replaced", "verified-existing", "verified-legacy")

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
 
+from archiver_assets import dagster_internals as internals
 from archiver_assets.partitions import run_key, run_of
 from archiver_resources.errors import ArchiverError
 
@@ -49,10 +49,7 @@ class Hold:
 
 def _failed_evaluation(storage, check_key: dg.AssetCheckKey, key: str):
     """The latest evaluation of ``check_key`` for partition ``key`` (None if unreadable)."""
-    from dagster._core.event_api import PartitionKeyFilter
-
-    history = storage.get_asset_check_execution_history(
-        check_key, limit=1, partition_filter=PartitionKeyFilter(key=key))
+    history = internals.check_history(storage, check_key, limit=1, partition=key)
     return history[0].evaluation if history else None
 
 
@@ -76,10 +73,6 @@ def failed_checks(instance, runs: Optional[Iterable[int]] = None,
                   checks: Iterable[dg.AssetCheckKey] = BLOCKING_IMPORT_CHECKS) -> dict:
     """``{run: reason}``: runs whose blocking import check failed (ERROR) on their current
     import. ``runs`` None: every run partition (``--retry-failed-import``)."""
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus,
-    )
-
     storage = instance.event_log_storage
     checks = list(checks)
     if runs is None:
@@ -89,7 +82,7 @@ def failed_checks(instance, runs: Optional[Iterable[int]] = None,
                  for info in storage.get_asset_check_partition_info(checks, partition_keys=chunk)]
     found: dict = {}
     for info in infos:
-        if (info.latest_execution_status != AssetCheckExecutionRecordStatus.FAILED
+        if (internals.status_value(info.latest_execution_status) != internals.FAILED
                 or not info.is_current or not info.partition_key):
             continue
         try:
@@ -114,8 +107,9 @@ def holds(instance, runs: Iterable[int],
     if not keys:
         return {}
     storage = instance.event_log_storage
-    materialized = _latest_ids(storage, DagsterEventType.ASSET_MATERIALIZATION, list(keys))
-    attempted = _latest_ids(storage, DagsterEventType.ASSET_MATERIALIZATION_PLANNED, list(keys))
+    materialized = _latest_ids(storage, dg.DagsterEventType.ASSET_MATERIALIZATION, list(keys))
+    attempted = _latest_ids(storage, dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+                            list(keys))
     held: dict = {}
     for key, run in keys.items():
         if key not in materialized:

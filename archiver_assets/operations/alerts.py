@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 import dagster as dg
 
+from archiver_assets import dagster_internals as internals
 from archiver_assets.operations.status import (
     ARCHIVE_ASSET_KEYS, ARCHIVE_CHECK_KEYS, STATUS_ASSET, STATUS_JOB,
 )
@@ -228,10 +229,7 @@ class CheckFailure:
 
 
 def _evaluation_text(storage, check_key, partition: Optional[str]) -> str:
-    from dagster._core.event_api import PartitionKeyFilter
-
-    history = storage.get_asset_check_execution_history(
-        check_key, limit=1, partition_filter=PartitionKeyFilter(key=partition))
+    history = internals.check_history(storage, check_key, limit=1, partition=partition)
     evaluation = history[0].evaluation if history else None
     if evaluation is None:
         return "check failed"
@@ -243,10 +241,6 @@ def _evaluation_text(storage, check_key, partition: Optional[str]) -> str:
 def new_check_failures(instance, after_storage_id: int) -> tuple[list, int]:
     """Failed check executions evaluated after ``after_storage_id`` (latest per partition), and
     the new cursor (the highest check event storage id seen)."""
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus,
-    )
-
     storage = instance.event_log_storage
     infos = storage.get_asset_check_partition_info(list(ALERT_CHECK_KEYS),
                                                    after_storage_id=after_storage_id)
@@ -256,7 +250,7 @@ def new_check_failures(instance, after_storage_id: int) -> tuple[list, int]:
         cursor = max(cursor, info.latest_check_event_storage_id)
         if info.latest_check_event_storage_id <= after_storage_id:
             continue  # listed for a newer materialization, not for a new evaluation
-        if info.latest_execution_status != AssetCheckExecutionRecordStatus.FAILED:
+        if internals.status_value(info.latest_execution_status) != internals.FAILED:
             continue
         if info.partition_key is None and info.check_key in PARTITIONED_CHECKS:
             continue  # a batched step's summary; its runs are reported one by one

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import dagster as dg
 
+from archiver_assets import dagster_internals as internals
 from archiver_assets.partitions import RUNS_PARTITIONS_NAME, runs_partitions
 from archiver_assets.state.drift import STORE_NAMES, Drift, find_drift, repair_drift
 from archiver_assets.state.partition_status import read_stage_status
@@ -84,19 +85,15 @@ def _failed_partitions(instance, keys: list) -> dict:
 def _latest_completed_failed(storage, info) -> bool:
     """Whether the latest *completed* execution failed (a planned execution that a failed run
     skipped must not hide an earlier failure)."""
-    from dagster._core.event_api import PartitionKeyFilter
-    from dagster._core.storage.asset_check_execution_record import (
-        AssetCheckExecutionRecordStatus as Status,
-    )
-
-    if info.latest_execution_status == Status.FAILED:
+    status = internals.status_value(info.latest_execution_status)
+    if status == internals.FAILED:
         return True
-    if info.latest_execution_status != Status.PLANNED:
+    if status != internals.PLANNED:
         return False
-    history = storage.get_asset_check_execution_history(
-        info.check_key, limit=1, status={Status.SUCCEEDED, Status.FAILED},
-        partition_filter=PartitionKeyFilter(key=info.partition_key))
-    return bool(history) and history[0].status == Status.FAILED
+    history = internals.check_history(storage, info.check_key, limit=1,
+                                      statuses={internals.SUCCEEDED, internals.FAILED},
+                                      partition=info.partition_key)
+    return bool(history) and internals.status_value(history[0].status) == internals.FAILED
 
 
 def _failed_checks(instance) -> dict:

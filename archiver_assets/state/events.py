@@ -5,11 +5,12 @@ Why not ``instance.report_runless_asset_event`` in a loop: on SQLite every call 
 database files and commits twice (measured: 10-70 ms per event on this VM's disk, about 5.6 ms on a
 faster one), so 10k runs × 2 assets would take 2-20 minutes. Dagster 1.13
 has a batched store API, ``EventLogStorage.store_event_batch``; PostgreSQL implements it as one
-INSERT per batch, but the SQLite storage inherits the per-event loop. For SQLite this module
-writes the same rows ``SqliteEventLogStorage.store_event`` writes (the event row in the run
+INSERT per batch, but the SQLite storage inherits the per-event loop. For SQLite
+:mod:`archiver_assets.dagster_internals` writes the same rows ``SqliteEventLogStorage.store_event`` writes (the event row in the run
 shard, its mirror in the index shard, the asset-event tags and the asset-key row), one
 transaction per shard per batch: 9,950 materializations in 3.4 s, most of it serialisation
-(bench/bench_reconcile.py: 10k runs, both assets, listings included, 12 s).
+(bench/bench_reconcile.py: 10k runs, both assets, listings included, 12 s). When Dagster's
+internals changed (its canary failed), the public ``report_runless_asset_event`` is used instead.
 
 Why a marker run (job ``legacy_failure_marker`` for a legacy state import, ``store_drift_repair``
 for runs a store lost): a partition is FAILED in Dagster OSS when its latest materialization attempt
@@ -27,15 +28,8 @@ from collections import defaultdict
 from typing import Iterable, Mapping, Optional, Sequence
 
 import dagster as dg
-from dagster._core.events import (
-    AssetMaterializationPlannedData, DagsterEvent, DagsterEventType, StepMaterializationData,
-)
-from dagster._core.events.log import EventLogEntry
-from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
-from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
-from dagster._core.storage.event_log.base import EventLogStorage
-from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
-from dagster._core.utils import make_new_run_id
+
+from archiver_assets import dagster_internals as internals
 
 log = logging.getLogger(__name__)
 
@@ -47,31 +41,9 @@ DRIFT_JOB_NAME = "store_drift_repair"
 DRIFT_TAGS = {"archiver/source": "store-drift"}
 
 
-def _entry(event: DagsterEvent, run_id: str, timestamp: Optional[float]) -> EventLogEntry:
-    return EventLogEntry(user_message="", level=logging.INFO, job_name=event.job_name,
-                         run_id=run_id, error_info=None, timestamp=timestamp or time.time(),
-                         step_key=None, dagster_event=event)
-
-
-def materialization_entry(asset_key: dg.AssetKey, partition: str, metadata: Mapping,
-                          *, timestamp: Optional[float] = None) -> EventLogEntry:
-    """A runless materialization of one partition, as ``report_runless_asset_event`` builds it."""
-    materialization = dg.AssetMaterialization(asset_key=asset_key, partition=partition,
-                                              metadata=dict(metadata))
-    event = DagsterEvent(event_type_value=DagsterEventType.ASSET_MATERIALIZATION.value,
-                         event_specific_data=StepMaterializationData(materialization),
-                         job_name=RUNLESS_JOB_NAME)
-    return _entry(event, RUNLESS_RUN_ID, timestamp)
-
-
-def planned_entry(asset_key: dg.AssetKey, partition: str, run_id: str, job_name: str,
-                  *, timestamp: Optional[float] = None) -> EventLogEntry:
-    """A materialization attempt of one partition inside run ``run_id``."""
-    event = DagsterEvent(event_type_value=DagsterEventType.ASSET_MATERIALIZATION_PLANNED.value,
-                         event_specific_data=AssetMaterializationPlannedData(asset_key,
-                                                                             partition=partition),
-                         job_name=job_name)
-    return _entry(event, run_id, timestamp)
+#: Kept under their old names: the entries are built in :mod:`archiver_assets.dagster_internals`.
+materialization_entry = internals.runless_materialization_entry
+planned_entry = internals.planned_materialization_entry
 
 
 def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
@@ -79,51 +51,25 @@ def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
         yield items[start:start + size]
 
 
-def _is_sqlite(storage) -> bool:
-    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
-
-    return isinstance(storage, SqliteEventLogStorage)
-
-
-def _has_batched_store(storage) -> bool:
-    return type(storage).store_event_batch is not EventLogStorage.store_event_batch
-
-
-def _store_sqlite(storage, entries: Sequence[EventLogEntry]) -> None:
-    """What ``SqliteEventLogStorage.store_event`` does per event, once per batch.
-
-    Every entry shares one run id and one asset key (the caller groups them): the run-shard
-    insert is one statement, the index-shard inserts return their ids in order, the asset-key row
-    is updated from the last event (as the PostgreSQL batch does).
-    """
-    rows = [storage._event_to_row(entry) for entry in entries]  # noqa: SLF001 - see docstring
-    with storage.run_connection(entries[0].run_id) as conn:
-        conn.execute(SqlEventLogStorageTable.insert(), rows)
-    with storage.index_transaction() as conn:
-        result = conn.execute(
-            SqlEventLogStorageTable.insert().returning(SqlEventLogStorageTable.c.id,
-                                                       sort_by_parameter_order=True), rows)
-        ids = [row[0] for row in result]
-        storage._store_asset_event_tags(conn, entries, ids)  # noqa: SLF001
-        storage._store_asset_event(conn, entries[-1], ids[-1])  # noqa: SLF001
-
-
-def store_events(instance, entries: Sequence[EventLogEntry], *,
+def store_events(instance, entries: Sequence[dg.EventLogEntry], *,
                  batch_size: int = BATCH_SIZE) -> int:
     """Store asset events (materializations or planned materializations) in batches.
 
-    SQLite: :func:`_store_sqlite`; a storage with its own ``store_event_batch`` (PostgreSQL):
-    that; anything else: ``instance.handle_new_event`` per event. Returns how many were stored.
+    SQLite: the rows written directly (``dagster_internals.store_sqlite_events``); a storage with
+    its own ``store_event_batch`` (PostgreSQL): that; anything else, or when Dagster's internals
+    changed (the canary failed): ``instance.handle_new_event`` per event. Returns how many were
+    stored.
     """
     storage = instance.event_log_storage
+    batched = internals.internals_ok()
     groups: dict = defaultdict(list)
     for entry in entries:
         groups[(entry.run_id, entry.dagster_event.asset_key)].append(entry)
     for group in groups.values():
         for chunk in _chunks(group, batch_size):
-            if _is_sqlite(storage):
-                _store_sqlite(storage, chunk)
-            elif _has_batched_store(storage):
+            if batched and internals.is_sqlite(storage):
+                internals.store_sqlite_events(storage, chunk)
+            elif batched and internals.has_own_batch_store(storage):
                 storage.store_event_batch(list(chunk))
             else:
                 for entry in chunk:
@@ -134,6 +80,11 @@ def store_events(instance, entries: Sequence[EventLogEntry], *,
 def record_materializations(instance, asset_key: dg.AssetKey,
                             metadata_by_partition: Mapping[str, Mapping]) -> int:
     """Runless materializations, one per partition (partitions must exist); returns the count."""
+    if not internals.internals_ok():  # the public path, one event at a time
+        for key, metadata in metadata_by_partition.items():
+            instance.report_runless_asset_event(dg.AssetMaterialization(
+                asset_key=asset_key, partition=key, metadata=dict(metadata)))
+        return len(metadata_by_partition)
     now = time.time()
     entries = [materialization_entry(asset_key, key, metadata, timestamp=now)
                for key, metadata in metadata_by_partition.items()]
@@ -149,8 +100,8 @@ def mark_partitions_failed(instance, asset_key: dg.AssetKey, partitions: Sequenc
     successful materialization clears it."""
     if not partitions:
         return None
-    run = instance.add_run(DagsterRun(
-        job_name=job_name, run_id=make_new_run_id(), status=DagsterRunStatus.STARTED,
+    run = instance.add_run(dg.DagsterRun(
+        job_name=job_name, run_id=internals.new_run_id(), status=dg.DagsterRunStatus.STARTED,
         tags={**MARKER_TAGS, **dict(tags or {})}, asset_selection=frozenset({asset_key})))
     now = time.time()
     store_events(instance, [planned_entry(asset_key, key, run.run_id, job_name,

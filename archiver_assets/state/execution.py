@@ -225,12 +225,11 @@ def _recorded_evaluation(instance, evaluation, run: int):
     """The per-run evaluation a batched check recorded for ``run`` in the instance, or None."""
     if instance is None:
         return None
-    from dagster._core.event_api import PartitionKeyFilter
+    from archiver_assets.dagster_internals import check_history
 
     try:
-        records = instance.event_log_storage.get_asset_check_execution_history(
-            evaluation.asset_check_key, limit=1,
-            partition_filter=PartitionKeyFilter(key=run_key(run)))
+        records = check_history(instance.event_log_storage, evaluation.asset_check_key, limit=1,
+                                partition=run_key(run))
         return records[0].event.dagster_event.event_specific_data
     except (IndexError, AttributeError):
         return None
@@ -500,13 +499,12 @@ def fail_unfinished_runs(invocation: str, message: str) -> list:
     """Mark this invocation's Dagster runs that are still unfinished (their worker was killed)
     as failed, so their partitions show FAILED and a retry mode takes them; returns their ids."""
     import dagster as dg
-    from dagster._core.storage.dagster_run import RunsFilter
 
     unfinished = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
                   dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
                   dg.DagsterRunStatus.CANCELING]
     with dg.DagsterInstance.get() as instance:
-        runs = instance.get_runs(filters=RunsFilter(tags={INVOCATION_TAG: invocation},
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={INVOCATION_TAG: invocation},
                                                     statuses=unfinished))
         for run in runs:
             instance.report_run_failed(run, message)

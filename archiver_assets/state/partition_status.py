@@ -4,19 +4,17 @@ writing anything (no status-cache update), so dry runs and plans leave the insta
 The rules are Dagster's own (``get_status_by_partition``): a partition is IN_PROGRESS when its
 latest attempt belongs to an unfinished run, FAILED when it belongs to a failed run and no
 materialization followed, MATERIALIZED when it has a materialization and neither of the former
-applies, else missing. Measured on 10k partitions: about 0.3 s per asset.
+applies, else missing. They are applied here with public calls (the latest attempts without a
+materialization, then the status of their runs, as Dagster's status cache does). Measured on 10k
+partitions: about 0.3 s per asset.
 """
 
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import dagster as dg
-from dagster._core.definitions.partitions.context import partition_loading_context
-from dagster._core.storage.partition_status_cache import (
-    build_failed_and_in_progress_partition_subset, get_last_planned_storage_id,
-)
 
-from archiver_assets.partitions import RUNS_PARTITIONS_NAME, run_key, runs_partitions
+from archiver_assets.partitions import RUNS_PARTITIONS_NAME, run_key
 from archiver_assets.state.events import DRIFT_JOB_NAME
 
 IMPORT_ASSET = dg.AssetKey("artdaqdb_config")
@@ -62,22 +60,46 @@ def partition_keys(instance) -> list:
 def read_partition_status(instance, asset_key: dg.AssetKey) -> PartitionStatus:
     """Materialized / failed / in-progress runs of ``asset_key``; reads only."""
     ever = canonical_runs(instance.get_materialized_partitions(asset_key))
-    record = next(iter(instance.get_asset_records(asset_keys=[asset_key])), None)
-    failed, in_progress = set(), set()
-    if record is not None:
-        with partition_loading_context(None, instance):
-            last_planned = get_last_planned_storage_id(instance, asset_key, record)
-            failed_subset, in_progress_subset, _ = build_failed_and_in_progress_partition_subset(
-                instance, asset_key, runs_partitions,
-                last_planned_materialization_storage_id=last_planned)
-            failed = canonical_runs(failed_subset.get_partition_keys())
-            in_progress = canonical_runs(in_progress_subset.get_partition_keys())
+    failed_keys, in_progress_keys = _failed_and_in_progress(instance, asset_key)
+    failed, in_progress = canonical_runs(failed_keys), canonical_runs(in_progress_keys)
     failed -= in_progress
     return PartitionStatus(asset_key=asset_key,
                            materialized=frozenset(ever - failed - in_progress),
                            failed=frozenset(failed), in_progress=frozenset(in_progress),
                            ever_materialized=frozenset(ever),
                            lost=lost_runs(instance, asset_key, failed))
+
+
+_FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
+             dg.DagsterRunStatus.CANCELED}
+_RUN_CHUNK = 100
+
+
+def _failed_and_in_progress(instance, asset_key: dg.AssetKey) -> tuple:
+    """Partition keys whose latest attempt (no materialization since) belongs to a failed run /
+    an unfinished run; attempts of deleted runs count as neither, failed partitions that no longer
+    exist are left out (Dagster's rules)."""
+    attempts = instance.event_log_storage.\
+        get_latest_asset_partition_materialization_attempts_without_materializations(asset_key)
+    if not attempts:
+        return set(), set()
+    run_ids = sorted({run_id for run_id, _ in attempts.values()})
+    status = {}
+    for start in range(0, len(run_ids), _RUN_CHUNK):
+        for run in instance.get_runs(filters=dg.RunsFilter(
+                run_ids=run_ids[start:start + _RUN_CHUNK])):
+            status[run.run_id] = run.status
+    failed, in_progress = set(), set()
+    for key, (run_id, _) in attempts.items():
+        if run_id not in status:
+            continue  # the run was deleted
+        if status[run_id] not in _FINISHED:
+            in_progress.add(key)
+        elif status[run_id] == dg.DagsterRunStatus.FAILURE:
+            failed.add(key)
+    if failed:
+        failed &= set(instance.get_dynamic_partitions(RUNS_PARTITIONS_NAME))
+    return failed, in_progress
 
 
 def latest_attempt_runs(instance, asset_key: dg.AssetKey) -> dict:

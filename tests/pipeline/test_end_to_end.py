@@ -174,17 +174,25 @@ def test_ucondb_outage_fails_partitions_and_batched_backfill_recovers(archive_en
             restarted.stop()
 
 
-@pytest.mark.parametrize("event_batch_size", ["500", "0"], ids=["batched-writes", "per-event"])
+@pytest.mark.parametrize("event_batch_size,canary", [("500", "ok"), ("0", "ok"), ("500", "failed")],
+                         ids=["batched-writes", "per-event", "canary-failed"])
 def test_batched_run_records_check_status_per_run_and_can_run_again(archive_env, monkeypatch,
-                                                                    event_batch_size):
+                                                                    caplog, event_batch_size,
+                                                                    canary):
     # Batched event writes (archiver_assets.event_batching) must leave the same records as
-    # Dagster's per-event path.
+    # Dagster's per-event path, and so must the public fallback taken when Dagster's internals
+    # changed (the canary of archiver_assets.dagster_internals failed).
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", event_batch_size)
-    import archiver_assets.event_batching as batching
+    import archiver_assets.dagster_internals as internals
 
+    internals.reset_canary()
+    monkeypatch.setattr(internals, "_verdict", None)  # restored (and so reset) after the test
+    if canary == "failed":
+        monkeypatch.setitem(internals._S, "SqliteEventLogStorage", None)  # as if renamed
+    batched = event_batch_size != "0" and canary == "ok"
     batched_checks = []
-    real_store = batching._store_check_evaluations
-    monkeypatch.setattr(batching, "_store_check_evaluations", lambda storage, entries: (
+    real_store = internals.store_check_evaluations
+    monkeypatch.setattr(internals, "store_check_evaluations", lambda storage, entries: (
         batched_checks.append(len(entries)), real_store(storage, entries))[1])
     generate_run_records(archive_env.run_records, [4001, 4002, 4003])
     defs = archive_env.definitions()
@@ -214,10 +222,12 @@ def test_batched_run_records_check_status_per_run_and_can_run_again(archive_env,
                 k: "this run's upload" for k in ("4001", "4002", "4003")}
             assert {e.target_materialization_data.run_id
                     for e in evaluations.values()} == {result.run_id}
-            assert getattr(instance.event_log_storage, "_archiver_batched_writes", False) \
-                == (event_batch_size != "0")
+            assert internals.is_patched(instance.event_log_storage) == batched
             # Batched: each check's three per-run evaluations went in as one write.
-            assert batched_checks == ([3, 3, 3] if event_batch_size != "0" else []), attempt
+            assert batched_checks == ([3, 3, 3] if batched else []), attempt
+            fallback_warnings = [r for r in caplog.records if "public per-event paths" in
+                                 r.getMessage()]
+            assert len(fallback_warnings) == (1 if canary == "failed" else 0), attempt
             batched_checks.clear()
             for asset in ("artdaqdb_config", "ucondb_blob"):
                 records = instance.fetch_materializations(dg.AssetKey(asset), limit=100).records

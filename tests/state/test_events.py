@@ -4,6 +4,7 @@ own status functions then report, and that reading status writes nothing."""
 import dagster as dg
 import pytest
 
+from archiver_assets import dagster_internals as internals
 from archiver_assets.partitions import runs_partitions
 from archiver_assets.state import events
 from archiver_assets.state.partition_status import read_partition_status
@@ -65,8 +66,8 @@ def test_marker_run_makes_partitions_failed_until_materialized(instance):
 
 
 def test_generic_storage_path_gives_the_same_result(instance, monkeypatch):
-    monkeypatch.setattr(events, "_is_sqlite", lambda storage: False)
-    monkeypatch.setattr(events, "_has_batched_store", lambda storage: False)
+    monkeypatch.setattr(internals, "is_sqlite", lambda storage: False)
+    monkeypatch.setattr(internals, "has_own_batch_store", lambda storage: False)
     instance.add_dynamic_partitions("runs", keys(range(1, 4)))
     events.record_materializations(instance, ASSET, {"1": {}, "3": {}})
     events.mark_partitions_failed(instance, ASSET, ["2"], message="m")

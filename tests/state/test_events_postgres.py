@@ -5,6 +5,7 @@ status checks as on SQLite, against a real server (tests/deploy starts one per s
 import dagster as dg
 import pytest
 
+from archiver_assets import dagster_internals as internals
 from archiver_assets.partitions import runs_partitions
 from archiver_assets.state import events
 from archiver_assets.state.partition_status import read_partition_status
@@ -22,7 +23,7 @@ def test_batched_materializations_and_marker_run_on_postgres(tmp_path, postgres_
     home = render_home(tmp_path / "home", DEPLOY / "dagster.postgres.yaml")
     keys = [str(r) for r in range(5000, 7500)]
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        assert events._has_batched_store(instance.event_log_storage)
+        assert internals.has_own_batch_store(instance.event_log_storage)
         instance.add_dynamic_partitions("runs", keys)
         events.record_materializations(instance, ASSET,
                                        {k: {"source": "test"} for k in keys[:-10]})
@@ -34,3 +35,80 @@ def test_batched_materializations_and_marker_run_on_postgres(tmp_path, postgres_
         assert status.failed == set(range(7490, 7495)) and len(status.materialized) == 2490
         assert instance.get_latest_materialization_event(ASSET).asset_materialization.partition \
             == keys[-11]
+
+
+def _evaluations_through_the_instance(instance, keys, *, batched: bool):
+    """A range step's per-partition check evaluations as the archive checks hand them to the
+    instance (planned executions first, then one evaluation per partition, in one batch when
+    ``batched``); returns ``{partition: (status, target storage id)}``."""
+    import logging
+    import time
+
+    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+        AssetCheckEvaluationPlanned)
+
+    from archiver_assets import event_batching
+
+    instance.add_dynamic_partitions("runs", keys)
+    events.record_materializations(instance, ASSET, {k: {} for k in keys})
+    latest = instance.fetch_materializations(ASSET, limit=len(keys)).records
+    by_key = {r.partition_key: r for r in latest}
+    run = instance.add_run(dg.DagsterRun(job_name="j", run_id=internals.new_run_id(),
+                                         status=dg.DagsterRunStatus.STARTED))
+    assert event_batching.enable_batched_writes(instance)
+    assert internals.is_patched(instance.event_log_storage)
+
+    def entry(kind, data):
+        return dg.EventLogEntry(
+            user_message="", level=logging.INFO, job_name="j", run_id=run.run_id,
+            error_info=None, timestamp=time.time(), step_key="s",
+            dagster_event=dg.DagsterEvent(event_type_value=kind.value, job_name="j",
+                                          step_key="s", event_specific_data=data))
+
+    subset = runs_partitions.empty_subset().with_partition_keys(keys)
+    instance.handle_new_event(entry(dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED,
+                                    AssetCheckEvaluationPlanned(asset_key=ASSET,
+                                                                check_name=CHECK.name,
+                                                                partitions_subset=subset)))
+    batches = internals.evaluation_batch(len(keys), batched)
+    for key, batch in zip(keys, batches):
+        evaluation = dg.AssetCheckEvaluation(
+            asset_key=ASSET, check_name=CHECK.name, passed=int(key) % 3 != 0, partition=key,
+            target_materialization_data=internals.check_target(by_key[key]))
+        instance.handle_new_event(entry(dg.DagsterEventType.ASSET_CHECK_EVALUATION, evaluation),
+                                  batch_metadata=batch)
+    records = instance.event_log_storage.get_asset_check_execution_history(CHECK, limit=1000)
+    assert len(records) == len(keys)
+    found = {}
+    for r in records:
+        data = r.event.dagster_event.event_specific_data
+        found[r.partition] = (r.status.value, data.target_materialization_data.storage_id
+                              - by_key[r.partition].storage_id)
+    return found
+
+
+CHECK = dg.AssetCheckKey(ASSET, "md5_round_trip")
+
+
+def test_check_evaluations_batched_on_postgres_leave_the_per_event_records(
+        tmp_path, postgres_server, postgres_db, monkeypatch):
+    """PostgreSQL's store_event_batch refuses check evaluations; the patched storage writes a
+    step's evaluations in one transaction, with the same execution records as one by one."""
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "500")
+    written = []
+    real = internals.store_check_evaluations
+    monkeypatch.setattr(internals, "store_check_evaluations", lambda storage, entries: (
+        written.append(len(entries)), real(storage, entries))[1])
+    keys = [str(r) for r in range(100, 160)]
+    results = {}
+    for batched, db_name in ((True, postgres_db), (False, postgres_server.create_database())):
+        for key, value in postgres_server.env(db_name).items():
+            monkeypatch.setenv(key, value)
+        home = render_home(tmp_path / f"home-{batched}", DEPLOY / "dagster.postgres.yaml")
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            assert internals.is_postgres(instance.event_log_storage)
+            results[batched] = _evaluations_through_the_instance(instance, keys, batched=batched)
+        assert written == ([60] if batched else []), batched
+        written.clear()
+    assert results[True] == results[False]
+    assert results[True]["102"] == ("FAILED", 0) and results[True]["100"] == ("SUCCEEDED", 0)
