@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from archiver_assets.cli import ArchiverLogFileHandler, main, resolve_dagster_home
+from archiver_assets.cli.main import ArchiverLogFileHandler, main, resolve_dagster_home
 from archiver_resources.config import load_config
 
 
@@ -125,7 +125,9 @@ def test_log_file_rotates_by_age(tmp_path):
 
 
 def test_unexpected_exception_exits_2_with_summary_and_traceback(cli_env, monkeypatch):
-    import archiver_assets.cli as cli
+    import importlib
+
+    cli = importlib.import_module("archiver_assets.cli.main")  # the module, not the function
 
     def broken(*args, **kwargs):
         raise RuntimeError("something nobody expected")

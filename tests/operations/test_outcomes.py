@@ -11,7 +11,7 @@ from archiver_assets.outcomes import (
     RUN_FAILURES_KEY, RunFailure, failure_description, failures_from_metadata,
     failures_metadata, legacy_failures_from_text, step_run_failures,
 )
-from archiver_assets.state.execution import archive_outcome
+from archiver_assets.cli.workers import archive_outcome
 from archiver_resources.errors import IntegrityError
 from archiver_resources.samples import generate_run_records
 from tests.operations.conftest import merged_definitions

@@ -55,7 +55,7 @@ def run_batch(env, stage: str, runs: list) -> dict:
     """One batch of the command line's engine, in this process (so a fault can be injected):
     a Dagster run over the partition range of ``runs``, summarised per run."""
     from archiver_assets.definitions import build_definitions
-    from archiver_assets.state.execution import execute_request
+    from archiver_assets.cli.workers import execute_request
     from archiver_assets.state.reconcile import ensure_partitions
 
     defs = build_definitions(str(env.config_path))
@@ -186,7 +186,7 @@ def audit_import(env, runs) -> None:
     """Run only artdaqdb_config's checks for ``runs`` (what the import run does right after the
     import), as the audit job would."""
     from archiver_assets.definitions import build_definitions
-    from archiver_assets.state.execution import _batch_kwargs
+    from archiver_assets.cli.workers import _batch_kwargs
 
     defs = build_definitions(str(env.config_path))
     checks = defs.resolve_asset_graph().get_check_keys_for_assets({IMPORT})

@@ -1,9 +1,9 @@
-"""What the command line prints per run of a batch (archiver_assets.state.execution._account):
+"""What the command line prints per run of a batch (archiver_assets.cli.workers._account):
 warnings of an archived run next to its ✓, not only in Dagster's metadata."""
 
 import logging
 
-from archiver_assets.state.execution import BatchResult, StageOutcome, _account
+from archiver_assets.cli.workers import BatchResult, StageOutcome, _account
 
 
 def test_an_archived_run_with_warnings_prints_them_next_to_its_tick(caplog):

@@ -41,7 +41,7 @@ LOG_MAX_BYTES = 500 * 1024 * 1024
 LOG_MAX_AGE_SECONDS = 14 * 24 * 3600
 LOG_BACKUPS = 5
 HELP_ALIASES = {"/?", "/h", "/help"}
-PROJECT_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 FALLBACK_DAGSTER_YAML = """\
 # Written by run-record-archiver (no dagster.yaml was found in this DAGSTER_HOME).
 concurrency:
@@ -293,7 +293,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exit_:  # --help (0) or a usage error (2), argparse printed why
         return int(exit_.code or 0)
     if args.worker:
-        from archiver_assets.state.execution import worker_main
+        from archiver_assets.cli.workers import worker_main
 
         return worker_main(args.config_file)
     return Invocation(args).run()
@@ -323,7 +323,7 @@ class Invocation:
     def worker_pool(self):
         """The invocation's worker processes (started on first use, closed at the end)."""
         if self.pool is None:
-            from archiver_assets.state.execution import WorkerPool
+            from archiver_assets.cli.workers import WorkerPool
 
             self.pool = WorkerPool(str(Path(self.args.config_file).resolve()),
                                    self.config.app.parallel_workers)
@@ -401,7 +401,7 @@ class Invocation:
     def _shut_down(self) -> None:
         """Workers first (they finish their batch), then the lock monitor, lock and handlers."""
         if self.pool is not None:
-            from archiver_assets.state.execution import fail_unfinished_runs
+            from archiver_assets.cli.workers import fail_unfinished_runs
 
             self.pool.close()
             try:  # a worker killed at the end (it did not exit in time) leaves its run STARTED
@@ -425,7 +425,7 @@ class Invocation:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
     def _immediate_exit(self) -> None:
-        from archiver_assets.state.execution import (
+        from archiver_assets.cli.workers import (
             IMMEDIATE_GRACE_SECONDS, fail_unfinished_runs, interrupt_workers,
         )
         from archiver_resources.shutdown import EXIT_INTERRUPTED
@@ -622,7 +622,7 @@ def warn_if_instance_is_empty(stores) -> None:
 
 
 def execute_runs(inv: Invocation, instance, stage: str, runs: list):
-    from archiver_assets.state.execution import run_stage
+    from archiver_assets.cli.workers import run_stage
 
     mode_tag = "retry" if inv.args.retry_failed_import or inv.args.retry_failed_migrate else (
         "incremental" if inv.args.incremental else "full")

@@ -1,0 +1,12 @@
+"""``run-record-archiver``: the legacy command line on top of the Dagster jobs.
+
+* ``main``: argument parsing, ``--help``, start-up, dispatch, exit codes (``main.main``).
+* ``workers``: the command line's worker processes, which execute the Dagster jobs.
+
+``archiver_assets.cli:main`` stays the console script's entry point (installed scripts import it
+from here), and ``python -m archiver_assets.cli`` runs it (``__main__``).
+"""
+
+from archiver_assets.cli.main import main
+
+__all__ = ["main"]
