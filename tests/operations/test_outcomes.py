@@ -88,5 +88,7 @@ def test_a_failed_batch_stores_records_that_alerts_and_the_cli_read(archive_env)
         # The CLI's reading of the result and the alerts' reading of the stored events agree.
         _, failed, _ = archive_outcome(result, "ucondb_blob", runs)
         by_stage = {o.stage: o for o in stage_outcomes(instance, result.dagster_run, runs)}
-        assert failed == by_stage["migration"].failed == {r.run: r.message for r in records}
+        assert failed == {r.run: r for r in records}  # the records themselves, typed
+        assert {run: f.message for run, f in failed.items()} == by_stage["migration"].failed \
+            == {r.run: r.message for r in records}
         assert by_stage["import"].failed == {} and by_stage["import"].succeeded == runs

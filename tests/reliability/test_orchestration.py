@@ -137,7 +137,14 @@ def test_an_unexpected_exception_fails_its_run_only(where, cli_env):
         summary = run_batch(cli_env, stage, RUNS)
 
     assert set(summary["failed"]) == {str(BAD)}, summary
-    reason = summary["failed"][str(BAD)]
+    failure = summary["failed"][str(BAD)]  # the worker's answer: a RunFailure record
+    assert failure["run"] == BAD, failure
+    assert failure["stage"] == {"import": "import", "migrate": "migration"}[stage], failure
+    # The archive steps name the exception's type; a blocking check's failure has none (a check
+    # fails, nothing is raised through it), its text says why.
+    in_check = where in ("hashes_match", "md5_round_trip")
+    assert failure["error_type"] == ("" if in_check else "RecursionError"), failure
+    reason = failure["message"]
     assert f"run {BAD}" in reason and "RecursionError" in reason, reason
     assert "maximum recursion depth exceeded (injected)" in reason, reason
     assert sorted(summary["succeeded"]) == GOOD, summary
