@@ -1,4 +1,4 @@
-"""Dagster state of the archive, and the command line's engine.
+"""Dagster state of the archive.
 
 * ``reconcile``: rebuild partition status from the stores (the stores are the truth).
 * ``legacy_import``: one-shot import of a legacy deployment's state files and failure logs.
@@ -6,7 +6,6 @@
 * ``partition_status``: read-only partition status per archive asset.
 * ``events``: batched event writes and the failed marker run.
 * ``stores``: the three stores' listings through the archive resources.
-* ``execution``: runs a stage's runs as Dagster runs in worker processes (command line).
 
 ``build_state_definitions`` offers the jobs ``reconcile``, ``import_legacy_state`` and
 ``plan_archive`` to the code location.

@@ -65,7 +65,8 @@ reporting:
         assert (meta["action"], meta["md5"], meta["stored_md5"]) == (
             "verified-legacy", md5_hex(ours), md5_hex(legacy))
     assert "✓ Run 1004 migrated and verified successfully" in lines  # uploaded as usual
-    failure = next(line for line in lines if line.startswith("✗ Run 1003 failed: "))
+    failure = next(line for line in lines
+                   if line.startswith("✗ Run 1003 failed (migration, IntegrityError): "))
     assert "not only in its 'Packed on' lines (first difference at byte" in failure
     assert md5_hex(bytes(legacy_1003)) in failure and md5_hex(blobs[1003][0]) in failure
     assert any(line.startswith("Legacy blobs taken over: 2 run(s) verified-legacy")

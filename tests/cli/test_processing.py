@@ -100,7 +100,9 @@ def test_import_failure_exits_1_naming_the_run_and_retry_after_the_fix_succeeds(
     code, out = cli_env.main()
     assert code == 1
     lines = messages(out)
-    failure = next(line for line in lines if line.startswith("✗ Run 1002 failed: "))
+    # The worker sends the run's RunFailure record: the line names its stage and error type.
+    failure = next(line for line in lines
+                   if line.startswith("✗ Run 1002 failed (import, RunRecordError): "))
     assert "huge.dat" in failure and "over the limit of 200000 bytes" in failure
     assert "Run 1002 skipped: its import failed in this invocation" in lines
     assert "✗ Import Stage completed with failures (exit code: 1)" in lines
@@ -147,7 +149,8 @@ reporting:
     code, out = cli_env.main("--validate")
     assert code == 1
     lines = messages(out)
-    failure = next(line for line in lines if line.startswith("✗ Run 1001 failed: "))
+    failure = next(line for line in lines
+                   if line.startswith("✗ Run 1001 failed (migration, UconDBError): "))
     assert "HTTP 400" in failure and "Simulated refusal" in failure
     assert "✗ Migration Stage completed with failures (exit code: 1)" in lines
     assert "✓ Blob validation passed for run 1002" in lines
@@ -253,7 +256,8 @@ def test_on_existing_policies_never_replace_silently(cli_env, monkeypatch):
     assert code == 1
     lines = messages(out)
     for run in (1001, 1002):
-        line = next(x for x in lines if x.startswith(f"✗ Run {run} failed: "))
+        line = next(x for x in lines
+                    if x.startswith(f"✗ Run {run} failed (migration, IntegrityError): "))
         assert "UconDB already holds a different blob for this run" in line
     assert "✓ Run 1003 migrated and verified successfully" in lines  # same bytes: verified
     with cli_env.client() as client:

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from archiver_assets.cli import ArchiverLogFileHandler, main, resolve_dagster_home
+from archiver_assets.cli.main import ArchiverLogFileHandler, main, resolve_dagster_home
 from archiver_resources.config import load_config
 
 
@@ -125,12 +125,12 @@ def test_log_file_rotates_by_age(tmp_path):
 
 
 def test_unexpected_exception_exits_2_with_summary_and_traceback(cli_env, monkeypatch):
-    import archiver_assets.cli as cli
+    from archiver_assets.cli import modes
 
     def broken(*args, **kwargs):
         raise RuntimeError("something nobody expected")
 
-    monkeypatch.setattr(cli, "report", broken)
+    monkeypatch.setattr(modes, "report", broken)
     code, out = cli_env.main("--report-status")
     assert code == 2
     assert "UNEXPECTED ERROR SUMMARY" in out and "Error Type: RuntimeError" in out

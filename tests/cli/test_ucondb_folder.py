@@ -32,7 +32,8 @@ def test_missing_folder_fails_with_how_to_then_the_flag_creates_it(env_without_f
     generate_run_records(env.run_records, [1001, 1002], profile="small")
     code, out = env.main()
     assert code == 1, out
-    failure = next(line for line in messages(out) if line.startswith("✗ Run 1001 failed: "))
+    failure = next(line for line in messages(out)
+                   if line.startswith("✗ Run 1001 failed (migration, UconDBError): "))
     assert f"UconDB folder '{FOLDER}' does not exist" in failure
     assert "--create-ucondb-folder" in failure and "ucon_db.create_folder: true" in failure
     assert env.materialized(IMPORT) == {1001, 1002} and env.materialized(MIGRATE) == set()

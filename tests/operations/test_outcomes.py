@@ -11,7 +11,7 @@ from archiver_assets.outcomes import (
     RUN_FAILURES_KEY, RunFailure, failure_description, failures_from_metadata,
     failures_metadata, legacy_failures_from_text, step_run_failures,
 )
-from archiver_assets.state.execution import archive_outcome
+from archiver_assets.cli.workers import archive_outcome
 from archiver_resources.errors import IntegrityError
 from archiver_resources.samples import generate_run_records
 from tests.operations.conftest import merged_definitions
@@ -88,5 +88,7 @@ def test_a_failed_batch_stores_records_that_alerts_and_the_cli_read(archive_env)
         # The CLI's reading of the result and the alerts' reading of the stored events agree.
         _, failed, _ = archive_outcome(result, "ucondb_blob", runs)
         by_stage = {o.stage: o for o in stage_outcomes(instance, result.dagster_run, runs)}
-        assert failed == by_stage["migration"].failed == {r.run: r.message for r in records}
+        assert failed == {r.run: r for r in records}  # the records themselves, typed
+        assert {run: f.message for run, f in failed.items()} == by_stage["migration"].failed \
+            == {r.run: r.message for r in records}
         assert by_stage["import"].failed == {} and by_stage["import"].succeeded == runs

@@ -191,8 +191,8 @@ def test_cli_sigkill_then_rerun_archives_every_run_once(tmp_path):
     """SIGKILL the whole CLI process group (CLI and its run workers) at seeded times, then run
     it again: every run archived once, no duplicate versions, no orphan files; and the
     ``--report-status`` output never shows the UconDB password."""
-    if not (REPO / "archiver_assets" / "cli.py").exists():
-        pytest.skip("archiver_assets/cli.py does not exist")
+    if not (REPO / "archiver_assets" / "cli" / "main.py").exists():
+        pytest.skip("archiver_assets/cli/main.py does not exist")
     from archiver_resources.ucondb.testing import start_local_ucondb
     from tests.pipeline.conftest import FOLDER, write_config
 
@@ -250,8 +250,8 @@ def test_cli_sigkill_then_rerun_archives_every_run_once(tmp_path):
 
 @pytest.mark.slow
 def test_cli_workers_die_with_the_cli(tmp_path):
-    if not (REPO / "archiver_assets" / "cli.py").exists():
-        pytest.skip("archiver_assets/cli.py does not exist")
+    if not (REPO / "archiver_assets" / "cli" / "main.py").exists():
+        pytest.skip("archiver_assets/cli/main.py does not exist")
     from archiver_resources.testing.faultproxy import FaultProxy
     from archiver_resources.ucondb.testing import start_local_ucondb
     from tests.pipeline.conftest import FOLDER, write_config

@@ -55,7 +55,7 @@ def run_batch(env, stage: str, runs: list) -> dict:
     """One batch of the command line's engine, in this process (so a fault can be injected):
     a Dagster run over the partition range of ``runs``, summarised per run."""
     from archiver_assets.definitions import build_definitions
-    from archiver_assets.state.execution import execute_request
+    from archiver_assets.cli.workers import execute_request
     from archiver_assets.state.reconcile import ensure_partitions
 
     defs = build_definitions(str(env.config_path))
@@ -137,7 +137,14 @@ def test_an_unexpected_exception_fails_its_run_only(where, cli_env):
         summary = run_batch(cli_env, stage, RUNS)
 
     assert set(summary["failed"]) == {str(BAD)}, summary
-    reason = summary["failed"][str(BAD)]
+    failure = summary["failed"][str(BAD)]  # the worker's answer: a RunFailure record
+    assert failure["run"] == BAD, failure
+    assert failure["stage"] == {"import": "import", "migrate": "migration"}[stage], failure
+    # The archive steps name the exception's type; a blocking check's failure has none (a check
+    # fails, nothing is raised through it), its text says why.
+    in_check = where in ("hashes_match", "md5_round_trip")
+    assert failure["error_type"] == ("" if in_check else "RecursionError"), failure
+    reason = failure["message"]
     assert f"run {BAD}" in reason and "RecursionError" in reason, reason
     assert "maximum recursion depth exceeded (injected)" in reason, reason
     assert sorted(summary["succeeded"]) == GOOD, summary
@@ -186,7 +193,7 @@ def audit_import(env, runs) -> None:
     """Run only artdaqdb_config's checks for ``runs`` (what the import run does right after the
     import), as the audit job would."""
     from archiver_assets.definitions import build_definitions
-    from archiver_assets.state.execution import _batch_kwargs
+    from archiver_assets.cli.workers import _batch_kwargs
 
     defs = build_definitions(str(env.config_path))
     checks = defs.resolve_asset_graph().get_check_keys_for_assets({IMPORT})

@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from archiver_assets.state.execution import group_batches, strip_run_prefix
+from archiver_assets.cli.workers import group_batches, strip_run_prefix
 from archiver_assets.state.partition_status import PartitionStatus
 from archiver_assets.state.plan import (
     MODES, ArchivePlan, annotate_with_stores, mode_for, plan_import, plan_migrate,

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 WORKER = """
 import os, signal, sys, threading, time
 sys.path.insert(0, {repo!r})
-from archiver_assets.state.execution import _watch_parent, die_with_parent
+from archiver_assets.cli.workers import _watch_parent, die_with_parent
 signal.signal(signal.SIGINT, signal.SIG_IGN if {ignore} else signal.default_int_handler)
 parent = os.getppid()
 assert die_with_parent(str(parent))

@@ -20,6 +20,9 @@ Exit codes: 0 success or nothing to do (also a finished report or recovery); 1 a
 known error (config, lock held, run listing), a verification failure in a recovery; 2 an
 unexpected exception or a usage error; 130 after a graceful stop or an immediate one. ``main``
 returns the code (tests call it in-process); ``python -m archiver_assets.cli`` exits with it.
+
+What each mode does is in ``archiver_assets.cli.modes`` (``modes.choose`` picks it from the
+flags); the worker processes that execute the Dagster runs are ``archiver_assets.cli.workers``.
 """
 
 import argparse
@@ -41,7 +44,7 @@ LOG_MAX_BYTES = 500 * 1024 * 1024
 LOG_MAX_AGE_SECONDS = 14 * 24 * 3600
 LOG_BACKUPS = 5
 HELP_ALIASES = {"/?", "/h", "/help"}
-PROJECT_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
+PROJECT_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 FALLBACK_DAGSTER_YAML = """\
 # Written by run-record-archiver (no dagster.yaml was found in this DAGSTER_HOME).
 concurrency:
@@ -293,7 +296,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except SystemExit as exit_:  # --help (0) or a usage error (2), argparse printed why
         return int(exit_.code or 0)
     if args.worker:
-        from archiver_assets.state.execution import worker_main
+        from archiver_assets.cli.workers import worker_main
 
         return worker_main(args.config_file)
     return Invocation(args).run()
@@ -323,7 +326,7 @@ class Invocation:
     def worker_pool(self):
         """The invocation's worker processes (started on first use, closed at the end)."""
         if self.pool is None:
-            from archiver_assets.state.execution import WorkerPool
+            from archiver_assets.cli.workers import WorkerPool
 
             self.pool = WorkerPool(str(Path(self.args.config_file).resolve()),
                                    self.config.app.parallel_workers)
@@ -401,7 +404,7 @@ class Invocation:
     def _shut_down(self) -> None:
         """Workers first (they finish their batch), then the lock monitor, lock and handlers."""
         if self.pool is not None:
-            from archiver_assets.state.execution import fail_unfinished_runs
+            from archiver_assets.cli.workers import fail_unfinished_runs
 
             self.pool.close()
             try:  # a worker killed at the end (it did not exit in time) leaves its run STARTED
@@ -425,7 +428,7 @@ class Invocation:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
     def _immediate_exit(self) -> None:
-        from archiver_assets.state.execution import (
+        from archiver_assets.cli.workers import (
             IMMEDIATE_GRACE_SECONDS, fail_unfinished_runs, interrupt_workers,
         )
         from archiver_resources.shutdown import EXIT_INTERRUPTED
@@ -449,6 +452,7 @@ class Invocation:
     def _dispatch(self) -> int:
         import dagster as dg
 
+        from archiver_assets.cli import modes
         from archiver_assets.state.stores import Stores
 
         args = self.args
@@ -456,16 +460,7 @@ class Invocation:
         with dg.DagsterInstance.get() as instance:
             if not (args.dry_run or args.report_status or args.compare_state):
                 fail_abandoned_runs_at_start(instance)
-            if args.recover_import_state or args.recover_migrate_state:
-                return recover(self, instance, stores,
-                               "import" if args.recover_import_state else "migrate")
-            if args.reconcile:
-                return reconcile_all(self, instance, stores)
-            if args.report_status or args.compare_state:
-                return report(instance, stores, compare=args.compare_state)
-            if args.import_legacy_state is not None:
-                return import_legacy(self, instance, stores, args.import_legacy_state or None)
-            return process(self, instance, stores)
+            return modes.choose(args)(self, instance, stores)
 
 
 def fail_abandoned_runs_at_start(instance) -> None:
@@ -481,372 +476,6 @@ def fail_abandoned_runs_at_start(instance) -> None:
     for run_id in failed:
         logger.warning("Dagster run %s was left unfinished by a worker that is gone (killed, or "
                        "a full disk): marked failed", run_id)
-
-
-# ---------------------------------------------------------------------------------------------
-# Processing modes: full pipeline, --import-only, --migrate-only, retries
-# ---------------------------------------------------------------------------------------------
-
-STAGE_BANNERS = {
-    ("import", False): ("Import", "Import - Importing runs from filesystem to ArtdaqDB"),
-    ("migrate", False): ("Migration", "Migration - Migrating runs from ArtdaqDB to UconDB"),
-    ("import", True): ("Import Recovery", "Import Recovery - Retrying failed imports"),
-    ("migrate", True): ("Migration Recovery", "Migration Recovery - Retrying failed migrations"),
-}
-NOTIFY_STAGES = {"import": "import", "migrate": "migration"}
-
-
-def process(inv: Invocation, instance, stores) -> int:
-    """The full pipeline or one stage (normal, incremental or retry), as Dagster runs."""
-    from archiver_assets.state.plan import build_plan, mode_for
-
-    args, config = inv.args, inv.config
-    mode = mode_for(import_only=args.import_only, migrate_only=args.migrate_only,
-                    retry_import=args.retry_failed_import, retry_migrate=args.retry_failed_migrate,
-                    incremental=args.incremental)
-    if args.dry_run:
-        for line in build_plan(instance, stores, mode).lines():
-            logger.info(line)
-        return 0
-    logger.info("=== Execution Mode: %s ===", mode.title)
-    fuzz = config.app_fuzz
-    if fuzz.random_skip_percent or fuzz.random_error_percent:
-        logger.warning("app_fuzz (fault injection) is not supported by this version; ignored")
-    codes = {}
-    import_failed: list = []
-    if "import" in mode.stages:
-        codes["import"], outcome = run_one_stage(inv, instance, stores, mode, "import")
-        import_failed = sorted(outcome.failed) if outcome else []
-    if "migrate" in mode.stages:
-        if inv.controller.requested:
-            logger.warning("Shutdown requested: the migration stage is not started")
-        else:
-            codes["migrate"], _ = run_one_stage(inv, instance, stores, mode, "migrate",
-                                                exclude=import_failed)
-    code = codes.get("import", 0) or codes.get("migrate", 0)
-    if code == 0:
-        logger.info("✓ EXECUTION COMPLETED SUCCESSFULLY")
-    else:
-        logger.error("✗ EXECUTION COMPLETED WITH FAILURES (exit code: %d)", code)
-    return code
-
-
-def run_one_stage(inv: Invocation, instance, stores, mode, stage: str, exclude=()) -> tuple:
-    """Banners, candidates, execution, alerts and metrics of one stage: ``(exit code, outcome)``."""
-    from archiver_resources.errors import ArchiverError
-
-    retry = mode.selection == "retry"
-    label, title = STAGE_BANNERS[(stage, retry)]
-    inv.stage = label
-    logger.info(STAGE_RULE)
-    logger.info("STAGE: %s", title)
-    if not retry:
-        logger.info("Mode: %s", "Incremental" if mode.incremental else "Full")
-    logger.info(STAGE_RULE)
-    outcome = None
-    try:
-        runs = select_runs(inv, instance, stores, mode, stage, exclude)
-        if runs:
-            outcome = execute_runs(inv, instance, stage, runs)
-            code = outcome.exit_code
-            after_stage(inv, stage, mode, outcome)
-        else:
-            logger.info("No runs to process")
-            code = 0
-            if stage == "migrate" and not retry:
-                send_migration_metrics(inv.config, [], [])
-    except ArchiverError as error:  # e.g. the run-records directory cannot be listed
-        logger.error("✗ %s Stage cannot run: %s", label, error)
-        code = 1
-    if code == 0:
-        logger.info("✓ %s Stage completed successfully (exit code: 0)", label)
-    else:
-        logger.error("✗ %s Stage completed with failures (exit code: %d)", label, code)
-    inv.stage = None
-    return code, outcome
-
-
-def select_runs(inv: Invocation, instance, stores, mode, stage: str, exclude) -> list:
-    """This stage's runs by the legacy candidate rules over partition status (state.plan)."""
-    from archiver_assets.state.partition_status import read_stage_status
-    from archiver_assets.state.plan import (
-        migration_gate, plan_import, plan_migrate, retried_check_failures,
-    )
-
-    config = inv.config
-    status = read_stage_status(instance)
-    if stage == "import":
-        listing = stores.list_filesystem()
-        plan = plan_import(selection=mode.selection, listing=listing, status=status["import"],
-                           batch_size=config.app.batch_size,
-                           min_age_seconds=float(config.source_files.finished_after_seconds),
-                           check_failed=retried_check_failures(instance, mode.selection),
-                           max_jump=config.app.max_run_number_jump)
-        if listing.runs and not status["import"].ever_materialized and mode.selection != "retry":
-            warn_if_instance_is_empty(stores)
-    else:
-        plan = plan_migrate(selection=mode.selection, import_status=status["import"],
-                            migrate_status=status["migrate"], batch_size=config.app.batch_size,
-                            exclude=exclude, held_back=migration_gate(instance),
-                            max_jump=config.app.max_run_number_jump)
-    for line in plan.far_above_lines():
-        logger.warning("Run number far above the others: %s", line)
-    for entry in plan.entries:
-        if entry.action == "skip":
-            level = logging.WARNING if "problem" in entry.reason else logging.INFO
-            logger.log(level, "Run %d skipped: %s", entry.run, entry.reason)
-        elif entry.action == "hold":
-            logger.warning("Run %d held back from migration: %s", entry.run, entry.reason)
-    for reason, count in plan.skipped.items():
-        if count:
-            logger.debug("%d run(s) skipped: %s", count, reason)
-    what = "import" if stage == "import" else "migrate"
-    logger.info("Found %d run(s) to %s", len(plan.selected) + plan.remaining, what)
-    if plan.limited_line():
-        logger.info(plan.limited_line())
-    return plan.selected
-
-
-def warn_if_instance_is_empty(stores) -> None:
-    """A fresh DAGSTER_HOME beside populated stores: every run would be re-verified."""
-    from archiver_resources.errors import ArchiverError
-
-    try:
-        archived = stores.list_artdaqdb()
-    except ArchiverError:
-        return
-    if archived:
-        logger.warning("This Dagster instance knows no imported run, but artdaqDB holds %d: run "
-                       "`run-record-archiver %s --reconcile` first, or every run is re-verified",
-                       len(archived), stores.config.path or "config.yaml")
-
-
-def execute_runs(inv: Invocation, instance, stage: str, runs: list):
-    from archiver_assets.state.execution import run_stage
-
-    mode_tag = "retry" if inv.args.retry_failed_import or inv.args.retry_failed_migrate else (
-        "incremental" if inv.args.incremental else "full")
-    return run_stage(stage=stage, runs=runs, instance=instance, pool=inv.worker_pool(),
-                     batch_size=inv.config.app.batch_size,
-                     stop_requested=lambda: inv.controller.requested,
-                     tags={"archiver/mode": mode_tag,
-                           "archiver/invocation": inv.invocation_id}, logger=logger)
-
-
-def after_stage(inv: Invocation, stage: str, mode, outcome) -> None:
-    """--validate lines, failure alerts (never blocking), migration metrics."""
-    if stage == "migrate" and inv.args.validate and mode.selection != "retry":
-        for run, errors in sorted(outcome.validation.items()):
-            if errors:
-                logger.warning("✗ Blob validation found %d errors for run %d: %s", len(errors),
-                               run, "; ".join(errors))
-            else:
-                logger.info("✓ Blob validation passed for run %d", run)
-    if outcome.failed:
-        notify_failures(inv.config, NOTIFY_STAGES[stage], outcome.failed)
-    if stage == "migrate" and mode.selection != "retry":
-        send_migration_metrics(inv.config, outcome.succeeded, sorted(outcome.failed))
-
-
-def notify_failures(config, stage: str, failed: dict) -> None:
-    from archiver_resources.notifications import Notifier
-    from archiver_resources.notifications import email_settings, slack_settings
-
-    notifier = Notifier(email=email_settings(config), slack=slack_settings(config))
-    if notifier.enabled:
-        notifier.notify_failures(stage, failed, reason=failed)
-
-
-def send_migration_metrics(config, succeeded, failed) -> None:
-    from archiver_resources.metrics import open_metrics, send_migration_counts
-
-    carbon = config.carbon
-    if not carbon.enabled:
-        return
-    metrics = open_metrics(enabled=True, host=carbon.host, port=carbon.port,
-                           prefix=carbon.metric_prefix or "")
-    try:
-        send_migration_counts(metrics, list(succeeded), list(failed))
-    finally:
-        metrics.close(timeout=2.0)
-
-
-# ---------------------------------------------------------------------------------------------
-# --recover-*-state, --import-legacy-state
-# ---------------------------------------------------------------------------------------------
-
-def recover(inv: Invocation, instance, stores, stage: str) -> int:
-    """Reconcile one stage from the stores and print the legacy recovery summary."""
-    from archiver_assets.state.legacy_import import refresh_legacy_files
-    from archiver_assets.state.reconcile import line_level, reconcile
-    from archiver_resources import legacy_state as ls
-
-    name = "IMPORT" if stage == "import" else "MIGRATION"
-    logger.info("=== Execution Mode: Recover %s State ===", name.capitalize())
-    inv.stage = f"{name.capitalize()} State Recovery"
-    result = reconcile(instance, stores, stages=(stage,), verify=inv.args.verify,
-                       dry_run=inv.args.dry_run)
-    if stage == "import":
-        source, target = set(stores.list_filesystem().runs), set(result.artdaqdb_runs)
-        source_name, target_name = "Filesystem", "ArtdaqDB"
-    else:
-        source, target = set(result.artdaqdb_runs), set(result.ucondb_runs)
-        source_name, target_name = "ArtdaqDB", "UconDB"
-    if inv.args.dry_run:
-        last_contiguous, last_attempted, missing = ls.recover_state(source, target)
-        written = False
-    else:
-        last_contiguous, last_attempted, missing, written = refresh_legacy_files(
-            stores, stage, source, target)
-    outcome = result.stages[stage]
-    shown = ", ".join(str(r) for r in missing[:10]) + (" ..." if len(missing) > 10 else "")
-    state_file = (inv.config.app.import_state_file if stage == "import"
-                  else inv.config.app.migrate_state_file)
-    verb = "would record" if inv.args.dry_run else "recorded"
-    lines = [RULE, f"{name} STATE RECOVERY {'PLAN (dry run)' if inv.args.dry_run else 'COMPLETE'}",
-             RULE,
-             f"  {source_name + ' runs:':<22}{len(source)}",
-             f"  {target_name + ' runs:':<22}{len(target)}",
-             f"  {'Last contiguous run:':<22}{last_contiguous}",
-             f"  {'Last attempted run:':<22}{last_attempted}",
-             f"  {'Missing runs:':<22}{len(missing)}" + (f" ({shown})" if missing else ""),
-             f"  {'Dagster partitions:':<22}{len(result.added_partitions)} added; "
-             f"{outcome.asset}: {verb} {len(outcome.recorded)}, already {outcome.already}",
-             f"  {'Legacy state file:':<22}"
-             + (f"rewritten ({state_file})" if written else "not present, left alone"),
-             f"  {'Took:':<22}{result.seconds:.2f} s"]
-    for run, why in sorted(outcome.unverified.items())[:10]:
-        lines.append(f"  ✗ run {run} failed verification, not recorded: {why}")
-    lines += [f"  ✗ {line}" for line in result.drift.lines()]
-    lines.append(RULE)
-    for line in lines:
-        logger.log(line_level(line), line)
-    inv.stage = None
-    return 1 if outcome.unverified else 0
-
-
-def reconcile_all(inv: Invocation, instance, stores) -> int:
-    """Both stages from the stores in one command (the ``reconcile`` job's command-line form)."""
-    from archiver_assets.state.reconcile import line_level, reconcile
-
-    logger.info("=== Execution Mode: Reconcile ===")
-    inv.stage = "Reconcile"
-    result = reconcile(instance, stores, verify=inv.args.verify, dry_run=inv.args.dry_run)
-    lines = [RULE, "STATE RECONCILE " + ("PLAN (dry run)" if inv.args.dry_run else "COMPLETE"),
-             RULE] + [f"  {line}" for line in result.summary_lines()] + [RULE]
-    for line in lines:
-        logger.log(line_level(line), line)
-    inv.stage = None
-    return 1 if any(stage.unverified for stage in result.stages.values()) else 0
-
-
-def import_legacy(inv: Invocation, instance, stores, work_dir: Optional[str]) -> int:
-    from archiver_assets.state.legacy_import import import_legacy_state
-
-    logger.info("=== Execution Mode: Import Legacy State ===")
-    inv.stage = "Legacy State Import"
-    result = import_legacy_state(instance, stores, work_dir=work_dir, dry_run=inv.args.dry_run,
-                                 verify=inv.args.verify)
-    for line in result.summary_lines():
-        logger.info(line)
-    inv.stage = None
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------
-# --report-status, --compare-state
-# ---------------------------------------------------------------------------------------------
-
-def report(instance, stores, *, compare: bool) -> int:
-    """The legacy status report (archiver_resources.statusreport) plus what Dagster knows."""
-    from archiver_assets.operations.status import dagster_status
-    from archiver_assets.state.drift import find_drift
-    from archiver_assets.state.partition_status import read_stage_status
-    from archiver_resources import statusreport as sr
-    from archiver_resources.redaction import redact
-
-    status = read_stage_status(instance)  # before the listings (state.drift)
-    inputs = {"filesystem": None, "artdaqdb": None, "ucondb": None}
-    errors: dict = {}
-    queries = (("filesystem", lambda: list(stores.list_filesystem().runs)),
-               ("artdaqdb", lambda: list(stores.list_artdaqdb())),
-               ("ucondb", stores.list_ucondb))
-    for name, fetch in queries:
-        try:
-            inputs[name] = fetch()
-        except Exception as error:  # noqa: BLE001 - any store failure is a report line
-            errors[name] = redact(" ".join(str(error).split())[:300], stores.config.secrets())
-            break
-    comparison = None
-    if compare and not errors:
-        comparison = dagster_state_comparison(instance, inputs["filesystem"], inputs["artdaqdb"])
-    drift = find_drift(status, artdaqdb_runs=inputs["artdaqdb"], ucondb_runs=inputs["ucondb"])
-    built = sr.build_report(inputs["filesystem"], inputs["artdaqdb"], inputs["ucondb"],
-                            locations=stores.describe(), errors=errors,
-                            dagster=dagster_status(instance, drift), state_comparison=comparison,
-                            max_run_jump=stores.config.app.max_run_number_jump)
-    records = built.records()
-    if comparison is not None:
-        records = with_legacy_comparison(records, stores, inputs)
-    for record in records:
-        logger.log(record.level, record.text)
-    return 0
-
-
-def dagster_state_comparison(instance, filesystem, artdaqdb):
-    """The STATE COMPARISON inputs from partition status: last contiguous run = end of the
-    consecutive stretch of materialized runs from the lowest, failed runs =
-    FAILED partitions."""
-    from archiver_assets.state.partition_status import read_stage_status
-    from archiver_resources import legacy_state as ls
-    from archiver_resources import statusreport as sr
-
-    status = read_stage_status(instance)
-    imported, migrated = status["import"], status["migrate"]
-    return sr.StateComparison(
-        import_state=sr.StageState(ls.recover_state(filesystem, imported.materialized)[0],
-                                   frozenset(imported.failed)),
-        migration_state=sr.StageState(ls.recover_state(artdaqdb, migrated.materialized)[0],
-                                      frozenset(migrated.failed)))
-
-
-def with_legacy_comparison(records: list, stores, inputs: dict) -> list:
-    """When legacy state files exist in work_dir, add their STATE COMPARISON after ours."""
-    from archiver_assets.state.legacy_import import legacy_files
-    from archiver_resources import legacy_state as ls
-    from archiver_resources import statusreport as sr
-
-    paths = legacy_files(stores)
-    if not any(Path(p).exists() for pair in paths.values() for p in pair):
-        return records
-    stages = {stage: sr.StageState(ls.read_state(state).last_contiguous_run,
-                                   ls.read_failure_log(failures))
-              for stage, (state, failures) in paths.items()}
-    legacy = sr.build_report(inputs["filesystem"], inputs["artdaqdb"], inputs["ucondb"],
-                             locations=stores.describe(),
-                             state_comparison=sr.StateComparison(stages["import"],
-                                                                 stages["migrate"]))
-    legacy_records = legacy.records()
-    start, end = _section_bounds(legacy_records, "STATE COMPARISON")
-    section = list(legacy_records[start:end])
-    section[2] = sr.ReportLine(
-        f"STATE COMPARISON (legacy state files in {stores.config.app.work_dir})")
-    _, ours_end = _section_bounds(records, "STATE COMPARISON")
-    return records[:ours_end] + section + records[ours_end:]
-
-
-def _section_bounds(records: list, title: str) -> tuple:
-    """``(start, end)`` of one titled block: from its blank line to the next title block."""
-    from archiver_resources.statusreport import RULE_EQ
-
-    texts = [r.text for r in records]
-    start = next(i for i in range(1, len(texts))
-                 if texts[i] == title and texts[i - 1] == RULE_EQ) - 2
-    end = start + 4
-    while end < len(texts) and not (texts[end] == "" and end + 1 < len(texts)
-                                     and texts[end + 1] == RULE_EQ):
-        end += 1
-    return start, end
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ Dagster replaces the SIGINT/SIGTERM handlers for the duration of a run and raise
 inside the step, which would turn a graceful stop into a failed run. A worker is
 ``python -m archiver_assets.cli --worker <config.yaml>``: it loads the definitions once, reads one
 JSON request per line on stdin (job, partition keys, tags), executes it and answers one JSON line
-(per run: archived or failed and why; the ``legacy_metadata`` results) on its original stdout;
+(per run: archived, or failed as a :class:`~archiver_assets.outcomes.RunFailure` record: stage,
+error type, message; the ``legacy_metadata`` results) on its original stdout;
 its stderr (Dagster's console log) is logged by the parent at DEBUG (``-v`` shows it). Workers run
 in their own session, so a Ctrl-C at the terminal reaches only the parent: the parent stops
 handing out batches, the workers finish theirs. Only an immediate stop (3 signals in 2 s) sends
@@ -44,7 +45,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional, Sequence
 
-from archiver_assets.outcomes import STAGE_OF_ASSET, StageOutcome, step_run_failures
+from archiver_assets.outcomes import STAGE_OF_ASSET, RunFailure, StageOutcome, step_run_failures
 from archiver_assets.partitions import range_tags, run_key, run_of
 from archiver_assets.state.partition_status import STAGE_ASSETS, partition_keys
 from archiver_assets.state.reconcile import ensure_partitions
@@ -102,41 +103,47 @@ def strip_run_prefix(run: int, reason: str) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def _failure_reasons(event, asset_name: str) -> tuple:
-    """(named failed runs or None, {run: reason}, first line of the message) from a step-failure
-    event; the reasons come from the failure's :class:`~archiver_assets.outcomes.RunFailure`
-    records (``run_failures`` metadata)."""
+    """(named failed runs or None, {run: RunFailure}, first line of the message, error type of
+    the step's exception) from a step-failure event; the records are the failure's
+    :class:`~archiver_assets.outcomes.RunFailure` records (``run_failures`` metadata). The error
+    type is known for an exception the step did not turn into a ``dg.Failure`` (else empty)."""
     data = event.step_failure_data
     user = data.user_failure_data if data is not None else None
     named, records = step_run_failures(user, STAGE_OF_ASSET.get(asset_name, asset_name))
-    reasons = {failure.run: failure.message for failure in records}
+    reasons = {failure.run: failure for failure in records}
     message = (user.description or "") if user is not None else ""
     if not message and data is not None and data.error is not None:
         message = data.error.message.strip()
-    return named, reasons, message.splitlines()[0] if message else "step failed"
+    error_type = ""
+    if user is None and data is not None and data.error is not None:
+        error_type = data.error.cls_name or ""
+    return (named, reasons, message.splitlines()[0] if message else "step failed", error_type)
 
 
-def _run_failure_message(result) -> str:
+def _run_failure_message(result) -> tuple:
+    """``(error type or "", first line of the message)`` of the Dagster run's failure."""
     for event in result.all_events:
         if event.event_type_value in ("PIPELINE_FAILURE", "RUN_FAILURE"):
             data = event.event_specific_data
             error = getattr(data, "error", None)
             if error is not None:
-                return error.message.strip().splitlines()[0]
-            return (event.message or "run failed").strip()
-    return "run failed"
+                return error.cls_name or "", error.message.strip().splitlines()[0]
+            return "", (event.message or "run failed").strip()
+    return "", "run failed"
 
 
 def archive_outcome(result, asset_name: str, runs: Sequence[int]) -> tuple:
-    """``(materialized runs, {failed run: reason}, partial runs)`` of the asset's step; partial
-    runs were archived by a batched step that failed for other runs of its range."""
+    """``(materialized runs, {failed run: RunFailure}, partial runs)`` of the asset's step;
+    partial runs were archived by a batched step that failed for other runs of its range."""
     materialized = {run_of(m.partition) for m in result.asset_materializations_for_node(asset_name)
                     if m.partition is not None}
     failed: dict = {}
     partial: list = []
-    named, reasons, message = None, {}, None
+    stage = STAGE_OF_ASSET.get(asset_name, asset_name)
+    named, reasons, message, error_type = None, {}, None, ""
     for event in result.get_step_failure_events():
         if event.step_key == asset_name:
-            named, reasons, message = _failure_reasons(event, asset_name)
+            named, reasons, message, error_type = _failure_reasons(event, asset_name)
     for run in runs:
         if run in materialized:
             if named is not None and len(runs) > 1:
@@ -146,15 +153,18 @@ def archive_outcome(result, asset_name: str, runs: Sequence[int]) -> tuple:
         if named is not None and run not in named and len(runs) > 1:
             partial.append(run)
         elif message is not None:
-            failed[run] = reasons.get(run, message)
+            failed[run] = reasons.get(run) or RunFailure(run, stage, error_type, message)
         else:
-            failed[run] = f"not archived: {_run_failure_message(result)}"
+            run_error_type, run_message = _run_failure_message(result)
+            failed[run] = RunFailure(run, stage, run_error_type, f"not archived: {run_message}")
     return materialized, failed, partial
 
 
-def check_outcome(result, runs: Sequence[int], archived: set, instance=None) -> tuple:
-    """``({run: reason}, {run: legacy_metadata errors})``: archived runs whose blocking check
-    failed, and the ``legacy_metadata`` (``--validate``) result of every run it evaluated."""
+def check_outcome(result, runs: Sequence[int], archived: set, instance=None,
+                  stage: str = "") -> tuple:
+    """``({run: RunFailure}, {run: legacy_metadata errors})``: archived runs whose blocking check
+    failed (in ``stage``; no error type: a check fails, nothing raised), and the
+    ``legacy_metadata`` (``--validate``) result of every run it evaluated."""
     failed: dict = {}
     validation: dict = {}
     for evaluation in result.get_asset_check_evaluations():
@@ -174,8 +184,8 @@ def check_outcome(result, runs: Sequence[int], archived: set, instance=None) -> 
                 own = None if "run" in meta else _recorded_evaluation(instance, evaluation, run)
                 description = (own.description if own is not None and own.description
                                else evaluation.description) or ""
-                failed[run] = (f"blocking check {evaluation.check_name} failed: "
-                               f"{description}").rstrip(": ")
+                failed[run] = RunFailure(run, stage, "", (
+                    f"blocking check {evaluation.check_name} failed: {description}").rstrip(": "))
     return failed, validation
 
 
@@ -198,11 +208,12 @@ def summarize_result(result, asset_name: str, runs: Sequence[int], instance=None
     """Per run: archived or failed (and why), and the warnings of its materialization (files
     skipped or replaced by design, Latin-1 decoding), from an ``execute_in_process`` result."""
     materialized, failed, partial = archive_outcome(result, asset_name, runs)
-    check_failed, validation = check_outcome(result, runs, materialized | set(partial), instance)
+    check_failed, validation = check_outcome(result, runs, materialized | set(partial), instance,
+                                             STAGE_OF_ASSET.get(asset_name, asset_name))
     failed.update(check_failed)
     return {"run_id": result.run_id, "success": bool(result.success),
             "succeeded": sorted((materialized | set(partial)) - set(failed)),
-            "failed": {str(k): v for k, v in sorted(failed.items())},
+            "failed": {str(k): v.to_json() for k, v in sorted(failed.items())},
             "partial": sorted(partial), "validation": {str(k): v for k, v in validation.items()},
             "notes": {str(k): v for k, v in archive_notes(result, asset_name).items()},
             "warnings": {str(k): v for k, v in sorted(
@@ -271,7 +282,8 @@ def audit_partial(defs, instance, stage: str, runs: Sequence[int], tags: dict) -
         kwargs, batch_tags = _batch_kwargs(batch, {**tags, "archiver/audit": "partial batch"})
         result = job.execute_in_process(instance=instance, raise_on_error=False,
                                         tags=batch_tags, **kwargs)
-        batch_failed, batch_validation = check_outcome(result, batch, set(batch), instance)
+        batch_failed, batch_validation = check_outcome(
+            result, batch, set(batch), instance, STAGE_OF_ASSET[STAGE_ASSETS[stage].path[-1]])
         failed.update(batch_failed)
         validation.update(batch_validation)
     return failed, validation
@@ -293,8 +305,11 @@ def execute_request(defs, instance, request: dict) -> dict:
                                         **kwargs)
     except Exception as error:  # noqa: BLE001 - reported per run to the parent
         reason = f"Dagster could not run the batch: {type(error).__name__}: {error}"
+        stage_name = STAGE_OF_ASSET[STAGE_ASSETS[stage].path[-1]]
         return {"run_id": None, "success": False, "succeeded": [],
-                "failed": {str(r): reason for r in runs}, "partial": [], "validation": {}}
+                "failed": {str(r): RunFailure(r, stage_name, type(error).__name__,
+                                              reason).to_json() for r in runs},
+                "partial": [], "validation": {}}
     summary = summarize_result(result, STAGE_ASSETS[stage].path[-1], runs, instance)
     if summary["partial"]:
         recorded = {run_of(m.partition) for m in result.asset_materializations_for_node(
@@ -304,7 +319,7 @@ def execute_request(defs, instance, request: dict) -> dict:
             _record_partial(instance, stage, unrecorded, result.run_id)
         failed, validation = audit_partial(defs, instance, stage, summary["partial"],
                                            request.get("tags", {}))
-        summary["failed"].update({str(r): why for r, why in failed.items()})
+        summary["failed"].update({str(r): why.to_json() for r, why in failed.items()})
         summary["succeeded"] = [r for r in summary["succeeded"] if r not in failed]
         summary["validation"].update({str(r): v for r, v in validation.items()})
     return summary
@@ -397,7 +412,7 @@ class BatchResult:
     runs: list
     run_id: Optional[str]
     succeeded: list
-    failed: dict  # run → reason
+    failed: dict  # run → RunFailure (stage, error type, message)
     partial: list = field(default_factory=list)
     validation: dict = field(default_factory=dict)
     notes: dict = field(default_factory=dict)  # run → what to add to its ✓ line
@@ -592,8 +607,8 @@ def run_stage(*, stage: str, runs: Sequence[int], instance, pool: WorkerPool, ba
                 worker.send(number, stage, batch, tags)
             except OSError:  # the worker died before taking it
                 pool.discard(worker)
-                _account(outcome, _batch_result(number, batch, None, worker), stage, logger,
-                         total)
+                _account(outcome, _batch_result(number, batch, None, worker, stage), stage,
+                         logger, total)
                 continue
             in_flight[worker] = (number, batch)
         if not in_flight:
@@ -609,7 +624,8 @@ def run_stage(*, stage: str, runs: Sequence[int], instance, pool: WorkerPool, ba
             continue
         if answer is not None:
             pool.give_back(worker)
-        _account(outcome, _batch_result(number, batch, answer, worker), stage, logger, total)
+        _account(outcome, _batch_result(number, batch, answer, worker, stage), stage, logger,
+                 total)
     outcome.interrupted = stopping or bool(outcome.not_processed)
     if outcome.interrupted:
         logger.warning("Batch processing interrupted by shutdown: %d successful, %d failed, "
@@ -631,15 +647,20 @@ def describe_run_list(runs, limit: int = 10) -> str:
     return text + (f" ... ({len(ordered)} total)" if len(ordered) > limit else "")
 
 
-def _batch_result(number, batch, answer, worker) -> BatchResult:
+def _batch_result(number, batch, answer, worker, stage: str = "") -> BatchResult:
+    """The worker's answer for ``batch`` (None: the worker is gone) as a :class:`BatchResult`."""
     if answer is None:
         code = worker.proc.poll()
         reason = f"worker process exited unexpectedly (exit code {code})"
-        return BatchResult(number, batch, None, [], {r: reason for r in batch})
+        stage_name = STAGE_OF_ASSET[STAGE_ASSETS[stage].path[-1]] if stage in STAGE_ASSETS \
+            else stage
+        return BatchResult(number, batch, None, [],
+                           {r: RunFailure(r, stage_name, "", reason) for r in batch})
     return BatchResult(
         batch=number, runs=batch, run_id=answer.get("run_id"),
         succeeded=[int(r) for r in answer.get("succeeded", [])],
-        failed={int(r): why for r, why in answer.get("failed", {}).items()},
+        failed={int(r): RunFailure.from_json(why)
+                for r, why in answer.get("failed", {}).items()},
         partial=[int(r) for r in answer.get("partial", [])],
         validation={int(r): v for r, v in answer.get("validation", {}).items()},
         notes={int(r): v for r, v in answer.get("notes", {}).items()},
@@ -655,9 +676,14 @@ def _account(outcome: StageOutcome, result: BatchResult, stage: str, logger, tot
                     describe_runs(result.runs), len(result.succeeded), len(result.failed))
     for run in result.runs:
         if run in result.failed:
-            reason = strip_run_prefix(run, result.failed[run])
+            failure = result.failed[run]
+            reason = strip_run_prefix(run, failure.message)
             outcome.failed[run] = reason
-            logger.error("✗ Run %d failed: %s", run, reason)
+            if failure.error_type:  # e.g. ✗ Run 12 failed (import, FhiclSyntaxError): …
+                logger.error("✗ Run %d failed (%s, %s): %s", run, failure.stage,
+                             failure.error_type, reason)
+            else:
+                logger.error("✗ Run %d failed: %s", run, reason)
         elif run in result.succeeded:
             outcome.succeeded.append(run)
             note = result.notes.get(run)
