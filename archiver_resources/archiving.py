@@ -11,11 +11,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from archiver_resources.artdaqdb import hashes_text, parse_hashes
 from archiver_resources.artdaqdb.base import entity_name
-from archiver_resources.blob import PackedFile, PackedOnComparator, pack, pack_to_file
+from archiver_resources.blob import (
+    MetadataScan, MetadataVerdict, PackedFile, PackedOnComparator, pack, pack_to_file,
+)
 from archiver_resources.errors import (
     AlreadyArchivedError,
     AlreadyUpdatedError,
@@ -86,6 +88,16 @@ class MigrateOutcome:
     stored_md5: str = ""
     stored_packed_on: str = ""
     duration_s: float = 0.0
+    # What the migration's last streamed download of the run's blob proved (the one download
+    # the checks of the same Dagster run rely on): its MD5 and size, how it compared with the
+    # blob packed from artdaqDB (``identical``, ``verified-legacy`` or ``mismatch`` with the
+    # first difference), the MD5 packed from artdaqDB, and the legacy --validate verdict.
+    served_md5: str = ""
+    served_size: int = 0
+    served_outcome: str = ""
+    served_difference: str = ""
+    packed_md5: str = ""
+    legacy_metadata: Optional[MetadataVerdict] = None
 
     def action_text(self) -> str:
         """The action for a log line; ``verified-legacy`` with its evidence and both MD5s."""
@@ -399,12 +411,16 @@ def migrate_run(run: int, artdaqdb, ucondb, *, on_existing: str = "verify") -> M
 def _upload(run: int, packed: PackedFile, ucondb, on_existing: str,
             outcome: MigrateOutcome) -> MigrateOutcome:
     want = packed.md5
+    outcome.packed_md5 = want
     try:
         with open(packed.path, "rb") as body:
             meta = ucondb.put_blob(run, body)
         outcome.version_id, outcome.data_key = meta.id, meta.data_key
     except DuplicateKeyError:
-        existing = compare_stored(run, packed, ucondb)
+        scan = MetadataScan()
+        existing = compare_stored(run, packed, ucondb, on_chunk=scan.update)
+        _record_served(outcome, existing.outcome, existing.stored_md5, existing.stored_size,
+                       scan, existing.difference)
         if existing.verified:
             outcome.action = ("verified-existing" if existing.outcome == "identical"
                               else "verified-legacy")
@@ -431,16 +447,28 @@ def _upload(run: int, packed: PackedFile, ucondb, on_existing: str,
         outcome.action = "replaced"
         outcome.replaced_version_id = existing.meta.id if existing.meta is not None else None
         outcome.version_id, outcome.data_key = meta.id, meta.data_key
-    verify_uploaded(run, ucondb, want, packed.size)
+    scan = MetadataScan()
+    verify_uploaded(run, ucondb, want, packed.size, on_chunk=scan.update)
+    _record_served(outcome, "identical", want, packed.size, scan)
     return outcome
 
 
-def compare_stored(run: int, packed: PackedFile, ucondb) -> StoredBlobCheck:
+def _record_served(outcome: MigrateOutcome, verdict: str, md5: str, size: int,
+                   scan: MetadataScan, difference: Optional[str] = None) -> None:
+    """What the download just made proved, for the checks of the same Dagster run."""
+    outcome.served_md5, outcome.served_size = md5, size
+    outcome.served_outcome, outcome.served_difference = verdict, difference or ""
+    outcome.legacy_metadata = scan.result()
+
+
+def compare_stored(run: int, packed: PackedFile, ucondb,
+                   on_chunk: Optional[Callable[[bytes], None]] = None) -> StoredBlobCheck:
     """Download the run's blob by key (streamed) and compare it with the packed file as it
-    arrives: the same bytes, the same but for the ``Packed on`` times, or a mismatch."""
+    arrives: the same bytes, the same but for the ``Packed on`` times, or a mismatch.
+    ``on_chunk`` also gets every downloaded chunk (e.g. a :class:`MetadataScan`)."""
     with open(packed.path, "rb") as ours:
         comparator = PackedOnComparator(run, ours, packed.size)
-        digest = ucondb.blob_digest(run, on_chunk=comparator.update)
+        digest = ucondb.blob_digest(run, on_chunk=_both(comparator.update, on_chunk))
     verdict = comparator.result()
     if digest.md5 == packed.md5:
         outcome = "identical"
@@ -456,19 +484,33 @@ def compare_stored(run: int, packed: PackedFile, ucondb) -> StoredBlobCheck:
         meta=digest.meta)
 
 
-def check_stored_blob(run: int, artdaqdb, ucondb,
-                      configuration: Optional[str] = None) -> StoredBlobCheck:
+def _both(first: Callable[[bytes], None],
+          second: Optional[Callable[[bytes], None]]) -> Callable[[bytes], None]:
+    if second is None:
+        return first
+
+    def both(chunk: bytes) -> None:
+        first(chunk)
+        second(chunk)
+    return both
+
+
+def check_stored_blob(run: int, artdaqdb, ucondb, configuration: Optional[str] = None, *,
+                      on_chunk: Optional[Callable[[bytes], None]] = None) -> StoredBlobCheck:
     """Pack the run from artdaqDB into a scratch file and compare UconDB's blob with it
-    (:func:`compare_stored`): the audit of the MD5 check and of a verifying reconcile."""
+    (:func:`compare_stored`, one streamed download; ``on_chunk`` sees its chunks too): the audit
+    of the MD5 check and of a verifying reconcile."""
     with tempfile.TemporaryDirectory(prefix=f"archiver-check-{run}-") as scratch:
         _, _, _, packed = build_blob_file(run, artdaqdb, Path(scratch), configuration)
-        return compare_stored(run, packed, ucondb)
+        return compare_stored(run, packed, ucondb, on_chunk=on_chunk)
 
 
-def verify_uploaded(run: int, ucondb, want_md5: str, want_size: Optional[int] = None) -> str:
+def verify_uploaded(run: int, ucondb, want_md5: str, want_size: Optional[int] = None, *,
+                    on_chunk: Optional[Callable[[bytes], None]] = None) -> str:
     """Download the run's blob by key (streamed) and compare the MD5 of the raw bytes; returns
-    the MD5."""
-    blob = ucondb.blob_digest(run)
+    the MD5. ``on_chunk`` also gets every downloaded chunk."""
+    blob = (ucondb.blob_digest(run) if on_chunk is None
+            else ucondb.blob_digest(run, on_chunk=on_chunk))
     got = blob.md5
     if got != want_md5:
         raise IntegrityError("MD5 of the blob UconDB serves differs from the blob we packed",

@@ -22,6 +22,7 @@ exactly that, streamed (see its docstring for what counts as a difference).
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
@@ -327,6 +328,209 @@ def validated_values(files: Mapping[str, str]) -> dict[str, str]:
         if len(found) == 1:
             values[param] = found[0].replace('"', "").strip()
     return values
+
+
+#: Longest metadata.fcl section the streamed --validate keeps (characters): the legacy rule needs
+#: the whole section (a key's whitespace may span lines), every other section is never held.
+MAX_METADATA_SECTION_CHARS = 1 << 20
+_HASHES_LINE = "#####"
+_FOOTER_TEXT_LINE = "End of Record"
+_METADATA_NAME_LINE = f"{VALIDATE_FILE}:"
+
+
+@dataclass(frozen=True)
+class MetadataVerdict:
+    """The legacy ``--validate`` verdict of one blob, from :class:`MetadataScan`.
+
+    ``sections``: file sections the legacy splitter finds (0: it raises "No file markers found
+    in blob"); ``errors``: :func:`validate_metadata`'s list; ``too_large``: the metadata.fcl
+    section exceeded :data:`MAX_METADATA_SECTION_CHARS` and was not validated (``errors`` then
+    says so).
+    """
+
+    sections: int
+    errors: tuple
+    too_large: bool = False
+
+    def raise_if_unsplittable(self) -> None:
+        """:func:`split_blob`'s error for a blob without any file marker."""
+        if not self.sections:
+            raise BlobError("No file markers found in blob")
+
+
+def _compact(line: str) -> str:
+    """A line as far as marker detection needs it: short lines as they are, a long one as a
+    stand-in of the same last character that equals no special line."""
+    return line if len(line) <= 16 else "~" * 16 + line[-1]
+
+
+def _is_name_line(line: str) -> bool:
+    return len(line) >= 2 and line.endswith(":")
+
+
+class MetadataScan:
+    """The legacy ``--validate`` (``validate_metadata(split_blob(text))`` over the blob decoded
+    as UTF-8 with replacement) fed chunk by chunk as the blob is downloaded: it holds the
+    metadata.fcl section (bounded) and a few short lines, never the blob.
+
+    The legacy splitter's markers (``⏎#####⏎<name>:⏎#####⏎``, found left to right without
+    overlap) are whole lines, so the scan works on lines: a marker starts at the newline that
+    ends line *i* when lines *i+1* and *i+3* are ``#####`` and line *i+2* is ``<name>:``, and
+    the next marker can start at the newline ending line *i+4* at the earliest. A section runs
+    to the next marker, the last one to the first ``⏎End of Record⏎`` after its start (or the
+    end); a later section of the same name wins.
+    """
+
+    def __init__(self, max_section_chars: int = MAX_METADATA_SECTION_CHARS):
+        self.max_section_chars = max_section_chars
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._partial = ""  # the line in progress (compacted unless captured)
+        self._lines = 0  # complete lines so far (global index of the line in progress)
+        self._context: list = []  # the last (up to) 2 complete lines, compacted
+        self._next_hashes = 0  # first complete line not yet examined as a marker's first #####
+        self._next_start = 0  # lowest line whose ending newline may start a marker
+        self.sections = 0
+        self._content: Optional[str] = None  # the finalized metadata.fcl section
+        self._content_too_large = False
+        # The metadata.fcl section being read: its first line, its complete lines (while they
+        # fit), whether they stopped fitting, and the line before the first footer after it.
+        self._capture_from: Optional[int] = None
+        self._captured: list = []
+        self._captured_chars = 0
+        self._overflow = False
+        self._footer: Optional[int] = None
+        self._done: Optional[MetadataVerdict] = None
+
+    def update(self, chunk: bytes) -> None:
+        """Scan the next bytes of the blob (any chunk size)."""
+        self._feed(self._decoder.decode(chunk))
+
+    def result(self) -> MetadataVerdict:
+        """The verdict once the whole blob was fed."""
+        if self._done is None:
+            self._feed(self._decoder.decode(b"", final=True))
+            if self._capture_from is not None:  # the last section: to the footer, or the end
+                if self._footer is not None:
+                    self._finish_section(self._footer)
+                else:
+                    self._keep(self._partial)
+                    self._finish_section(None)
+            self._done = self._verdict()
+        return self._done
+
+    # ---- internals ----
+
+    def _feed(self, text: str) -> None:
+        if not text:
+            return
+        parts = text.split("\n")
+        if len(parts) == 1:
+            self._partial += text
+        else:
+            parts[0] = self._partial + parts[0]
+            self._partial = parts.pop()
+            self._complete(parts)
+        if self._capture_from is None:
+            self._partial = _compact(self._partial)
+        elif self._captured_chars + len(self._partial) > self.max_section_chars:
+            self._overflow = True
+            self._partial = _compact(self._partial)
+
+    def _complete(self, new: list) -> None:
+        """Lines ``new`` (global indexes from ``self._lines``) are complete."""
+        first = self._lines - len(self._context)
+        lines = self._context + new
+        self._lines += len(new)
+        position = self._next_hashes - first
+        base = self._lines - len(new)  # global index of new[0]
+        capture_pos = 0 if self._capture_from is None else self._capture_from - base
+        while True:
+            try:
+                hashes = lines.index(_HASHES_LINE, max(position, 0))
+            except ValueError:
+                break
+            if hashes + 2 >= len(lines):
+                break  # the marker's last lines have not arrived yet
+            position = hashes + 1
+            start = first + hashes - 1  # the line whose newline would start the marker
+            if (start < self._next_start or start < 0 or lines[hashes + 2] != _HASHES_LINE
+                    or not _is_name_line(lines[hashes + 1])):
+                continue
+            # A marker: lines up to `start` belong to the section before it.
+            if self._capture_from is not None:
+                self._capture(new, capture_pos, start + 1 - base)
+                self._finish_section(start)
+            self.sections += 1
+            self._next_start = start + 4
+            position = hashes + 3
+            if lines[hashes + 1] == _METADATA_NAME_LINE:
+                self._start_capture(start + 4)
+                capture_pos = start + 4 - base
+        self._next_hashes = first + max(position, len(lines) - 2)
+        if self._capture_from is not None:
+            self._capture(new, capture_pos, len(new))
+            self._find_footer(first, lines)
+        self._context = [_compact(line) for line in lines[-2:]]
+
+    def _start_capture(self, line: int) -> None:
+        self._capture_from = line
+        self._captured, self._captured_chars = [], 0
+        self._overflow, self._footer = False, None
+
+    def _capture(self, new: list, begin: int, end: int) -> None:
+        """Keep ``new[begin:end]`` (complete lines of the section) while they fit."""
+        begin = max(begin, 0)
+        if end <= begin or self._overflow:
+            return
+        piece = new[begin:end]
+        size = sum(map(len, piece)) + len(piece)
+        if self._captured_chars + size > self.max_section_chars:
+            self._overflow = True
+            return
+        self._captured += piece
+        self._captured_chars += size
+
+    def _keep(self, partial: str) -> None:
+        """The unterminated last line of the blob belongs to the last section."""
+        if not self._overflow:
+            if self._captured_chars + len(partial) > self.max_section_chars:
+                self._overflow = True
+            else:
+                self._captured.append(partial)
+
+    def _find_footer(self, first: int, lines: list) -> None:
+        """The first ``End of Record`` line after the section's first line (its newline and
+        the one before it are the legacy splitter's end of the last section)."""
+        if self._footer is not None:
+            return
+        position = max(self._capture_from + 1 - first, 0)
+        try:
+            at = lines.index(_FOOTER_TEXT_LINE, position)
+        except ValueError:
+            return
+        self._footer = first + at - 1
+
+    def _finish_section(self, last_line: Optional[int]) -> None:
+        """The metadata.fcl section ends with line ``last_line`` (None: with the blob)."""
+        count = None if last_line is None else last_line - self._capture_from + 1
+        if self._overflow and (count is None or count > len(self._captured)):
+            self._content, self._content_too_large = None, True
+        else:
+            kept = self._captured if count is None else self._captured[:count]
+            self._content, self._content_too_large = "\n".join(kept), False
+        self._capture_from = None
+        self._captured, self._captured_chars = [], 0
+        self._overflow, self._footer = False, None
+
+    def _verdict(self) -> MetadataVerdict:
+        if not self.sections:
+            return MetadataVerdict(0, ("No file markers found in blob",))
+        if self._content_too_large:
+            return MetadataVerdict(self.sections, (
+                f"{VALIDATE_FILE}: section larger than {self.max_section_chars} characters, "
+                "not validated",), too_large=True)
+        files = {VALIDATE_FILE: self._content} if self._content is not None else {"": ""}
+        return MetadataVerdict(self.sections, tuple(validate_metadata(files)))
 
 
 # ---------------------------------------------------------------------------------------------

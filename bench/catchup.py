@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 from bench.benchlib import Stores
 
@@ -99,8 +100,9 @@ class RunlessTimer:
             setattr(owner, name, value)
 
 
-def dagster_instance(home: Path):
-    """A persistent SQLite instance with the project's dagster.yaml, as in development."""
+def dagster_instance(home: Path, dagster_yaml: Optional[Path] = None):
+    """A persistent SQLite instance with the project's dagster.yaml, as in development, or the
+    instance ``dagster_yaml`` describes (bench/postgres.py: the production PostgreSQL one)."""
     import shutil
 
     import dagster as dg
@@ -108,11 +110,12 @@ def dagster_instance(home: Path):
     from bench.benchlib import ROOT
 
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(dagster_yaml or ROOT / "dagster.yaml", home / "dagster.yaml")
     return dg.DagsterInstance.from_config(str(home))
 
 
-def dagster_catchup(stores: Stores, runs: list[int], batch: int, home: Path) -> dict:
+def dagster_catchup(stores: Stores, runs: list[int], batch: int, home: Path,
+                    dagster_yaml: Optional[Path] = None) -> dict:
     """Add the runs as partitions (one call, as the sensor does), then execute range runs of
     ``batch`` partitions of both assets + checks, as the backfill daemon launches them.
 
@@ -128,7 +131,7 @@ def dagster_catchup(stores: Stores, runs: list[int], batch: int, home: Path) -> 
         asset_selection={dg.AssetKey("artdaqdb_config"), dg.AssetKey("ucondb_blob")})
     keys = [str(r) for r in runs]
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    with dagster_instance(home) as instance:
+    with dagster_instance(home, dagster_yaml) as instance:
         timer = RunlessTimer(instance)
         cpu0 = _cpu()
         started = time.perf_counter()

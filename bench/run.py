@@ -1,7 +1,8 @@
 """The benchmark harness of run-record-archiver: catch-up through Dagster vs a plain
 loop, steady state through the daemon, sensor ticks, partition status at scale, peak RSS.
 
-    python bench/run.py --quick        # < 2 minutes; what CI may run
+    python bench/run.py --quick        # < 1 minute; what CI may run
+    python bench/run.py --only postgres --quick   # PostgreSQL instance beside SQLite
     python bench/run.py                # full mode, for people (~15-25 minutes)
     python bench/run.py --tiny --out /tmp/perf.md   # seconds; the smoke test's mode
 
@@ -29,13 +30,19 @@ MODES = {
     # catch-up: runs, batch sizes, repeats; sensor dirs; partitions (+ how many materialized);
     # peak RSS profile; steady state (singles, burst, concurrency values); store-size scaling
     "tiny": dict(runs=4, batches=[2], repeats=1, sensor=[300], partitions=300, materialize=10,
-                 rss="huge:2", rss_modes=["core"], steady=None, scaling=None),
+                 rss="huge:2", rss_modes=["core"], steady=None, scaling=None,
+                 postgres=dict(runs=4, batches=[2], repeats=1, partitions=300, materialize=10,
+                               steady=None)),
     "quick": dict(runs=25, batches=[25], repeats=1, sensor=[10_000], partitions=10_000,
                   materialize=40, rss="huge:20", rss_modes=["core"], steady=None,
-                  scaling=None),
+                  scaling=None,
+                  postgres=dict(runs=25, batches=[25], repeats=1, partitions=10_000,
+                                materialize=40, steady=None)),
     "full": dict(runs=100, batches=[5, 25, 100], repeats=2, dagster_repeats=1,
                  sensor=[10_000, 100_000], partitions=100_000, materialize=200,
-                 rss="huge:100", rss_modes=["core"], steady=(4, 20, [2, 4]), scaling=100_000),
+                 rss="huge:100", rss_modes=["core"], steady=(4, 20, [2, 4]), scaling=100_000,
+                 postgres=dict(runs=100, batches=[25, 100], repeats=2, partitions=100_000,
+                               materialize=200, steady=(4, 20, 2))),
 }
 
 PREAMBLE = """# Performance
@@ -279,6 +286,157 @@ def measure_scaling(cfg, scratch: Path, raw: dict) -> list[Row]:
         verdict=verdict(full / empty < 2))]
 
 
+def measure_postgres(cfg, scratch: Path, raw: dict) -> list[Row]:
+    """The production instance (PostgreSQL, deploy/dagster.postgres.yaml) beside SQLite (the
+    development dagster.yaml) in the same invocation: catch-up, partition reads and (full mode)
+    steady state, each PostgreSQL figure paired with the SQLite one measured right before it on
+    fresh stores and a fresh instance."""
+    from contextlib import ExitStack
+
+    from archiver_resources.samples import generate_run_records
+    from bench.catchup import dagster_catchup
+    from bench.postgres import (NoPostgres, postgres_server, postgres_yaml, prepared_home,
+                                server_settings)
+    from bench.scale import partition_status
+
+    pg = cfg["postgres"]
+    rows: list[Row] = []
+    with ExitStack() as stack:
+        t0 = time.perf_counter()
+        try:
+            server = stack.enter_context(postgres_server())
+        except NoPostgres as error:
+            return [Row(key="–", what="PostgreSQL instance: not measured",
+                        figure="no PostgreSQL server", note=str(error)[:300])]
+        settings = server_settings(server)
+        raw["postgres_server"] = dict(settings, start_s=time.perf_counter() - t0,
+                                      origin=server.origin)
+        server_note = (f"PostgreSQL {settings.get('server_version', '?')} on loopback "
+                       f"({server.origin}), fsync {settings.get('fsync')}, synchronous_commit "
+                       f"{settings.get('synchronous_commit')}, shared_buffers "
+                       f"{settings.get('shared_buffers')} × 8 kB; started in "
+                       f"{raw['postgres_server']['start_s']:.1f} s")
+
+        # Catch-up: SQLite, then PostgreSQL, same runs, fresh stores each.
+        n = pg["runs"]
+        runs = list(range(20_000, 20_000 + n))
+        records = scratch / "pg_run_records"
+        generate_run_records(records, runs)
+        per_min = lambda seconds: n / seconds * 60  # noqa: E731
+        pairs: dict = {}
+        for batch in pg["batches"]:
+            for i in range(pg["repeats"]):
+                with fresh_stores(scratch, records, f"pg-sqlite-{batch}-{i}") as stores:
+                    lite = dagster_catchup(stores, runs, batch, scratch / f"pg-lite-{batch}-{i}")
+                name = f"catchup-{batch}-{i}"
+                yaml_path = postgres_yaml(server, scratch / "pg-yaml", name)
+                home = prepared_home(scratch / f"pg-home-{batch}-{i}", yaml_path)
+                with fresh_stores(scratch, records, f"pg-postgres-{batch}-{i}") as stores:
+                    result = dagster_catchup(stores, runs, batch, home, dagster_yaml=yaml_path)
+                pairs.setdefault(batch, []).append({"sqlite": lite, "postgres": result})
+        raw["postgres_catchup"] = {str(b): v for b, v in pairs.items()}
+        for batch, results in pairs.items():
+            pg_s = [r["postgres"]["seconds"] for r in results]
+            lite_s = [r["sqlite"]["seconds"] for r in results]
+            ratios = [p / q for p, q in zip(pg_s, lite_s)]
+            rate = max(per_min(s) for s in pg_s)
+            rows.append(Row(
+                key="8", what=f"PostgreSQL instance: catch-up through Dagster, {n} typical runs, "
+                              f"range runs of {batch} (both assets + checks), production "
+                              "dagster.postgres.yaml, pool limits 2",
+                figure=f"{spread([per_min(s) for s in pg_s])} runs/min",
+                baseline=f"SQLite instance (dagster.yaml), same runs, measured right before: "
+                         f"{spread([per_min(s) for s in lite_s])} runs/min",
+                ratio=f"{spread(ratios)}× SQLite's time",
+                target="≤ 1.3× SQLite; ≥ 600 runs/min",
+                verdict=verdict(min(ratios) <= 1.3 and rate >= 600),
+                note=(f"batch {batch}: process CPU PostgreSQL "
+                      f"{spread([r['postgres']['cpu_s'] for r in results])} s / SQLite "
+                      f"{spread([r['sqlite']['cpu_s'] for r in results])} s for "
+                      f"{spread(pg_s)} / {spread(lite_s)} s wall; check-evaluation events "
+                      f"{spread([r['postgres']['runless_s'] / r['postgres']['seconds'] * 100 for r in results])}"  # noqa: E501
+                      f" % / {spread([r['sqlite']['runless_s'] / r['sqlite']['seconds'] * 100 for r in results])}"  # noqa: E501
+                      f" % of the wall time; add_dynamic_partitions "
+                      f"{spread([r['postgres']['add_partitions_s'] for r in results])} / "
+                      f"{spread([r['sqlite']['add_partitions_s'] for r in results])} s; "
+                      + server_note)))
+
+        # Partition reads at scale: SQLite, then PostgreSQL.
+        count = pg["partitions"]
+        lite = partition_status(count, scratch / "pg-partitions-lite",
+                                materialize_cap=pg["materialize"])
+        yaml_path = postgres_yaml(server, scratch / "pg-yaml", "partitions")
+        result = partition_status(count, scratch / "pg-partitions-home",
+                                  materialize_cap=pg["materialize"], dagster_yaml=yaml_path)
+        raw["postgres_partitions"] = {"sqlite": lite, "postgres": result}
+        slowest = lambda r: max(r["status_first_s"], r["graphql_first_s"])  # noqa: E731
+        rows.append(Row(
+            key="8", what=f"PostgreSQL instance: partition status at {count:,} partitions "
+                          f"({result['materialized']} materialized): get_status_by_partition "
+                          "first/repeat; UI GraphQL partitions query first/repeat",
+            figure=f"{result['status_first_s']:.2f}/{result['status_repeat_s']:.2f} s; GraphQL "
+                   f"{result['graphql_first_s']:.2f}/{result['graphql_repeat_s']:.2f} s",
+            baseline=f"SQLite: {lite['status_first_s']:.2f}/{lite['status_repeat_s']:.2f} s; "
+                     f"GraphQL {lite['graphql_first_s']:.2f}/{lite['graphql_repeat_s']:.2f} s",
+            ratio=f"{slowest(result) / max(slowest(lite), 1e-6):.1f}× SQLite's (slowest read)",
+            target="no O(n²); UI-usable", verdict="",
+            note=(f"PostgreSQL / SQLite: add_dynamic_partitions of {count:,} keys "
+                  f"{result['add_s']:.2f} / {lite['add_s']:.2f} s; get_dynamic_partitions "
+                  f"{result['get_partitions_s']:.3f} / {lite['get_partitions_s']:.3f} s; "
+                  f"get_materialized_partitions {result['materialized_read_s']:.3f} / "
+                  f"{lite['materialized_read_s']:.3f} s; one runless materialization report "
+                  f"{result['runless_each_s'] * 1000:.0f} / {lite['runless_each_s'] * 1000:.0f}"
+                  " ms")))
+
+        if pg.get("steady"):
+            rows += _postgres_steady(pg["steady"], server, scratch, raw)
+        else:
+            rows.append(Row(key="–", what="PostgreSQL instance: steady state not measured in "
+                                          "this mode", figure="full mode only"))
+    return rows
+
+
+def _postgres_steady(steady, server, scratch: Path, raw: dict) -> list[Row]:
+    """The daemon's steady state on SQLite, then on PostgreSQL, same concurrency."""
+    from bench.postgres import postgres_yaml, prepared_home
+    from bench.steady import steady_state
+
+    singles, burst, concurrency = steady
+    results = {}
+    for label in ("sqlite", "postgres"):
+        records = scratch / f"pg-steady-records-{label}"
+        records.mkdir()
+        home = scratch / f"pg-steady-home-{label}"
+        yaml_path = None
+        if label == "postgres":
+            yaml_path = postgres_yaml(server, scratch / "pg-yaml", "steady")
+            prepared_home(home, yaml_path)
+        with fresh_stores(scratch, records, f"pg-steady-{label}") as stores:
+            results[label] = steady_state(stores, 60_000 if label == "sqlite" else 61_000,
+                                          singles, burst, home,
+                                          max_concurrent_runs=concurrency,
+                                          dagster_yaml=yaml_path)
+    raw["postgres_steady"] = results
+    pg, lite = results["postgres"], results["sqlite"]
+    median = lambda values: sorted(values)[len(values) // 2]  # noqa: E731
+    return [Row(
+        key="8", what=f"PostgreSQL instance: steady state through dagster-daemon, one run per "
+                      f"partition, max_concurrent_runs {concurrency}: burst of {burst} runs; "
+                      "single runs submit→done",
+        figure=f"{pg['burst_runs_per_min']:.1f} runs/min; submit→done "
+               f"{spread(pg['submit_to_done_s'])} s (queue+launch "
+               f"{spread(pg['queue_launch_s'])} s, execute {spread(pg['execute_s'])} s)",
+        baseline=f"SQLite, measured right before: {lite['burst_runs_per_min']:.1f} runs/min; "
+                 f"submit→done {spread(lite['submit_to_done_s'])} s",
+        ratio=f"{lite['burst_runs_per_min'] / pg['burst_runs_per_min']:.2f}× SQLite's time "
+              f"per run (burst); submit→done {median(pg['submit_to_done_s']) / median(lite['submit_to_done_s']):.2f}×",  # noqa: E501
+        target="≥ 60 runs/min; submit→done ≤ 5 s",
+        verdict=verdict(pg["burst_runs_per_min"] >= 60 and median(pg["submit_to_done_s"]) <= 5),
+        note=(f"PostgreSQL: burst {pg['burst_failed']} failed, drop→all done "
+              f"{pg['burst_drop_to_all_done_s']:.0f} s (SQLite "
+              f"{lite['burst_drop_to_all_done_s']:.0f} s); daemon ready after {pg['daemon_ready_s']:.0f} s"))]
+
+
 MEASUREMENTS = {
     "catchup": measure_catchup,
     "sensor": measure_sensor,
@@ -286,6 +444,7 @@ MEASUREMENTS = {
     "scaling": measure_scaling,
     "rss": measure_rss,
     "steady": measure_steady,
+    "postgres": measure_postgres,
 }
 
 

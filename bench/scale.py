@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Optional
 from pathlib import Path
 
 STOP_LINE = "DAQInterface stop time: Tue Oct 15 14:02:11 UTC 2024\n"
@@ -169,7 +170,7 @@ query PartitionsView($path: [String!]!) {
 
 
 def partition_status(count: int, home: Path, materialized_every: int = 2,
-                     materialize_cap: int = 2000) -> dict:
+                     materialize_cap: int = 2000, dagster_yaml: Optional[Path] = None) -> dict:
     """``count`` partitions added in one call; some materialized; then the reads the UI and the
     status report make: get_dynamic_partitions, get_status_by_partition,
     get_materialized_partitions and the GraphQL partitions-view query."""
@@ -181,7 +182,7 @@ def partition_status(count: int, home: Path, materialized_every: int = 2,
     key = dg.AssetKey("ucondb_blob")
     keys = [str(r) for r in range(1, count + 1)]
     out = {"partitions": count}
-    with dagster_instance(home) as instance:
+    with dagster_instance(home, dagster_yaml) as instance:
         t0 = time.perf_counter()
         instance.add_dynamic_partitions(runs_partitions.name, keys)
         out["add_s"] = time.perf_counter() - t0

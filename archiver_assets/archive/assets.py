@@ -235,6 +235,26 @@ def _migrate_metadata(outcome: MigrateOutcome, ucondb_where: str) -> dict:
     if outcome.stored_md5:  # verified-legacy: md5 is ours, stored_md5 what UconDB holds
         metadata["stored_md5"] = outcome.stored_md5
         metadata["stored_packed_on"] = outcome.stored_packed_on
+    metadata.update(served_metadata(outcome))
+    return metadata
+
+
+def served_metadata(outcome: MigrateOutcome) -> dict:
+    """What the migration's streamed download proved (``served_*``, the legacy --validate
+    verdict): the checks of the same Dagster run read it instead of downloading again."""
+    if not outcome.served_outcome or outcome.legacy_metadata is None:
+        return {}
+    metadata = {
+        "served_md5": outcome.served_md5,
+        "served_size_bytes": dg.MetadataValue.int(outcome.served_size),
+        "served_outcome": outcome.served_outcome,
+        "blob_sections": dg.MetadataValue.int(outcome.legacy_metadata.sections),
+        "legacy_metadata_errors": dg.MetadataValue.json(list(outcome.legacy_metadata.errors)),
+    }
+    if outcome.served_difference:
+        metadata["served_difference"] = printable(outcome.served_difference)
+    if outcome.packed_md5 and outcome.packed_md5 != outcome.md5:  # skipped-existing
+        metadata["packed_md5"] = outcome.packed_md5
     return metadata
 
 

@@ -8,6 +8,13 @@
   the run record's prepared files.
 * `ucondb_blob` / `legacy_metadata` (non-blocking, WARN): the legacy `--validate` rule.
 
+The two checks of `ucondb_blob` are one step (``ucondb_blob_checks``, a multi-asset check that
+can run either alone) over **one streamed download per run**: in the Dagster run that uploaded
+the blob, the upload's own verifying download, whose MD5, size, comparison and `--validate`
+verdict the materialization records (nothing is downloaded again); run alone as an audit, one
+download compared with the blob packed from artdaqDB while the `--validate` scan reads it
+(:class:`~archiver_resources.blob.MetadataScan`, which holds only the metadata.fcl section).
+
 Per-partition check status is a Dagster preview feature (``partitions_def`` on checks). In a
 batched (partition-range) run Dagster records one evaluation for the whole step, so these checks
 also log each partition's evaluation as an event of the run; the step's result summarises them,
@@ -27,8 +34,8 @@ from archiver_assets.event_batching import batches_check_evaluations, enable_bat
 from archiver_assets.partitions import run_of, runs_partitions
 from archiver_resources.archiving import (StoredBlobCheck, check_stored_blob, prepare_from_disk,
                                           verify_archived)
-from archiver_resources.blob import split_blob, validate_metadata
-from archiver_resources.errors import ArchiverError
+from archiver_resources.blob import MetadataScan, MetadataVerdict
+from archiver_resources.errors import ArchiverError, UconDBError
 from archiver_resources.redaction import redact
 from archiver_assets.resources import ArtdaqDBResource, RunRecordsResource, UconDBResource
 
@@ -186,34 +193,111 @@ def _as_recorded(run: int, recorded: RecordedUpload, served) -> Optional[StoredB
                            stored_size=served.size, stored_packed_on=None, difference=None)
 
 
-@dg.asset_check(asset="ucondb_blob", name="md5_round_trip", blocking=True,
-                partitions_def=runs_partitions,
-                description="Downloads the run's blob from UconDB by key and compares the MD5 of "
-                            "the raw bytes with the MD5 of the blob packed from artdaqDB. A "
-                            "legacy blob that differs only in its two `Packed on` lines passes "
-                            "as `verified-legacy`.")
-def md5_round_trip(context: dg.AssetCheckExecutionContext, artdaqdb: ArtdaqDBResource,
-                   ucondb: UconDBResource) -> dg.AssetCheckResult:
-    with artdaqdb.open() as store, ucondb.client() as client:
-        def evaluate(run: int, latest) -> dg.AssetCheckResult:
-            try:
-                # In the run that uploaded it, the blob was packed from artdaqDB moments ago
-                # (same bytes: packing is deterministic), so its recorded MD5 is the expectation;
-                # run alone (an audit), or when UconDB serves other bytes, the check packs the
-                # blob from artdaqDB again and compares the download with it as it arrives.
-                recorded = md5_packed_by_run(latest, context.run.run_id)
-                if recorded is not None:
-                    check = _as_recorded(run, recorded, client.blob_digest(run))
-                    if check is not None:
-                        return _round_trip_result(check, "this run's upload")
-                check = check_stored_blob(run, store, client)
-            except ArchiverError as error:  # UconDB or artdaqDB unreachable, run not archived
-                return dg.AssetCheckResult(passed=False, description=f"run {run}: {error}",
-                                           metadata={"run": run})
-            return _round_trip_result(check, "packed again from artdaqDB")
+class ServedInRun(NamedTuple):
+    """What the ucondb_blob step of this Dagster run proved with its streamed download of the
+    run's blob (materialization metadata ``served_*``, ``blob_sections``,
+    ``legacy_metadata_errors``): the checks of the same run read it instead of downloading."""
 
-        return _evaluate_partitions(context, "ucondb_blob", "md5_round_trip", evaluate,
-                                    secrets=ucondb.settings.get().secrets())
+    md5: str
+    size: int
+    outcome: str
+    difference: str
+    packed_md5: str
+    packed_size: int
+    sections: int
+    errors: tuple
+
+
+def served_by_run(latest, run_id: str) -> Optional[ServedInRun]:
+    """The download the ucondb_blob step of Dagster run ``run_id`` recorded, or None when this
+    run did not materialize the partition (or recorded no download)."""
+    if latest is None or latest.run_id != run_id:
+        return None
+    materialization = latest.asset_materialization
+    metadata = materialization.metadata if materialization is not None else {}
+    value = {k: getattr(v, "value", v) for k, v in metadata.items()}
+    if not all(k in value for k in ("served_md5", "served_size_bytes", "served_outcome",
+                                    "blob_sections", "legacy_metadata_errors")):
+        return None
+    return ServedInRun(
+        md5=str(value["served_md5"]), size=int(value["served_size_bytes"]),
+        outcome=str(value["served_outcome"]), difference=str(value.get("served_difference", "")),
+        packed_md5=str(value.get("packed_md5") or value.get("md5") or ""),
+        packed_size=int(value.get("size_bytes") or 0), sections=int(value["blob_sections"]),
+        errors=tuple(str(e) for e in value["legacy_metadata_errors"] or ()))
+
+
+class OneDownloadPerRun:
+    """The step's downloads of run blobs: streamed, at most one per run for all the checks of
+    the step. Each download also runs the legacy --validate scan (:class:`MetadataScan`), whose
+    verdict, or the UconDB error that stopped the download, waits for ``legacy_metadata``.
+    Stands in for the UconDB client where :func:`check_stored_blob` downloads."""
+
+    def __init__(self, client):
+        self._client = client
+        self._verdicts: dict = {}  # run → MetadataVerdict or the UconDBError of its download
+
+    def blob_digest(self, run: int, *, on_chunk: Optional[Callable[[bytes], None]] = None):
+        scan = MetadataScan()
+
+        def both(chunk: bytes) -> None:
+            scan.update(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
+        try:
+            digest = self._client.blob_digest(run, on_chunk=both)
+        except UconDBError as error:
+            self._verdicts[run] = error
+            raise
+        self._verdicts[run] = scan.result()
+        return digest
+
+    def metadata_verdict(self, run: int) -> MetadataVerdict:
+        """The legacy --validate verdict of the run's blob: from this step's download of it, or
+        from a download now; raises the UconDBError of that download."""
+        if run not in self._verdicts:
+            try:
+                self.blob_digest(run)
+            except UconDBError:
+                pass
+        verdict = self._verdicts.pop(run)
+        if isinstance(verdict, UconDBError):
+            raise verdict
+        return verdict
+
+
+def _as_compared(run: int, served: ServedInRun) -> StoredBlobCheck:
+    """The verdict of this run's comparison of UconDB's blob with the blob packed from artdaqDB
+    (a ``skipped-existing`` blob: a mismatch, kept on purpose by the skip policy)."""
+    return StoredBlobCheck(run=run, outcome=served.outcome, packed_md5=served.packed_md5,
+                           packed_size=served.packed_size, packed_on="",
+                           stored_md5=served.md5, stored_size=served.size,
+                           stored_packed_on=None, difference=served.difference or None)
+
+
+def _md5_round_trip(run: int, latest, run_id: str, store, downloads) -> dg.AssetCheckResult:
+    try:
+        # In the run that uploaded it, the blob was packed from artdaqDB moments ago (same
+        # bytes: packing is deterministic) and the upload's streamed download proved what
+        # UconDB serves: both are in the materialization, nothing is downloaded again. Run
+        # alone (an audit), the check packs the blob from artdaqDB again and compares the
+        # download with it as it arrives (one download for all checks of the run).
+        recorded = md5_packed_by_run(latest, run_id)
+        served = served_by_run(latest, run_id)
+        if recorded is not None:
+            check = _as_recorded(run, recorded, served if served is not None
+                                 else downloads.blob_digest(run))
+            if check is not None:
+                return _round_trip_result(check, "this run's upload")
+        elif (served is not None and served.outcome == "mismatch" and served.packed_md5
+              and served.packed_md5 != served.md5):
+            return _round_trip_result(_as_compared(run, served),
+                                      "this run's comparison with artdaqDB")
+        check = check_stored_blob(run, store, downloads)
+    except ArchiverError as error:  # UconDB or artdaqDB unreachable, run not archived
+        return dg.AssetCheckResult(passed=False, description=f"run {run}: {error}",
+                                   metadata={"run": run})
+    return _round_trip_result(check, "packed again from artdaqDB")
 
 
 @dg.asset_check(asset="artdaqdb_config", name="hashes_match", blocking=True,
@@ -248,30 +332,65 @@ def hashes_match(context: dg.AssetCheckExecutionContext, run_records: RunRecords
                                     secrets=artdaqdb.settings.get().secrets())
 
 
-@dg.asset_check(asset="ucondb_blob", name="legacy_metadata", blocking=False,
-                partitions_def=runs_partitions,
-                description="The legacy `--validate` rule: metadata.fcl in the blob has "
-                            "components, config_name and sbndaq_commit_or_version exactly once. "
-                            "Warns only.")
-def legacy_metadata(context: dg.AssetCheckExecutionContext,
-                    ucondb: UconDBResource) -> dg.AssetCheckResult:
-    with ucondb.client() as client:
-        def evaluate(run: int, latest) -> dg.AssetCheckResult:
-            try:
-                text = client.get_blob(run).data.decode("utf-8", errors="replace")
-            except ArchiverError as error:
-                return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                           description=f"run {run}: {error}", metadata={"run": run})
-            errors = validate_metadata(split_blob(text))
-            return dg.AssetCheckResult(
-                passed=not errors, severity=dg.AssetCheckSeverity.WARN,
-                description=(f"run {run}: blob metadata valid" if not errors
-                             else f"run {run}: {len(errors)} metadata problem(s): "
-                                  + "; ".join(errors[:5])),
-                metadata={"run": run, "errors": dg.MetadataValue.json(errors)})
-
-        return _evaluate_partitions(context, "ucondb_blob", "legacy_metadata", evaluate,
-                                    blocking=False, secrets=ucondb.settings.get().secrets())
+def _legacy_metadata(run: int, latest, run_id: str, downloads) -> dg.AssetCheckResult:
+    served = served_by_run(latest, run_id)
+    try:
+        verdict = (MetadataVerdict(served.sections, served.errors) if served is not None
+                   else downloads.metadata_verdict(run))
+    except ArchiverError as error:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                   description=f"run {run}: {error}", metadata={"run": run})
+    verdict.raise_if_unsplittable()  # the legacy splitter's error, as an unexpected one
+    errors = list(verdict.errors)
+    return dg.AssetCheckResult(
+        passed=not errors, severity=dg.AssetCheckSeverity.WARN,
+        description=(f"run {run}: blob metadata valid" if not errors
+                     else f"run {run}: {len(errors)} metadata problem(s): "
+                          + "; ".join(errors[:5])),
+        metadata={"run": run, "errors": dg.MetadataValue.json(errors)})
 
 
-ARCHIVE_CHECKS = [md5_round_trip, hashes_match, legacy_metadata]
+MD5_ROUND_TRIP = dg.AssetCheckSpec(
+    "md5_round_trip", asset="ucondb_blob", blocking=True, partitions_def=runs_partitions,
+    description="Downloads the run's blob from UconDB by key and compares the MD5 of the raw "
+                "bytes with the MD5 of the blob packed from artdaqDB. A legacy blob that "
+                "differs only in its two `Packed on` lines passes as `verified-legacy`.")
+LEGACY_METADATA = dg.AssetCheckSpec(
+    "legacy_metadata", asset="ucondb_blob", blocking=False, partitions_def=runs_partitions,
+    description="The legacy `--validate` rule: metadata.fcl in the blob has components, "
+                "config_name and sbndaq_commit_or_version exactly once. Warns only.")
+
+
+@dg.multi_asset_check(
+    specs=[MD5_ROUND_TRIP, LEGACY_METADATA], can_subset=True,
+    description="The checks of ucondb_blob over one streamed download per run: in the run "
+                "that uploaded the blob, the upload's own verifying download (recorded in the "
+                "materialization); run alone, one download compared with the blob packed from "
+                "artdaqDB again while the legacy rule scans it.")
+def ucondb_blob_checks(context: dg.AssetCheckExecutionContext, artdaqdb: ArtdaqDBResource,
+                       ucondb: UconDBResource):
+    selected = {key.name for key in context.selected_asset_check_keys}
+    secrets = ucondb.settings.get().secrets()
+    run_id = context.run.run_id
+    with artdaqdb.open() as store, ucondb.client() as client:
+        downloads = OneDownloadPerRun(client)
+        if MD5_ROUND_TRIP.name in selected:
+            yield _for_check(MD5_ROUND_TRIP, _evaluate_partitions(
+                context, "ucondb_blob", MD5_ROUND_TRIP.name,
+                lambda run, latest: _md5_round_trip(run, latest, run_id, store, downloads),
+                secrets=secrets))
+        if LEGACY_METADATA.name in selected:
+            yield _for_check(LEGACY_METADATA, _evaluate_partitions(
+                context, "ucondb_blob", LEGACY_METADATA.name,
+                lambda run, latest: _legacy_metadata(run, latest, run_id, downloads),
+                blocking=False, secrets=secrets))
+
+
+def _for_check(spec: dg.AssetCheckSpec, result: dg.AssetCheckResult) -> dg.AssetCheckResult:
+    """``result`` addressed to one check of the multi-check step."""
+    return dg.AssetCheckResult(passed=result.passed, asset_key=spec.asset_key,
+                               check_name=spec.name, metadata=result.metadata,
+                               severity=result.severity, description=result.description)
+
+
+ARCHIVE_CHECKS = [ucondb_blob_checks, hashes_match]
