@@ -27,6 +27,7 @@ setup(
         "requests>=2.31,<3",
         "urllib3>=2,<3",
         "pyyaml>=6,<7",
+        "pydantic>=2.6,<3",  # config.yaml models; Dagster depends on it too
         "starlette>=0.40",
         "uvicorn>=0.30",
         "matplotlib>=3.8,<4",

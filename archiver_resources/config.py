@@ -19,6 +19,9 @@ Deviations from the legacy loader, each reported in ``ArchiverConfig.warnings`` 
   truthiness); an unrecognised one such as ``"maybe"`` also gets a warning.
 * **Types.** A value that is not an integer where one is expected (``batch_size: "abc"``) is a
   ConfigError naming ``app.batch_size``, not a traceback; booleans are not accepted as integers.
+  One ConfigError lists every problem of the file (its ``key`` is the first one's), each with
+  the key path, the value found and the type expected. A secret key's value is never shown, the
+  password of a URI is masked, and a secret found under another key is replaced by ``***``.
 * **Unknown keys** are reported as warnings, never silently ignored.
 * **Required means non-empty**: a required key that expands to an empty string (for example a
   set-but-empty ``UCONDB_PASSWORD``) is a ConfigError naming the key, not an empty credential.
@@ -36,18 +39,19 @@ Deviations from the legacy loader, each reported in ``ArchiverConfig.warnings`` 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Annotated, Any, Callable, ClassVar, Literal, Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
 import yaml
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      ValidationError, ValidationInfo, model_validator)
+from pydantic_core import PydanticCustomError
 
 from archiver_resources.errors import ConfigError
-from archiver_resources.redaction import MASK, redact_uri
+from archiver_resources.redaction import MASK, redact, redact_uri
 from archiver_resources.run_numbers import DEFAULT_MAX_JUMP
 
 # ---------------------------------------------------------------------------------------------
@@ -196,113 +200,279 @@ def expand_document(doc: Mapping[str, Any], environ: Optional[Mapping[str, str]]
 
 
 # ---------------------------------------------------------------------------------------------
+# Value kinds: what the legacy loader accepted for each key, as pydantic validators
+# ---------------------------------------------------------------------------------------------
+#
+# Each validator converts an expanded YAML value as the legacy tool did (``int()``, ``str()``,
+# ``value or default``; flags as described above) and raises a PydanticCustomError whose
+# message names the expected type. ``_problems`` turns pydantic's errors into key paths and adds
+# the bad value (only the kind of value for a secret key; a URI without its password).
+
+def _warn(info: ValidationInfo, text: str) -> None:
+    checks = (info.context or {}).get("checks")
+    if checks is not None and info.field_name:
+        checks.warn(info.field_name, text)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (Mapping, list)):
+        raise PydanticCustomError("config_text", "expected a single value (text or a number)")
+    return str(value)
+
+
+def _required_text(value: Any) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise PydanticCustomError("config_required", "required key missing or empty")
+    return _text(value)
+
+
+def _integer(value: Any) -> int:
+    # bool is an int to Python but never a count here; 2.0 is accepted, 2.5 is not (legacy int())
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise PydanticCustomError("config_int", "expected an integer")
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise PydanticCustomError("config_int", "expected an integer") from None
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise PydanticCustomError("config_number", "expected a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise PydanticCustomError("config_number", "expected a number") from None
+
+
+def _flag(value: Any, info: ValidationInfo) -> bool:
+    """Legacy truthiness, except that the usual words for false are false (with a warning)."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _FALSE_STRINGS:
+            if value:
+                _warn(info, f"the string {value!r} is read as false (the legacy tool read any "
+                            "non-empty string as true)")
+            return False
+        if word not in _TRUE_STRINGS:
+            _warn(info, f"{value!r} is not a recognised flag value; read as true")
+        return True
+    if isinstance(value, (Mapping, list)):
+        raise PydanticCustomError("config_flag", "expected true or false")
+    return bool(value)  # None (an empty YAML value) is false, as in the legacy tool
+
+
+def _log_level(value: Any, info: ValidationInfo) -> str:
+    level = _text(value).upper()
+    if level not in LOG_LEVELS:
+        _warn(info, f"unknown level {level!r}; using INFO")
+        return "INFO"
+    return level
+
+
+def _ucondb_app_url(value: str) -> str:
+    if not value.endswith("/app"):
+        raise PydanticCustomError(
+            "config_url", "must end with '/app' (e.g. https://host:9443/instance/app)")
+    return value
+
+
+class _EmptyMeansDefault:
+    """Field marker: an empty string in the file means the key's default (legacy ``value or
+    default``), as a missing key or an empty YAML value does."""
+
+    def __repr__(self) -> str:
+        return "EMPTY_MEANS_DEFAULT"
+
+
+_EMPTY_MEANS_DEFAULT = _EmptyMeansDefault()
+_FLAG = BeforeValidator(_flag)
+
+Text = Annotated[str, BeforeValidator(_text)]
+RequiredText = Annotated[str, BeforeValidator(_required_text)]
+Integer = Annotated[int, BeforeValidator(_integer)]
+Number = Annotated[float, BeforeValidator(_number)]
+Flag = Annotated[bool, _FLAG]
+PathValue = Annotated[Path, BeforeValidator(lambda value: Path(_text(value))),
+                      _EMPTY_MEANS_DEFAULT]
+RequiredPath = Annotated[Path, BeforeValidator(lambda value: Path(_required_text(value)))]
+OptionalText = Annotated[Optional[Text], _EMPTY_MEANS_DEFAULT]   # "" → None
+
+
+# ---------------------------------------------------------------------------------------------
 # Typed sections
 # ---------------------------------------------------------------------------------------------
 
-class _SafeRepr:
-    """repr() that masks secret fields and passwords inside URI fields."""
+class _Frozen(BaseModel):
+    """Immutable; repr() masks secret fields and the password inside URI fields."""
 
-    _SECRET_FIELDS: tuple[str, ...] = ()
-    _URI_FIELDS: tuple[str, ...] = ()
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
 
-    def __repr__(self) -> str:
-        parts = []
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if f.name in self._SECRET_FIELDS:
-                shown = MASK if value else repr(value)
-            elif f.name in self._URI_FIELDS and isinstance(value, str):
-                shown = repr(redact_uri(value))
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
+    URI_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def __repr_args__(self):
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in self.SECRET_FIELDS and value:
+                yield name, _Literal(MASK)
+            elif name in self.URI_FIELDS and isinstance(value, str):
+                yield name, redact_uri(value)
             else:
-                shown = repr(value)
-            parts.append(f"{f.name}={shown}")
-        return f"{type(self).__name__}({', '.join(parts)})"
+                yield name, value
 
-    __str__ = __repr__
-
-
-@dataclass(frozen=True, repr=False)
-class AppConfig(_SafeRepr):
-    work_dir: Path = Path(DEFAULT_WORK_DIR)
-    import_state_file: Path = Path(DEFAULT_WORK_DIR) / "importer_state.json"
-    import_failure_log: Path = Path(DEFAULT_WORK_DIR) / "import_failures.log"
-    migrate_state_file: Path = Path(DEFAULT_WORK_DIR) / "migrator_state.json"
-    migrate_failure_log: Path = Path(DEFAULT_WORK_DIR) / "migrate_failures.log"
-    lock_file: Path = Path(DEFAULT_WORK_DIR) / ".archiver.lock"
-    batch_size: int = 5
-    parallel_workers: int = 2
-    run_process_retries: int = 2
-    retry_delay_seconds: int = 3
-    log_level: str = "INFO"
-    log_file: Optional[Path] = None
-    on_existing: str = "verify"
-    dagster_home: Optional[Path] = None
-    max_run_number_jump: int = DEFAULT_MAX_JUMP
+    def __str__(self) -> str:
+        return repr(self)
 
 
-@dataclass(frozen=True, repr=False)
-class AppFuzzConfig(_SafeRepr):
-    random_skip_percent: float = 0.0
-    random_skip_retry: bool = False
-    random_error_percent: float = 0.0
-    random_error_retry: bool = False
+class _Literal(str):
+    def __repr__(self) -> str:
+        return str(self)
 
 
-@dataclass(frozen=True, repr=False)
-class SourceConfig(_SafeRepr):
-    run_records_dir: Path
-    finished_after_seconds: int = 3600
-    max_file_bytes: int = 64 * 1024 * 1024
+class _Section(_Frozen):
+    """One mapping of config.yaml. Before the fields are validated: unknown keys are dropped
+    (the loader has warned about them), an empty YAML value means the default (a flag's is
+    false, as in the legacy tool), and so does ``""`` for a key marked _EMPTY_MEANS_DEFAULT."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_values(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        fields = cls.model_fields
+        kept = {}
+        for key, value in data.items():
+            info = fields.get(key)
+            if info is None:
+                continue
+            if value is None and _FLAG not in info.metadata:
+                continue
+            if isinstance(value, str) and not value and _EMPTY_MEANS_DEFAULT in info.metadata:
+                continue
+            kept[key] = value
+        return cls._derive(kept)
+
+    @classmethod
+    def _derive(cls, data: dict) -> dict:
+        return data
+
+    def _require_when_enabled(self, keys: tuple[str, ...], reason: str) -> None:
+        for key in keys:
+            if not getattr(self, key):
+                raise PydanticCustomError("config_required", reason, {"key": key})
 
 
-@dataclass(frozen=True, repr=False)
-class ArtdaqDBConfig(_SafeRepr):
-    fcl_conf_dir: Path
-    database_uri: str
-    use_tools: bool = False
-    remote_host: Optional[str] = None
-    tool_timeout_seconds: int = 300
-    backend: str = "auto"
-    _URI_FIELDS = ("database_uri",)
+_APP_FILES = {"import_state_file": "importer_state.json",
+              "import_failure_log": "import_failures.log",
+              "migrate_state_file": "migrator_state.json",
+              "migrate_failure_log": "migrate_failures.log",
+              "lock_file": ".archiver.lock"}
 
 
-@dataclass(frozen=True, repr=False)
-class UconDBConfig(_SafeRepr):
-    server_url: str
-    folder_name: str
-    object_name: str
-    writer_user: str
-    writer_password: str
-    timeout_seconds: float = 10
-    verify_tls: bool = True
-    ca_bundle: Optional[str] = None
-    retries: int = 3
-    create_folder: bool = False
-    _SECRET_FIELDS = ("writer_password",)
-    _URI_FIELDS = ("server_url",)
+class AppConfig(_Section):
+    work_dir: PathValue = Path(DEFAULT_WORK_DIR)
+    import_state_file: PathValue = Path(DEFAULT_WORK_DIR) / "importer_state.json"
+    import_failure_log: PathValue = Path(DEFAULT_WORK_DIR) / "import_failures.log"
+    migrate_state_file: PathValue = Path(DEFAULT_WORK_DIR) / "migrator_state.json"
+    migrate_failure_log: PathValue = Path(DEFAULT_WORK_DIR) / "migrate_failures.log"
+    lock_file: PathValue = Path(DEFAULT_WORK_DIR) / ".archiver.lock"
+    batch_size: Annotated[Integer, Field(ge=1)] = 5
+    parallel_workers: Annotated[Integer, Field(ge=1)] = 2
+    run_process_retries: Annotated[Integer, Field(ge=0)] = 2
+    retry_delay_seconds: Annotated[Integer, Field(ge=0)] = 3
+    log_level: Annotated[str, BeforeValidator(_log_level), _EMPTY_MEANS_DEFAULT] = "INFO"
+    log_file: Annotated[Optional[PathValue], _EMPTY_MEANS_DEFAULT] = None
+    on_existing: Annotated[Literal[ON_EXISTING_CHOICES], _EMPTY_MEANS_DEFAULT] = "verify"
+    dagster_home: Annotated[Optional[PathValue], _EMPTY_MEANS_DEFAULT] = None
+    max_run_number_jump: Annotated[Integer, Field(ge=1)] = DEFAULT_MAX_JUMP
+
+    @classmethod
+    def _derive(cls, data: dict) -> dict:
+        """The state files, failure logs and lock file default to ``<work_dir>/<name>``."""
+        work_dir = data.get("work_dir", DEFAULT_WORK_DIR)
+        if isinstance(work_dir, (Mapping, list)):
+            return data  # the work_dir error is reported; these keep their defaults
+        for key, name in _APP_FILES.items():
+            data.setdefault(key, Path(str(work_dir)) / name)
+        return data
 
 
-@dataclass(frozen=True, repr=False)
-class EmailConfig(_SafeRepr):
-    enabled: bool = False
-    recipient_email: Optional[str] = None
-    sender_email: Optional[str] = None
-    smtp_host: Optional[str] = None
-    smtp_port: int = 25
-    smtp_use_tls: bool = False
-    smtp_user: Optional[str] = None
-    smtp_password: Optional[str] = None
-    _SECRET_FIELDS = ("smtp_password",)
+class AppFuzzConfig(_Section):
+    random_skip_percent: Annotated[Number, Field(ge=0)] = 0.0
+    random_skip_retry: Flag = False
+    random_error_percent: Annotated[Number, Field(ge=0)] = 0.0
+    random_error_retry: Flag = False
 
 
-@dataclass(frozen=True, repr=False)
-class SlackConfig(_SafeRepr):
-    enabled: bool = False
-    bot_token: Optional[str] = None
-    channel: Optional[str] = None
-    mention_users: Optional[str] = None
-    webhook_url: Optional[str] = None
-    _SECRET_FIELDS = ("bot_token", "webhook_url")
+class SourceConfig(_Section):
+    run_records_dir: RequiredPath
+    finished_after_seconds: Annotated[Integer, Field(ge=0)] = 3600
+    max_file_bytes: Annotated[Integer, Field(ge=1)] = 64 * 1024 * 1024
+
+
+class ArtdaqDBConfig(_Section):
+    fcl_conf_dir: RequiredPath
+    database_uri: RequiredText
+    use_tools: Flag = False
+    remote_host: OptionalText = None
+    tool_timeout_seconds: Annotated[Integer, Field(ge=1)] = 300
+    backend: Annotated[Literal[ARTDAQ_BACKENDS], _EMPTY_MEANS_DEFAULT] = "auto"
+
+    URI_FIELDS = ("database_uri",)
+
+
+class UconDBConfig(_Section):
+    server_url: Annotated[RequiredText, AfterValidator(_ucondb_app_url)]
+    folder_name: RequiredText
+    object_name: RequiredText
+    writer_user: RequiredText
+    writer_password: RequiredText
+    timeout_seconds: Annotated[Number, Field(ge=0.001)] = 10.0
+    verify_tls: Flag = True
+    ca_bundle: OptionalText = None
+    retries: Annotated[Integer, Field(ge=0)] = 3
+    create_folder: Flag = False
+
+    SECRET_FIELDS = ("writer_password",)
+    URI_FIELDS = ("server_url",)
+
+
+class EmailConfig(_Section):
+    enabled: Flag = False
+    recipient_email: Optional[Text] = None
+    sender_email: Optional[Text] = None
+    smtp_host: Optional[Text] = None
+    smtp_port: Annotated[Integer, Field(ge=1)] = 25
+    smtp_use_tls: Flag = False
+    smtp_user: Optional[Text] = None
+    smtp_password: Optional[Text] = None
+
+    SECRET_FIELDS = ("smtp_password",)
+
+    @model_validator(mode="after")
+    def _enabled_needs_addresses(self) -> "EmailConfig":
+        if self.enabled:
+            self._require_when_enabled(("recipient_email", "sender_email", "smtp_host"),
+                                       "required when email is enabled")
+        return self
+
+
+class SlackConfig(_Section):
+    enabled: Flag = False
+    bot_token: Optional[Text] = None
+    channel: Optional[Text] = None
+    mention_users: Optional[Text] = None
+    webhook_url: Optional[Text] = None
+
+    SECRET_FIELDS = ("bot_token", "webhook_url")
+
+    @model_validator(mode="after")
+    def _enabled_needs_a_destination(self) -> "SlackConfig":
+        if self.enabled and not self.webhook_url:
+            self._require_when_enabled(("bot_token", "channel"),
+                                       "required when Slack is enabled (or set webhook_url)")
+        return self
 
     @property
     def mention_ids(self) -> tuple[str, ...]:
@@ -310,22 +480,26 @@ class SlackConfig(_SafeRepr):
         return tuple(u.strip() for u in (self.mention_users or "").split(",") if u.strip())
 
 
-@dataclass(frozen=True, repr=False)
-class ReportingConfig(_SafeRepr):
+class ReportingConfig(_Frozen):
     email: EmailConfig = EmailConfig()
     slack: SlackConfig = SlackConfig()
 
 
-@dataclass(frozen=True, repr=False)
-class CarbonConfig(_SafeRepr):
-    enabled: bool = False
-    host: Optional[str] = None
-    port: int = 2003
-    metric_prefix: Optional[str] = None
+class CarbonConfig(_Section):
+    enabled: Flag = False
+    host: Optional[Text] = None
+    port: Annotated[Integer, Field(ge=1)] = 2003
+    metric_prefix: Optional[Text] = None
+
+    @model_validator(mode="after")
+    def _enabled_needs_host_and_prefix(self) -> "CarbonConfig":
+        if self.enabled:
+            self._require_when_enabled(("host", "metric_prefix"),
+                                       "required when carbon is enabled")
+        return self
 
 
-@dataclass(frozen=True, repr=False)
-class ArchiverConfig(_SafeRepr):
+class ArchiverConfig(_Frozen):
     """The whole configuration; ``warnings`` lists deviations, unknown keys and deprecations."""
 
     app: AppConfig
@@ -335,8 +509,8 @@ class ArchiverConfig(_SafeRepr):
     reporting: ReportingConfig = ReportingConfig()
     carbon: CarbonConfig = CarbonConfig()
     app_fuzz: AppFuzzConfig = AppFuzzConfig()
-    fhiclize_generate: frozenset = FHICLIZE_NAMES
-    warnings: tuple = ()
+    fhiclize_generate: frozenset[str] = FHICLIZE_NAMES
+    warnings: tuple[str, ...] = ()
     path: Optional[str] = None
 
     def secrets(self) -> list[str]:
@@ -356,7 +530,7 @@ class ArchiverConfig(_SafeRepr):
             expanded = expand_document(doc, environ)
         except ConfigError as exc:
             raise ConfigError(exc.reason, key=exc.key, path=path) from exc
-        return _Builder(expanded, path).build()
+        return _Loader(expanded, path).build()
 
 
 def ucondb_folder_creation(section: UconDBConfig,
@@ -427,301 +601,203 @@ def parse_fhiclize_generate(value: Any) -> frozenset[str]:
     return frozenset(names)
 
 
-_KNOWN_KEYS = {
-    "app": {f.name for f in dataclasses.fields(AppConfig)},
-    "app_fuzz": {f.name for f in dataclasses.fields(AppFuzzConfig)},
-    "source_files": {f.name for f in dataclasses.fields(SourceConfig)},
-    "artdaq_db": {f.name for f in dataclasses.fields(ArtdaqDBConfig)},
-    "ucon_db": {f.name for f in dataclasses.fields(UconDBConfig)},
-    "reporting.email": {f.name for f in dataclasses.fields(EmailConfig)},
-    "reporting.slack": {f.name for f in dataclasses.fields(SlackConfig)},
-    "carbon": {f.name for f in dataclasses.fields(CarbonConfig)},
+#: The model of each mapping of config.yaml, by key path.
+_SECTION_MODELS: dict[str, type[_Section]] = {
+    "app": AppConfig, "app_fuzz": AppFuzzConfig, "source_files": SourceConfig,
+    "artdaq_db": ArtdaqDBConfig, "ucon_db": UconDBConfig, "reporting.email": EmailConfig,
+    "reporting.slack": SlackConfig, "carbon": CarbonConfig,
 }
+_KNOWN_KEYS = {name: set(model.model_fields) for name, model in _SECTION_MODELS.items()}
+#: The deprecated form: the email keys directly under ``reporting``, ``send_email_on_error``
+#: for ``enabled``; used only when there is no ``reporting.email`` block.
 _DEPRECATED_EMAIL_KEYS = {"send_email_on_error", "recipient_email", "sender_email", "smtp_host",
                           "smtp_port", "smtp_use_tls", "smtp_user", "smtp_password"}
+#: Where a secret can be in the expanded document: never shown in an error.
+_SECRET_KEYS = (("ucon_db", "writer_password"), ("reporting", "smtp_password"),
+                ("reporting", "email", "smtp_password"), ("reporting", "slack", "bot_token"),
+                ("reporting", "slack", "webhook_url"))
+_URI_KEYS = (("artdaq_db", "database_uri"), ("ucon_db", "server_url"))
 
 
-class _Builder:
-    """Typed conversion of an expanded document; collects warnings."""
+class _Checks:
+    """What validating one section reports besides errors: warnings, named by key path.
+    ``names`` maps a field to the key it was read from when they differ (deprecated forms)."""
+
+    def __init__(self, section: str, warnings: list[str], names: Optional[dict] = None):
+        self.section = section
+        self.warnings = warnings
+        self.names = names or {}
+
+    def key(self, field_name: str) -> str:
+        return f"{self.section}.{self.names.get(field_name, field_name)}"
+
+    def warn(self, field_name: str, text: str) -> None:
+        self.warnings.append(f"'{self.key(field_name)}': {text}")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "a list"
+    return {bool: "a flag", int: "an integer", float: "a number", str: "text"}.get(
+        type(value), f"a {type(value).__name__}")
+
+
+def _shown(value: Any, field_name: Optional[str], model: type[_Frozen]) -> str:
+    """The bad value in an error: only the kind of a mapping or list (it may hold anything),
+    never a secret key's value, a URI without its password."""
+    if field_name in model.SECRET_FIELDS:
+        return f"{_kind(value)} (a secret key: its value is not shown)"
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)) or value is None:
+        return _kind(value)
+    if isinstance(value, str) and field_name in model.URI_FIELDS:
+        value = redact_uri(value)
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _problems(exc: ValidationError, model: type[_Section], checks: _Checks) -> list[tuple]:
+    """(key path, reason) for each error pydantic found in one section."""
+    found = []
+    for error in exc.errors(include_url=False):
+        loc = [str(part) for part in error["loc"]]
+        ctx = error.get("ctx") or {}
+        if not loc and "key" in ctx:  # a model-level check about one key
+            loc = [ctx["key"]]
+        key = checks.key(".".join(loc)) if loc else checks.section
+        kind = error["type"]
+        if kind == "missing":
+            found.append((key, "required key missing or empty"))
+            continue
+        if kind == "config_required" or not loc:
+            found.append((key, error["msg"]))
+            continue
+        if kind == "greater_than_equal":
+            reason = f"must be at least {ctx['ge']:g}"
+        elif kind == "literal_error":
+            reason = f"must be one of {ctx['expected']}"
+        else:
+            reason = error["msg"]
+        found.append((key, f"{reason}, got {_shown(error.get('input'), loc[0], model)}"))
+    return found
+
+
+def _dig(doc: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    node: Any = doc
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node
+
+
+class _Loader:
+    """An expanded document to ArchiverConfig: which mapping goes to which model, the
+    deprecated email form, unknown keys (warnings), and one ConfigError listing every problem
+    (its ``key`` the first one's)."""
 
     def __init__(self, doc: Mapping[str, Any], path: Optional[str]):
         self.doc = doc
         self.path = path
         self.warnings: list[str] = []
-
-    # -- helpers ----------------------------------------------------------------------------
-
-    def error(self, key: str, reason: str) -> ConfigError:
-        return ConfigError(reason, key=key, path=self.path)
-
-    def section(self, name: str, required: bool = False) -> Mapping[str, Any]:
-        if name not in self.doc:
-            if required:
-                raise self.error(name, f"Top-level configuration key missing: '{name}'")
-            return {}
-        body = self.doc[name]
-        if body is None and not required:
-            return {}
-        if not isinstance(body, Mapping):
-            raise self.error(name, f"must be a mapping of keys, got {type(body).__name__}")
-        return body
-
-    def warn_unknown(self, name: str, body: Mapping[str, Any], extra: frozenset = frozenset()):
-        for key in body:
-            if key not in _KNOWN_KEYS[name] and key not in extra:
-                self.warnings.append(f"unknown key '{name}.{key}' ignored")
-
-    def required_str(self, sec: str, body: Mapping[str, Any], key: str) -> str:
-        value = body.get(key)
-        if value is None or (isinstance(value, str) and not value.strip()):
-            raise self.error(f"{sec}.{key}", "required key missing or empty")
-        if isinstance(value, (Mapping, list)):
-            raise self.error(f"{sec}.{key}", "must be a single value, not a mapping or list")
-        return str(value)
-
-    def opt_str(self, sec: str, body: Mapping[str, Any], key: str) -> Optional[str]:
-        value = body.get(key)
-        if value is None:
-            return None
-        if isinstance(value, (Mapping, list)):
-            raise self.error(f"{sec}.{key}", "must be a single value, not a mapping or list")
-        return str(value)
-
-    def integer(self, sec: str, body: Mapping[str, Any], key: str, default: int,
-                minimum: Optional[int] = None) -> int:
-        value = body.get(key, default)
-        if value is None:
-            value = default
-        if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
-            raise self.error(f"{sec}.{key}", f"expected an integer, got {value!r}")
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise self.error(f"{sec}.{key}", f"expected an integer, got {value!r}") from None
-        if minimum is not None and number < minimum:
-            raise self.error(f"{sec}.{key}", f"must be at least {minimum}, got {number}")
-        return number
-
-    def number(self, sec: str, body: Mapping[str, Any], key: str, default: float,
-               minimum: float = 0) -> float:
-        value = body.get(key, default)
-        if value is None:
-            value = default
-        if isinstance(value, bool):
-            raise self.error(f"{sec}.{key}", f"expected a number, got {value!r}")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise self.error(f"{sec}.{key}", f"expected a number, got {value!r}") from None
-        if number < minimum:
-            raise self.error(f"{sec}.{key}", f"must be at least {minimum:g}, got {number:g}")
-        return number
-
-    def flag(self, sec: str, body: Mapping[str, Any], key: str, default: bool) -> bool:
-        value = body.get(key, default)
-        if isinstance(value, str):
-            word = value.strip().lower()
-            if word in _FALSE_STRINGS:
-                if value:
-                    self.warnings.append(
-                        f"'{sec}.{key}': the string {value!r} is read as false (the legacy "
-                        "tool read any non-empty string as true)")
-                return False
-            if word not in _TRUE_STRINGS:
-                self.warnings.append(f"'{sec}.{key}': {value!r} is not a recognised flag value; "
-                                     "read as true")
-            return True
-        if isinstance(value, (Mapping, list)):
-            raise self.error(f"{sec}.{key}", f"expected true or false, got {value!r}")
-        return bool(value)
-
-    def as_path(self, value: Optional[str]) -> Optional[Path]:
-        return Path(value) if value else None
-
-    # -- sections ---------------------------------------------------------------------------
+        self.problems: list[tuple[str, str]] = []
 
     def build(self) -> ArchiverConfig:
         for name in self.doc:
             if name not in REQUIRED_SECTIONS + OPTIONAL_SECTIONS:
                 self.warnings.append(f"unknown top-level key '{name}' ignored")
-        source = self.source_files()
-        artdaq = self.artdaq_db()
-        ucon = self.ucon_db()
+        sections = {name: self.validate(name, self.mapping(self.doc, name,
+                                                           name in REQUIRED_SECTIONS))
+                    for name in ("app", "source_files", "artdaq_db", "ucon_db", "carbon",
+                                 "app_fuzz")}
+        reporting = self.reporting()
         try:
             generate = parse_fhiclize_generate(self.doc.get("fhiclize_generate"))
         except ConfigError as exc:
-            raise ConfigError(exc.reason, key=exc.key, path=self.path) from exc
-        return ArchiverConfig(
-            app=self.app(), source_files=source, artdaq_db=artdaq, ucon_db=ucon,
-            reporting=self.reporting(), carbon=self.carbon(), app_fuzz=self.app_fuzz(),
-            fhiclize_generate=generate, warnings=tuple(self.warnings), path=self.path)
+            self.problems.append((exc.key, exc.reason))
+        if self.problems:
+            raise self.error()
+        secrets = self.secrets()
+        return ArchiverConfig(**sections, reporting=reporting, fhiclize_generate=generate,
+                              warnings=tuple(redact(w, secrets) for w in self.warnings),
+                              path=self.path)
 
-    def app(self) -> AppConfig:
-        body = self.section("app")
-        self.warn_unknown("app", body)
-        work_dir = Path(self.opt_str("app", body, "work_dir") or DEFAULT_WORK_DIR)
+    def mapping(self, parent: Mapping[str, Any], name: str, required: bool = False,
+                prefix: str = "") -> Optional[Mapping[str, Any]]:
+        """A section's mapping; {} for an absent or empty optional one; None after a problem."""
+        if name not in parent:
+            if required:
+                self.problems.append((name, f"Top-level configuration key missing: '{name}'"))
+                return None
+            return {}
+        body = parent[name]
+        if body is None and not required:
+            return {}
+        if not isinstance(body, Mapping):
+            self.problems.append((prefix + name, f"expected a mapping of keys, got {_kind(body)}"))
+            return None
+        return body
 
-        def file(key: str, name: str) -> Path:
-            return Path(self.opt_str("app", body, key) or work_dir / name)
+    def validate(self, section: str, body: Optional[Mapping[str, Any]],
+                 model: Optional[type[_Section]] = None, names: Optional[dict] = None,
+                 warn_unknown: bool = True) -> Any:
+        model = model or _SECTION_MODELS[section]
+        if body is None:
+            return None
+        if warn_unknown:
+            for key in body:
+                if key not in model.model_fields:
+                    self.warnings.append(f"unknown key '{section}.{key}' ignored")
+        checks = _Checks(section, self.warnings, names)
+        try:
+            return model.model_validate(body, context={"checks": checks})
+        except ValidationError as exc:
+            self.problems.extend(_problems(exc, model, checks))
+            return None
 
-        level = (self.opt_str("app", body, "log_level") or "INFO").upper()
-        if level not in LOG_LEVELS:
-            self.warnings.append(f"'app.log_level': unknown level {level!r}; using INFO")
-            level = "INFO"
-        on_existing = self.opt_str("app", body, "on_existing") or "verify"
-        if on_existing not in ON_EXISTING_CHOICES:
-            raise self.error("app.on_existing", f"must be one of {', '.join(ON_EXISTING_CHOICES)}"
-                             f", got {on_existing!r}")
-        return AppConfig(
-            work_dir=work_dir,
-            import_state_file=file("import_state_file", "importer_state.json"),
-            import_failure_log=file("import_failure_log", "import_failures.log"),
-            migrate_state_file=file("migrate_state_file", "migrator_state.json"),
-            migrate_failure_log=file("migrate_failure_log", "migrate_failures.log"),
-            lock_file=file("lock_file", ".archiver.lock"),
-            batch_size=self.integer("app", body, "batch_size", 5, minimum=1),
-            parallel_workers=self.integer("app", body, "parallel_workers", 2, minimum=1),
-            run_process_retries=self.integer("app", body, "run_process_retries", 2, minimum=0),
-            retry_delay_seconds=self.integer("app", body, "retry_delay_seconds", 3, minimum=0),
-            log_level=level,
-            log_file=self.as_path(self.opt_str("app", body, "log_file")),
-            on_existing=on_existing,
-            dagster_home=self.as_path(self.opt_str("app", body, "dagster_home")),
-            max_run_number_jump=self.integer("app", body, "max_run_number_jump", DEFAULT_MAX_JUMP,
-                                             minimum=1),
-        )
-
-    def app_fuzz(self) -> AppFuzzConfig:
-        body = self.section("app_fuzz")
-        self.warn_unknown("app_fuzz", body)
-        return AppFuzzConfig(
-            random_skip_percent=self.number("app_fuzz", body, "random_skip_percent", 0),
-            random_skip_retry=self.flag("app_fuzz", body, "random_skip_retry", False),
-            random_error_percent=self.number("app_fuzz", body, "random_error_percent", 0),
-            random_error_retry=self.flag("app_fuzz", body, "random_error_retry", False))
-
-    def source_files(self) -> SourceConfig:
-        body = self.section("source_files", required=True)
-        self.warn_unknown("source_files", body)
-        return SourceConfig(
-            run_records_dir=Path(self.required_str("source_files", body, "run_records_dir")),
-            finished_after_seconds=self.integer("source_files", body, "finished_after_seconds",
-                                                3600, minimum=0),
-            max_file_bytes=self.integer("source_files", body, "max_file_bytes",
-                                        64 * 1024 * 1024, minimum=1))
-
-    def artdaq_db(self) -> ArtdaqDBConfig:
-        body = self.section("artdaq_db", required=True)
-        self.warn_unknown("artdaq_db", body)
-        return ArtdaqDBConfig(
-            fcl_conf_dir=Path(self.required_str("artdaq_db", body, "fcl_conf_dir")),
-            database_uri=self.required_str("artdaq_db", body, "database_uri"),
-            use_tools=self.flag("artdaq_db", body, "use_tools", False),
-            remote_host=self.opt_str("artdaq_db", body, "remote_host") or None,
-            tool_timeout_seconds=self.integer("artdaq_db", body, "tool_timeout_seconds", 300,
-                                              minimum=1),
-            backend=self.artdaq_backend(body))
-
-    def artdaq_backend(self, body: Mapping[str, Any]) -> str:
-        backend = self.opt_str("artdaq_db", body, "backend") or "auto"
-        if backend not in ARTDAQ_BACKENDS:
-            raise self.error("artdaq_db.backend", f"must be one of {', '.join(ARTDAQ_BACKENDS)}, "
-                             f"got {backend!r}")
-        return backend
-
-    def ucon_db(self) -> UconDBConfig:
-        body = self.section("ucon_db", required=True)
-        self.warn_unknown("ucon_db", body)
-        server_url = self.required_str("ucon_db", body, "server_url")
-        if not server_url.endswith("/app"):
-            raise self.error("ucon_db.server_url", "must end with '/app' (e.g. https://host:9443/"
-                             f"instance/app), got {redact_uri(server_url)!r}")
-        return UconDBConfig(
-            server_url=server_url,
-            folder_name=self.required_str("ucon_db", body, "folder_name"),
-            object_name=self.required_str("ucon_db", body, "object_name"),
-            writer_user=self.required_str("ucon_db", body, "writer_user"),
-            writer_password=self.required_str("ucon_db", body, "writer_password"),
-            timeout_seconds=self.number("ucon_db", body, "timeout_seconds", 10, minimum=0.001),
-            verify_tls=self.flag("ucon_db", body, "verify_tls", True),
-            ca_bundle=self.opt_str("ucon_db", body, "ca_bundle") or None,
-            retries=self.integer("ucon_db", body, "retries", 3, minimum=0),
-            create_folder=self.flag("ucon_db", body, "create_folder", False))
-
-    def reporting(self) -> ReportingConfig:
-        body = self.section("reporting")
+    def reporting(self) -> Optional[ReportingConfig]:
+        body = self.mapping(self.doc, "reporting")
+        if body is None:
+            return None
         for key in body:
             if key not in ("email", "slack") and key not in _DEPRECATED_EMAIL_KEYS:
                 self.warnings.append(f"unknown key 'reporting.{key}' ignored")
-        return ReportingConfig(email=self.email(body), slack=self.slack(body))
-
-    def email(self, reporting: Mapping[str, Any]) -> EmailConfig:
-        if "send_email_on_error" in reporting:
+        if "send_email_on_error" in body:
             self.warnings.append("DEPRECATED: 'reporting.send_email_on_error'; use a "
                                  "'reporting.email' block with 'enabled'")
-        if "send_email_on_error" in reporting and "email" not in reporting:
-            sec, body = "reporting", dict(reporting)
-            enabled = self.flag(sec, body, "send_email_on_error", False)
-            port, tls = 587, True
+        if "send_email_on_error" in body and "email" not in body:
+            # The deprecated form's own defaults: port 587 with TLS.
+            legacy = {key: value for key, value in body.items() if key in _DEPRECATED_EMAIL_KEYS}
+            legacy["enabled"] = legacy.pop("send_email_on_error")
+            if legacy.get("smtp_port") is None:
+                legacy["smtp_port"] = 587
+            legacy.setdefault("smtp_use_tls", True)
+            email = self.validate("reporting", legacy, EmailConfig,
+                                  names={"enabled": "send_email_on_error"}, warn_unknown=False)
         else:
-            sec, body = "reporting.email", self._sub(reporting, "email")
-            self.warn_unknown("reporting.email", body)
-            enabled = self.flag(sec, body, "enabled", False)
-            port, tls = 25, False
-        config = EmailConfig(
-            enabled=enabled,
-            recipient_email=self.opt_str(sec, body, "recipient_email"),
-            sender_email=self.opt_str(sec, body, "sender_email"),
-            smtp_host=self.opt_str(sec, body, "smtp_host"),
-            smtp_port=self.integer(sec, body, "smtp_port", port, minimum=1),
-            smtp_use_tls=self.flag(sec, body, "smtp_use_tls", tls),
-            smtp_user=self.opt_str(sec, body, "smtp_user"),
-            smtp_password=self.opt_str(sec, body, "smtp_password"))
-        if enabled:
-            for key in ("recipient_email", "sender_email", "smtp_host"):
-                if not getattr(config, key):
-                    raise self.error(f"{sec}.{key}", "required when email is enabled")
-        return config
+            email = self.validate("reporting.email",
+                                  self.mapping(body, "email", prefix="reporting."))
+        slack = self.validate("reporting.slack", self.mapping(body, "slack", prefix="reporting."))
+        if email is None or slack is None:
+            return None
+        return ReportingConfig(email=email, slack=slack)
 
-    def slack(self, reporting: Mapping[str, Any]) -> SlackConfig:
-        body = self._sub(reporting, "slack")
-        self.warn_unknown("reporting.slack", body)
-        sec = "reporting.slack"
-        config = SlackConfig(
-            enabled=self.flag(sec, body, "enabled", False),
-            bot_token=self.opt_str(sec, body, "bot_token"),
-            channel=self.opt_str(sec, body, "channel"),
-            mention_users=self.opt_str(sec, body, "mention_users"),
-            webhook_url=self.opt_str(sec, body, "webhook_url"))
-        if config.enabled and not config.webhook_url:
-            for key in ("bot_token", "channel"):
-                if not getattr(config, key):
-                    raise self.error(f"{sec}.{key}", "required when Slack is enabled "
-                                     "(or set webhook_url)")
-        return config
+    def secrets(self) -> list[str]:
+        """The secret values of the document as written, to mask wherever they turn up."""
+        values = [_dig(self.doc, keys) for keys in _SECRET_KEYS]
+        values += [_uri_password(uri) for uri in (_dig(self.doc, keys) for keys in _URI_KEYS)
+                   if isinstance(uri, str)]
+        return [str(v) for v in values if v is not None and not isinstance(v, (Mapping, list))
+                and str(v)]
 
-    def _sub(self, parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-        body = parent.get(key)
-        if body is None:
-            return {}
-        if not isinstance(body, Mapping):
-            raise self.error(f"reporting.{key}", "must be a mapping of keys")
-        return body
-
-    def carbon(self) -> CarbonConfig:
-        body = self.section("carbon")
-        self.warn_unknown("carbon", body)
-        config = CarbonConfig(
-            enabled=self.flag("carbon", body, "enabled", False),
-            host=self.opt_str("carbon", body, "host"),
-            port=self.integer("carbon", body, "port", 2003, minimum=1),
-            metric_prefix=self.opt_str("carbon", body, "metric_prefix"))
-        if config.enabled:
-            for key in ("host", "metric_prefix"):
-                if not getattr(config, key):
-                    raise self.error(f"carbon.{key}", "required when carbon is enabled")
-        return config
-
+    def error(self) -> ConfigError:
+        (key, reason), more = self.problems[0], self.problems[1:]
+        if more:
+            reason += "; also " + "; ".join(f"'{k}': {r}" for k, r in more)
+        return ConfigError(redact(reason, self.secrets()), key=key, path=self.path)
 
 # ---------------------------------------------------------------------------------------------
 # A default configuration in the legacy format

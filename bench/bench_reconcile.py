@@ -40,7 +40,7 @@ from sqlalchemy import insert  # noqa: E402
 from archiver_assets.partitions import runs_partitions  # noqa: E402
 from archiver_assets.state.reconcile import reconcile  # noqa: E402
 from archiver_resources.artdaqdb.filesystem import empty_index  # noqa: E402
-from archiver_resources.fhiclize import default_schema_text  # noqa: E402
+from archiver_resources.testing.legacy_config import write_legacy_config  # noqa: E402
 from archiver_resources.ucondb.testing import start_local_ucondb  # noqa: E402
 
 FOLDER = "bench_runs"
@@ -79,27 +79,10 @@ def build_ucondb(server, runs) -> None:
 
 
 def write_config(root: Path, server, uri: str) -> Path:
-    (root / "fcl_conf").mkdir()
-    (root / "fcl_conf" / "schema.fcl").write_text(default_schema_text())
     (root / "run_records").mkdir()
-    config = root / "config.yaml"
-    config.write_text(f"""
-app:
-  work_dir: "{root / 'work'}"
-source_files:
-  run_records_dir: "{root / 'run_records'}"
-artdaq_db:
-  fcl_conf_dir: "{root / 'fcl_conf'}"
-  database_uri: "{uri}"
-ucon_db:
-  server_url: "{server.base_url}"
-  folder_name: {FOLDER}
-  object_name: configuration
-  timeout_seconds: 120
-  writer_user: "{server.user}"
-  writer_password: "${{BENCH_UCONDB_PASSWORD}}"
-""")
-    return config
+    return write_legacy_config(root, server, run_records=root / "run_records", artdaqdb_uri=uri,
+                               folder=FOLDER, password_env="BENCH_UCONDB_PASSWORD",
+                               timeout_seconds=120, retries=None, source={})
 
 
 def fresh_home(base: Path, name: str) -> Path:

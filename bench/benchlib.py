@@ -50,31 +50,11 @@ class Stores:
 
 def write_config(root: Path, ucondb, *, run_records: Path, artdaqdb_uri: str) -> Path:
     """A legacy-format config.yaml for the benchmark stores (password through the environment)."""
-    from archiver_resources.fhiclize import default_schema_text
+    from archiver_resources.testing.legacy_config import write_legacy_config
 
-    fcl_conf = root / "fcl_conf"
-    fcl_conf.mkdir(parents=True, exist_ok=True)
-    (fcl_conf / "schema.fcl").write_text(default_schema_text())
-    config = root / "config.yaml"
-    config.write_text(f"""
-app:
-  work_dir: "{root / 'work'}"
-source_files:
-  run_records_dir: "{run_records}"
-  finished_after_seconds: 3600
-artdaq_db:
-  fcl_conf_dir: "{fcl_conf}"
-  database_uri: "{artdaqdb_uri}"
-ucon_db:
-  server_url: "{ucondb.base_url}"
-  folder_name: {FOLDER}
-  object_name: configuration
-  timeout_seconds: 60
-  retries: 1
-  writer_user: "{ucondb.user}"
-  writer_password: "${{{PASSWORD_ENV}}}"
-""")
-    return config
+    return write_legacy_config(root, ucondb, run_records=run_records, artdaqdb_uri=artdaqdb_uri,
+                               folder=FOLDER, password_env=PASSWORD_ENV, timeout_seconds=60,
+                               retries=1)
 
 
 @contextmanager

@@ -34,7 +34,7 @@ BIN = Path(sys.executable).parent
 
 
 def _instance_yaml(launcher: str, stores, home: Path) -> str:
-    from tests.deploy.docker_engine import TEMPLATE, docker_instance_yaml
+    from archiver_resources.testing.docker_engine import TEMPLATE, docker_instance_yaml
 
     if launcher == "default":
         return TEMPLATE.read_text()
@@ -140,8 +140,8 @@ def main(argv=None) -> int:
     parser.add_argument("--launchers", default="default,docker")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     args = parser.parse_args(argv)
-    from tests.deploy.docker_engine import start_private_dockerd
-    from tests.deploy.postgres import LocalPostgres, find_bindir
+    from archiver_resources.testing.docker_engine import start_private_dockerd
+    from archiver_resources.testing.postgres import LocalPostgres, find_bindir
 
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     started = time.monotonic()

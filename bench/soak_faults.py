@@ -19,6 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+FOLDER = "soak_runs"
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -41,7 +43,7 @@ def main(argv=None) -> int:
     from archiver_resources.testing.faultproxy import FaultProxy
     from archiver_resources.ucondb.client import UconDBClient
     from archiver_resources.ucondb.testing import start_local_ucondb
-    from tests.pipeline.conftest import FOLDER, write_config
+    from archiver_resources.testing.legacy_config import write_legacy_config
 
     root = Path(tempfile.mkdtemp(prefix="soak-faults-"))
     server = start_local_ucondb(root / "ucondb", folder=FOLDER)
@@ -58,10 +60,10 @@ def main(argv=None) -> int:
         class Upstream:
             base_url, user = proxy.base_url, server.user
 
-        config = write_config(root, Upstream, run_records=root / "run_records", artdaqdb_uri=uri,
-                              password_env="SOAK_UCONDB_PASSWORD")
-        config.write_text(config.read_text().replace("timeout_seconds: 5",
-                                                     f"timeout_seconds: {args.timeout}"))
+        config = write_legacy_config(root, Upstream, run_records=root / "run_records",
+                                     artdaqdb_uri=uri, folder=FOLDER,
+                                     password_env="SOAK_UCONDB_PASSWORD",
+                                     timeout_seconds=args.timeout, retries=1)
         defs = build_definitions(str(config), backfill_batch_size=args.batch)
         job = defs.resolve_implicit_global_asset_job_def().get_subset(
             asset_selection={dg.AssetKey("artdaqdb_config"), dg.AssetKey("ucondb_blob")},

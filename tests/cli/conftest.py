@@ -19,9 +19,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from archiver_resources.fhiclize import default_schema_text
+from archiver_resources.testing.legacy_config import write_legacy_config
 from archiver_resources.ucondb.client import UconDBClient
-from archiver_resources.ucondb.testing import start_local_ucondb
+from tests.support import PASSWORD_ENV, running_ucondb
 
 FOLDER = "cli_runs"
 IMPORT = dg.AssetKey("artdaqdb_config")
@@ -57,32 +57,11 @@ class CliEnv:
             if key in app:
                 self.source[key] = app.pop(key)
         self.app.update(app)
-        app_lines = "".join(f"  {k}: {v}\n" for k, v in self.app.items())
-        source = {"finished_after_seconds": 3600, **self.source}
-        source_lines = "".join(f"  {k}: {v}\n" for k, v in source.items())
-        fcl_conf = self.root / "fcl_conf"
-        fcl_conf.mkdir(exist_ok=True)
-        (fcl_conf / "schema.fcl").write_text(default_schema_text())
-        self.config_path.write_text(f"""
-app:
-  work_dir: "{self.work_dir}"
-{app_lines}
-source_files:
-  run_records_dir: "{self.run_records}"
-{source_lines}
-artdaq_db:
-  fcl_conf_dir: "{fcl_conf}"
-  database_uri: "{self.artdaqdb_uri}"
-ucon_db:
-  server_url: "{self.ucondb.base_url}"
-  folder_name: {FOLDER}
-  object_name: configuration
-  timeout_seconds: 5
-  retries: 0
-  writer_user: "{self.ucondb.user}"
-  writer_password: "${{TEST_UCONDB_PASSWORD}}"
-{self.extra_yaml}
-""")
+        write_legacy_config(self.root, self.ucondb, run_records=self.run_records,
+                            artdaqdb_uri=self.artdaqdb_uri, folder=FOLDER,
+                            password_env=PASSWORD_ENV, timeout_seconds=5, retries=0,
+                            app=self.app, source={"finished_after_seconds": 3600, **self.source},
+                            extra_yaml=self.extra_yaml)
         return self.config_path
 
     # -- running the command line ------------------------------------------------------------
@@ -170,15 +149,9 @@ def fast_root(tmp_path):
 
 @pytest.fixture
 def ucondb_server(fast_root, monkeypatch):
-    server = start_local_ucondb(fast_root / "ucondb", folder=FOLDER, testing_faults=True)
-    monkeypatch.setenv("TEST_UCONDB_PASSWORD", server.password)
-    try:
+    with running_ucondb(fast_root / "ucondb", monkeypatch, folder=FOLDER,
+                        testing_faults=True) as server:
         yield server
-    finally:
-        try:
-            server.stop()
-        except Exception:  # a test may have stopped it (outage)
-            pass
 
 
 @pytest.fixture

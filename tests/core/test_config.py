@@ -441,3 +441,204 @@ def test_artdaq_backend_key_selects_conftoolp_explicitly_and_rejects_unknown(tmp
     assert ArchiverConfig.from_mapping(doc(backend="conftoolp")).artdaq_db.backend == "conftoolp"
     with pytest.raises(ConfigError, match="artdaq_db.backend"):
         ArchiverConfig.from_mapping(doc(backend="oracle"))
+
+
+# --- per-key errors (pydantic models) ----------------------------------------------------------
+
+# One wrong value in each mapping of config.yaml: the error names the key path, shows the bad
+# value and says which type was expected.
+WRONG_TYPES = [
+    ("app", {"retry_delay_seconds": "soon"}, "app.retry_delay_seconds", "'soon'",
+     "expected an integer"),
+    ("app", {"log_file": ["a", "b"]}, "app.log_file", "a list", "expected a single value"),
+    ("app_fuzz", {"random_error_percent": "lots"}, "app_fuzz.random_error_percent", "'lots'",
+     "expected a number"),
+    ("source_files", {"run_records_dir": "/r", "max_file_bytes": 1.5},
+     "source_files.max_file_bytes", "1.5", "expected an integer"),
+    ("artdaq_db", {"fcl_conf_dir": "/c", "database_uri": "x", "use_tools": {"yes": 1}},
+     "artdaq_db.use_tools", "a mapping", "expected true or false"),
+    ("artdaq_db", {"fcl_conf_dir": "/c", "database_uri": "x", "backend": "oracle"},
+     "artdaq_db.backend", "'oracle'", "must be one of"),
+    ("ucon_db", {"timeout_seconds": "soon"}, "ucon_db.timeout_seconds", "'soon'",
+     "expected a number"),
+    ("ucon_db", {"retries": -1}, "ucon_db.retries", "-1", "must be at least 0"),
+    ("reporting", {"email": {"smtp_port": "smtp"}}, "reporting.email.smtp_port", "'smtp'",
+     "expected an integer"),
+    ("reporting", {"slack": {"channel": ["#a", "#b"]}}, "reporting.slack.channel", "a list",
+     "expected a single value"),
+    ("reporting", {"send_email_on_error": True, "smtp_port": "x"}, "reporting.smtp_port", "'x'",
+     "expected an integer"),
+    ("reporting", {"send_email_on_error": [True]}, "reporting.send_email_on_error", "a list",
+     "expected true or false"),
+    ("reporting", {"email": "on"}, "reporting.email", "text", "expected a mapping of keys"),
+    ("carbon", {"port": 2003.5}, "carbon.port", "2003.5", "expected an integer"),
+    ("fhiclize_generate", ["boot", 7], "fhiclize_generate", "7", "unknown converter"),
+]
+
+
+@pytest.mark.parametrize("section, body, key, shown, expected", WRONG_TYPES,
+                         ids=[case[2] for case in WRONG_TYPES])
+def test_a_wrong_value_in_each_section_names_key_value_and_type(section, body, key, shown,
+                                                                expected):
+    doc = minimal()
+    if isinstance(body, dict) and isinstance(doc.get(section), dict):
+        doc[section].update(body)
+    else:
+        doc[section] = body
+    with pytest.raises(ConfigError) as err:
+        build(doc)
+    message = str(err.value)
+    assert err.value.key == key, message
+    assert message.startswith(f"config config.yaml, key '{key}': ")
+    assert expected in message and shown in message, message
+    assert "\n" not in message
+
+
+def test_every_problem_is_listed_in_one_error_whose_key_is_the_first():
+    doc = minimal(app={"batch_size": "abc"}, carbon={"port": "x"})
+    del doc["ucon_db"]["folder_name"]
+    with pytest.raises(ConfigError) as err:
+        build(doc)
+    message = str(err.value)
+    assert err.value.key == "app.batch_size"
+    assert "expected an integer, got 'abc'" in message
+    assert "'ucon_db.folder_name': required key missing or empty" in message
+    assert "'carbon.port': expected an integer, got 'x'" in message
+
+
+@pytest.mark.parametrize("section, body, key", [
+    ("app", [1, 2], "app"), ("carbon", "on", "carbon"), ("ucon_db", None, "ucon_db"),
+    ("reporting", {"slack": [1]}, "reporting.slack"),
+])
+def test_a_section_that_is_not_a_mapping_is_named(section, body, key):
+    with pytest.raises(ConfigError) as err:
+        build(minimal(**{section: body}))
+    assert err.value.key == key and "expected a mapping of keys" in str(err.value)
+
+
+def test_unknown_keys_in_every_section_are_warnings_and_the_rest_loads():
+    doc = minimal(app={"batch_size": 4, "colour": "red"}, app_fuzz={"x": 1},
+                  reporting={"email": {"smtp_hots": "h"}, "slack": {"chanel": "#c"},
+                             "teams": {}},
+                  carbon={"prefix": "p"}, fhiclize_generate=None, extra={"a": 1})
+    doc["source_files"]["pattern"] = "*"
+    doc["artdaq_db"]["use_bulkloader"] = True
+    doc["ucon_db"]["password"] = "oops"
+    config = build(doc)
+    assert config.app.batch_size == 4
+    assert sorted(config.warnings) == sorted([
+        "unknown top-level key 'extra' ignored",
+        "unknown key 'app.colour' ignored",
+        "unknown key 'app_fuzz.x' ignored",
+        "unknown key 'source_files.pattern' ignored",
+        "unknown key 'artdaq_db.use_bulkloader' ignored",
+        "unknown key 'ucon_db.password' ignored",
+        "unknown key 'reporting.teams' ignored",
+        "unknown key 'reporting.email.smtp_hots' ignored",
+        "unknown key 'reporting.slack.chanel' ignored",
+        "unknown key 'carbon.prefix' ignored",
+    ])
+    assert not hasattr(config.app, "colour")
+
+
+def test_empty_values_mean_the_default_as_before():
+    config = build(minimal(app={"work_dir": "/w", "lock_file": "", "batch_size": None,
+                                "log_level": "", "on_existing": "", "log_file": ""},
+                           reporting={"send_email_on_error": False, "smtp_port": None}))
+    assert config.app.lock_file == Path("/w/.archiver.lock") and config.app.batch_size == 5
+    assert (config.app.log_level, config.app.on_existing, config.app.log_file) == (
+        "INFO", "verify", None)
+    assert config.reporting.email.smtp_port == 587          # the deprecated form's default
+    assert config.reporting.email.smtp_use_tls is True
+
+
+# --- secrets never in an error -----------------------------------------------------------------
+
+SECRETS = {"UCON": "UconPW-Qx7", "SMTP": "SmtpPW-Qx7", "SLACK": "xoxb-Qx7-tok",
+           "HOOK": "https://hooks.example/Qx7HOOK", "MONGO": "MongoPW-Qx7", "URL": "UrlPW-Qx7"}
+
+
+def secret_doc():
+    doc = minimal(reporting={"email": {"smtp_password": "${SMTP_PW}"},
+                             "slack": {"bot_token": "${SLACK_TOKEN}",
+                                       "webhook_url": "${SLACK_HOOK}"}})
+    doc["ucon_db"]["writer_password"] = "${UCONDB_PASSWORD}"
+    doc["ucon_db"]["server_url"] = "https://w:${URL_PW}@u.example.com/inst/app"
+    doc["artdaq_db"]["database_uri"] = "mongodb://a:${MONGO_PW}@db:27017/x_archive"
+    return doc
+
+
+SECRET_ENV = {"UCONDB_PASSWORD": SECRETS["UCON"], "SMTP_PW": SECRETS["SMTP"],
+              "SLACK_TOKEN": SECRETS["SLACK"], "SLACK_HOOK": SECRETS["HOOK"],
+              "MONGO_PW": SECRETS["MONGO"], "URL_PW": SECRETS["URL"]}
+
+
+def _break(doc, where, value):
+    node = doc
+    *parents, key = where
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[key] = value
+
+
+@pytest.mark.parametrize("where, value", [
+    (("app", "batch_size"), "${UCONDB_PASSWORD}"),              # a secret in a non-secret key
+    (("app", "on_existing"), "${SMTP_PW}"),
+    (("app_fuzz", "random_skip_percent"), "${SLACK_TOKEN}"),
+    (("source_files", "finished_after_seconds"), "${MONGO_PW}"),
+    (("artdaq_db", "backend"), "${URL_PW}"),
+    (("ucon_db", "timeout_seconds"), "${SLACK_HOOK}"),
+    (("ucon_db", "server_url"), "https://w:${URL_PW}@u.example.com/inst/nope"),
+    (("ucon_db", "writer_password"), ["${UCONDB_PASSWORD}"]),   # a secret key of a wrong type
+    (("reporting", "email", "smtp_password"), {"p": "${SMTP_PW}"}),
+    (("reporting", "email", "smtp_port"), "${SMTP_PW}"),
+    (("reporting", "slack", "bot_token"), ["${SLACK_TOKEN}"]),
+    (("reporting", "slack", "enabled"), "${SLACK_TOKEN}"),      # a warning, not an error
+    (("carbon", "port"), "${SLACK_HOOK}"),
+    (("fhiclize_generate",), ["${UCONDB_PASSWORD}"]),
+])
+def test_no_secret_in_any_error_or_warning(where, value):
+    doc = secret_doc()
+    _break(doc, where, value)
+    try:
+        config = build(doc, SECRET_ENV)
+    except ConfigError as exc:
+        texts = [str(exc), repr(exc), exc.reason]
+    else:
+        texts = list(config.warnings) + [repr(config)]
+    for text in texts:
+        assert not [name for name, secret in SECRETS.items() if secret in text], text
+
+
+def test_no_secret_in_the_error_of_a_wrong_type_through_load_config(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(render_default_config(
+        writer_password="${UCONDB_PASSWORD}", reporting__email__smtp_password="${SMTP_PW}",
+        server_url="https://w:${URL_PW}@u.example.com/inst/app", batch_size="${SMTP_PW}",
+        database_uri="mongodb://a:${MONGO_PW}@db:27017/x_archive"))
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ=SECRET_ENV)
+    assert err.value.key == "app.batch_size" and "expected an integer" in str(err.value)
+    assert not [s for s in SECRETS.values() if s in str(err.value)], str(err.value)
+
+
+# --- single-pass expansion, end to end -----------------------------------------------------------
+
+def test_values_from_the_environment_reach_every_key_as_written(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(render_default_config(
+        writer_password="${UCONDB_PASSWORD}", reporting__email__smtp_password="${SMTP_PW:-unused}",
+        writer_user="${UCONDB_USER:-${app.work_dir}}", work_dir="${WORK_DIR}",
+        metric_prefix="${work_dir}.x"))
+    env = {"UCONDB_PASSWORD": "ab${HOME}cd", "SMTP_PW": "${work_dir}", "HOME": "/root",
+           "UCONDB_USER": "u${ucon_db.folder_name}", "WORK_DIR": "/w${HOME:-h}"}
+    config = load_config(path, environ=env)
+    assert config.ucon_db.writer_password == "ab${HOME}cd"
+    assert config.reporting.email.smtp_password == "${work_dir}"
+    assert config.ucon_db.writer_user == "u${ucon_db.folder_name}"
+    assert config.app.work_dir == Path("/w${HOME:-h}")
+    assert config.app.lock_file == Path("/w${HOME:-h}/.archiver.lock")  # file reference: once
+    # a parameter reference in the file is expanded, but not what the referenced key got from
+    # the environment (carbon.metric_prefix refers to carbon.work_dir, which does not exist)
+    assert config.carbon.metric_prefix == "${work_dir}.x"
+    assert set(config.secrets()) >= {"ab${HOME}cd", "${work_dir}"}

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
-from tests.deploy.docker_engine import NoDocker, start_private_dockerd
-from tests.deploy.postgres import URL_ENV, LocalPostgres, NoPostgres, find_bindir, server_from_url
+from archiver_resources.testing.docker_engine import NoDocker, start_private_dockerd
+from archiver_resources.testing.postgres import (URL_ENV, LocalPostgres, NoPostgres, find_bindir,
+                                                server_from_url)
 from tests.pipeline.conftest import archive_env, ucondb_server  # noqa: F401  (re-exported fixtures)
 
 

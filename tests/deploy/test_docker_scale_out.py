@@ -5,7 +5,8 @@ deploy/docker/build-image.sh (host networking, run records / artdaqDB store / co
 the same paths). A burst of 20 sensor runs is archived with one container per Dagster run (asked
 of the engine); then a worker container is `docker kill`ed in the middle of its run: run
 monitoring's health check fails the run, the run retry archives it, and neither store holds
-anything twice. Skipped, saying why, when no dockerd can start (tests/deploy/docker_engine.py)."""
+anything twice. Skipped, saying why, when no dockerd can start
+(archiver_resources/testing/docker_engine.py)."""
 
 import json
 import os
@@ -22,10 +23,10 @@ from sqlalchemy import select
 
 from archiver_resources.artdaqdb import open_artdaqdb
 from archiver_resources.samples import generate_run_record
+from archiver_resources.testing.docker_engine import CA_BUNDLE_OVERRIDES, docker_instance_yaml
 from tests.deploy.conftest import DOCKER_TIMINGS
-from tests.deploy.docker_engine import CA_BUNDLE_OVERRIDES, docker_instance_yaml
 from tests.deploy.instance import dagster_cli, dagster_services
-from tests.pipeline.conftest import FOLDER, write_config
+from tests.support import FOLDER, write_config
 
 BURST = list(range(7001, 7021))
 KILLED = 7021

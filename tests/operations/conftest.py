@@ -1,8 +1,8 @@
 """Fixtures for the operations tests: the pipeline fixtures (re-exported), and loopback servers
-standing in for SMTP (aiosmtpd, with login), Slack's incoming webhook and Carbon (TCP)."""
+standing in for SMTP (aiosmtpd, with login), Slack's incoming webhook and Carbon (TCP,
+tests/support.py)."""
 
 import logging
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -12,16 +12,11 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from tests.pipeline.conftest import archive_env, ucondb_server  # noqa: F401 (re-exported fixtures)
+from tests.support import CarbonListener, free_port
 
 SMTP_USER = "archiver"
 SMTP_PASSWORD = "smtp-SECRET-pass-4711"
 WEBHOOK_PATH = "/services/T0001/B0002/HOOKSECRET0003"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _MailHandler:
@@ -79,54 +74,6 @@ def webhook_server():
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-class CarbonListener:
-    """A loopback TCP server collecting Carbon plaintext lines."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.data = bytearray()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
-
-    def _read(self, conn):
-        conn.settimeout(0.2)
-        with conn:
-            while not self._stop.is_set():
-                try:
-                    chunk = conn.recv(65536)
-                except socket.timeout:
-                    continue
-                except OSError:
-                    return
-                if not chunk:
-                    return
-                with self._lock:
-                    self.data += chunk
-
-    def lines(self) -> list:
-        with self._lock:
-            return bytes(self.data).decode().splitlines()
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ from email import message_from_bytes, policy
 import dagster as dg
 
 from archiver_resources.samples import generate_run_records
-from tests.operations.conftest import enable_alerts, free_port, merged_definitions, secrets_of
+from tests.operations.conftest import enable_alerts, merged_definitions, secrets_of
 from tests.pipeline.test_end_to_end import MD5_CHECK, client_for
+from tests.support import free_port
 
 HOST = socket.gethostname()
 

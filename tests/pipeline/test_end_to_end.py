@@ -12,7 +12,7 @@ from archiver_assets.partitions import runs_partitions
 from archiver_resources.blob import md5_hex
 from archiver_resources.samples import generate_run_record, generate_run_records
 from archiver_resources.ucondb.client import UconDBClient
-from tests.pipeline.conftest import FOLDER
+from tests.support import FOLDER
 
 IMPORT = dg.AssetKey("artdaqdb_config")
 MIGRATE = dg.AssetKey("ucondb_blob")
@@ -148,7 +148,7 @@ def test_ucondb_outage_fails_partitions_and_batched_backfill_recovers(archive_en
                                        user=archive_env.ucondb.user,
                                        password=archive_env.ucondb.password)
         try:
-            from tests.pipeline.conftest import write_config
+            from tests.support import write_config
 
             write_config(archive_env.root, restarted, run_records=archive_env.run_records,
                          artdaqdb_uri=archive_env.artdaqdb_uri)

@@ -11,7 +11,8 @@ from archiver_resources.artdaqdb import open_artdaqdb
 from archiver_resources.config import FHICLIZE_NAMES
 from archiver_resources.fhiclize import default_schema_text
 from archiver_resources.ucondb.client import UconDBClient
-from tests.pipeline.conftest import FOLDER, archive_env, ucondb_server, write_config  # noqa: F401
+from tests.pipeline.conftest import archive_env, ucondb_server  # noqa: F401 (re-exported fixtures)
+from tests.support import FOLDER
 
 #: Seed of every randomised test; override with ARCHIVER_RELIABILITY_SEED to explore.
 SEED = int(os.environ.get("ARCHIVER_RELIABILITY_SEED", "20261124"))

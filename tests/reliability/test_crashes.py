@@ -194,7 +194,7 @@ def test_cli_sigkill_then_rerun_archives_every_run_once(tmp_path):
     if not (REPO / "archiver_assets" / "cli" / "main.py").exists():
         pytest.skip("archiver_assets/cli/main.py does not exist")
     from archiver_resources.ucondb.testing import start_local_ucondb
-    from tests.pipeline.conftest import FOLDER, write_config
+    from tests.support import FOLDER, write_config
 
     rng = random.Random(SEED)
     runs = list(range(7201, 7211))
@@ -254,7 +254,7 @@ def test_cli_workers_die_with_the_cli(tmp_path):
         pytest.skip("archiver_assets/cli/main.py does not exist")
     from archiver_resources.testing.faultproxy import FaultProxy
     from archiver_resources.ucondb.testing import start_local_ucondb
-    from tests.pipeline.conftest import FOLDER, write_config
+    from tests.support import FOLDER, write_config
 
     records = tmp_path / "run_records"
     generate_run_records(records, list(range(7301, 7305)), profile="small", mtime=OLD)

@@ -18,8 +18,8 @@ from archiver_resources.config import load_config
 from archiver_resources.redaction import redact_uri
 from archiver_resources.samples import generate_run_records
 from archiver_resources.ucondb.client import UconDBClient
-from archiver_resources.ucondb.testing import free_loopback_socket, start_local_ucondb
-from tests.pipeline.conftest import FOLDER, write_config
+from archiver_resources.ucondb.testing import free_loopback_socket
+from tests.support import FOLDER, running_ucondb, write_config
 from tests.reliability.conftest import OLD
 
 UCON_PW = "UconPW-s3cr3t-Zq81"
@@ -93,13 +93,10 @@ def files_with_secrets(directory: Path) -> dict:
 
 @pytest.fixture
 def secret_server(tmp_path, monkeypatch):
-    server = start_local_ucondb(tmp_path / "ucondb", folder=FOLDER, password=UCON_PW)
-    monkeypatch.setenv("RELIABILITY_UCON_PW", UCON_PW)
     monkeypatch.setenv("RELIABILITY_WRONG_PW", WRONG_PW)
-    try:
+    with running_ucondb(tmp_path / "ucondb", monkeypatch, password_env="RELIABILITY_UCON_PW",
+                        folder=FOLDER, password=UCON_PW) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_no_secret_in_any_output_of_a_full_scenario(tmp_path, secret_server, caplog, capsys):

@@ -19,7 +19,7 @@ from archiver_resources.artdaqdb import open_artdaqdb
 from archiver_resources.samples import generate_run_records
 from archiver_resources.ucondb.server import build_parser
 from archiver_resources.ucondb.testing import start_local_ucondb
-from tests.pipeline.conftest import FOLDER
+from tests.support import FOLDER
 from tests.reliability.conftest import OLD, import_settings, leftover_files, ucondb_versions
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -27,7 +27,7 @@ def tick(defs, instance, cursor=None):
 
 @pytest.mark.slow
 def test_the_daily_status_and_the_sensor_repair_lost_blobs_on_their_own(archive_env):
-    from tests.pipeline.conftest import FOLDER as PIPELINE_FOLDER
+    from tests.support import FOLDER as PIPELINE_FOLDER
     from tests.pipeline.test_end_to_end import client_for
 
     runs, lost = [201, 202, 203, 204, 205], [202, 204]

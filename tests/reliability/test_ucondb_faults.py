@@ -17,7 +17,7 @@ from archiver_resources.artdaqdb import open_artdaqdb
 from archiver_resources.blob import md5_hex
 from archiver_resources.samples import generate_run_records
 from archiver_resources.testing.faultproxy import FAULTS, FaultProxy
-from tests.pipeline.conftest import write_config
+from tests.support import write_config
 from tests.reliability.conftest import (
     OLD, SEED, direct_client, leftover_files, ucondb_versions,
 )

@@ -1,26 +1,27 @@
 """Fixtures of the UconDB tests: a real local UconDB server on a free loopback port.
 
-Other test packages can reuse them with ``from tests.ucondb.conftest import ucondb_server`` or
-call ``archiver_resources.ucondb.testing.start_local_ucondb`` directly.
+Other test packages can reuse them with ``from tests.ucondb.conftest import ucondb_server``, or
+start a server with ``tests.support.running_ucondb`` (which can also put its password in the
+environment).
 """
 
 import pytest
 
 from archiver_resources.ucondb.client import UconDBClient
-from archiver_resources.ucondb.testing import start_local_ucondb
+from tests.support import running_ucondb
 
 
 @pytest.fixture
 def ucondb_server(tmp_path):
     """A running local UconDB (folder ``sbnd_runs``, digest auth, random password)."""
-    with start_local_ucondb(tmp_path / "ucondb") as server:
+    with running_ucondb(tmp_path / "ucondb") as server:
         yield server
 
 
 @pytest.fixture
 def faulty_ucondb(tmp_path):
     """A local UconDB with test-only fault injection (``server.faults``)."""
-    with start_local_ucondb(tmp_path / "ucondb", testing_faults=True) as server:
+    with running_ucondb(tmp_path / "ucondb", testing_faults=True) as server:
         yield server
 
 

@@ -21,6 +21,7 @@ from aiosmtpd.smtp import AuthResult
 from archiver_resources.notifications import (
     EmailSettings, Notifier, SendResult, SlackSettings, format_run_numbers,
 )
+from tests.support import free_port
 
 TOKEN = "slack-test-token-SECRET-1234"
 WEBHOOK_PATH = "/services/T000/B000/WEBHOOKSECRET"
@@ -32,12 +33,6 @@ TIME = "2024-03-05 14:07:09"
 
 def _clock():
     return NOW
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ------------------------------------------------------------------------------- local servers
@@ -93,7 +88,7 @@ class _Authenticator:
 @pytest.fixture
 def smtp_server():
     handler, auth = _MailHandler(), _Authenticator()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port(),
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(),
                             authenticator=auth, auth_require_tls=False)
     controller.start()
     controller.handler_ = handler
@@ -209,7 +204,7 @@ def test_webhook_server_error_and_down(http_server, caplog):
         [bad] = Notifier(slack=SlackSettings(webhook_url=f"http://127.0.0.1:{port}{WEBHOOK_PATH}"),
                          host=HOST, clock=_clock).notify_failures("import", [1])
         [down] = Notifier(slack=SlackSettings(
-            webhook_url=f"http://127.0.0.1:{_free_port()}{WEBHOOK_PATH}"),
+            webhook_url=f"http://127.0.0.1:{free_port()}{WEBHOOK_PATH}"),
             host=HOST, clock=_clock).notify_failures("import", [1])
     assert not bad.ok and "500" in bad.error
     assert not down.ok and "refused" in down.error.lower()
@@ -305,7 +300,7 @@ def tls_smtp_server(tmp_path):
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     handler, auth = _MailHandler(), _Authenticator()
-    controller = Controller(handler, hostname="127.0.0.1", port=_free_port(), tls_context=context,
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), tls_context=context,
                             require_starttls=True, authenticator=auth)
     controller.start()
     controller.handler_, controller.auth_, controller.cert_ = handler, auth, str(cert)
@@ -341,7 +336,7 @@ def test_email_starttls_untrusted_certificate(tls_smtp_server, caplog):
 
 def test_email_server_down_and_timeout(silent_server, caplog):
     with caplog.at_level(logging.DEBUG):
-        [down] = Notifier(email=_email(_free_port(), smtp_user="u", smtp_password=PASSWORD),
+        [down] = Notifier(email=_email(free_port(), smtp_user="u", smtp_password=PASSWORD),
                           host=HOST, clock=_clock).notify_failures("import", [1])
         start = time.monotonic()
         [hung] = Notifier(email=_email(silent_server, timeout=0.3, smtp_user="u",
@@ -361,7 +356,7 @@ def test_email_server_down_and_timeout(silent_server, caplog):
 
 def test_slack_first_then_email_and_one_failure_does_not_stop_other(smtp_server):
     slack = SlackSettings(channel="#c", bot_token=TOKEN,
-                          base_url=f"http://127.0.0.1:{_free_port()}/api/")
+                          base_url=f"http://127.0.0.1:{free_port()}/api/")
     notifier = Notifier(slack=slack, email=_email(smtp_server.port), host=HOST, clock=_clock)
     results = notifier.notify_failures("import", [5])
     assert [r.channel for r in results] == ["slack", "email"]

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+# The repository checkout (deploy/ is not part of the installed package: run from a checkout).
 ROOT = Path(__file__).resolve().parents[2]
 CACHE_ENV = "ARCHIVER_DOCKER_CACHE"
 DEFAULT_CACHE = Path("/var/tmp/run-record-archiver-docker")
