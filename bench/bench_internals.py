@@ -47,8 +47,8 @@ def sqlite_instance():
 @contextlib.contextmanager
 def postgres_instances():
     """A factory of fresh PostgreSQL instances (one database each), or None."""
-    from tests.deploy.instance import DEPLOY, render_home
-    from tests.deploy.postgres import URL_ENV, LocalPostgres, find_bindir, server_from_url
+    from archiver_resources.testing.dagster_home import DEPLOY, render_home
+    from archiver_resources.testing.postgres import URL_ENV, LocalPostgres, find_bindir, server_from_url
 
     local = None
     url = os.environ.get(URL_ENV)

@@ -26,11 +26,11 @@ class NoPostgres(RuntimeError):
 
 @contextmanager
 def postgres_server() -> Iterator[object]:
-    """A running PostgreSQL server (``tests.deploy.postgres.PostgresServer``), durable settings
+    """A running PostgreSQL server (``archiver_resources.testing.postgres.PostgresServer``), durable settings
     on, stopped (and its databases dropped) afterwards. Raises :class:`NoPostgres`."""
     import os
 
-    from tests.deploy import postgres as pg
+    from archiver_resources.testing import postgres as pg
 
     url = os.environ.get(pg.URL_ENV)
     local = None

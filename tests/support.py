@@ -7,6 +7,7 @@ benchmarks use it too, and bench/ imports nothing from tests/."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -112,3 +113,10 @@ class CarbonListener:
         self.sock.close()
 
     close = stop
+
+
+def failure_lines(lines, run: int) -> list:
+    """The CLI's ``✗ Run N failed…`` lines for ``run``: ``✗ Run N failed: cause`` or, when the
+    error's type is known, ``✗ Run N failed (stage, ErrorType): cause``."""
+    pattern = re.compile(rf"✗ Run {run} failed(?: \([a-z-]+, [A-Za-z_.]+\))?: ")
+    return [line for line in lines if pattern.search(line)]

@@ -11,23 +11,10 @@ from typing import Iterator, List, Optional
 
 import requests
 
+from archiver_resources.testing.dagster_home import DEPLOY, ROOT, render_home  # noqa: F401
 from tests.pipeline.test_daemon_webserver import _free_port, _wait
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
 BIN = Path(sys.executable).parent
-
-
-def render_home(home: Path, template: Path, *, drop_lines: tuple = ()) -> Path:
-    """Copy a dagster.yaml template into ``home`` (optionally without lines containing any of
-    ``drop_lines``, to prove what they are for); the template's secrets stay ``env:`` references."""
-    home.mkdir(parents=True, exist_ok=True)
-    text = template.read_text()
-    if drop_lines:
-        text = "\n".join(line for line in text.splitlines()
-                         if not any(marker in line for marker in drop_lines)) + "\n"
-    (home / "dagster.yaml").write_text(text)
-    return home
 
 
 def dagster_cli(env: dict, *args: str) -> subprocess.CompletedProcess:

@@ -33,6 +33,7 @@ from archiver_resources.samples import generate_run_record, mark_finished
 from archiver_resources.ucondb.testing import start_local_ucondb
 from tests.cli.conftest import FOLDER, REPO_ROOT, fast_root, make_env  # noqa: F401 (fixture)
 from tests.reliability.conftest import OLD
+from tests.support import failure_lines
 
 GOOD = [1, 2, 99]  # around the hostile runs, so a batch goes on after them
 CLI_TIMEOUT = 240  # seconds; a run directory that blocks a read must fail the test, not hang it
@@ -271,7 +272,7 @@ def test_cli_incremental_batch_archives_the_good_runs_beside_hostile_ones(name, 
             for fragment in fragments:
                 assert any("⚠" in line and fragment in line for line in lines), fragment
     for run, fragments in scenario.failed.items():
-        failure = [line for line in lines if f"✗ Run {run} failed:" in line]
+        failure = failure_lines(lines, run)
         assert failure, f"no failure line for run {run}"
         for fragment in fragments:
             assert fragment in failure[0], (fragment, failure[0])
