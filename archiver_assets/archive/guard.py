@@ -76,6 +76,15 @@ def _process_start(pid: int) -> Optional[str]:
         return None
 
 
+def _process_state(pid: int) -> Optional[str]:
+    """The state letter of process ``pid`` (``Z``: exited, not yet reaped by its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return None
+
+
 def _pid_namespace() -> str:
     try:
         return os.readlink("/proc/self/ns/pid")
@@ -106,6 +115,8 @@ def worker_is_dead(identity: str) -> bool:
         return True
     except PermissionError:
         pass  # exists, another user's
+    if _process_state(pid) in ("Z", "X"):  # exited; only its exit status waits to be collected
+        return True
     start = _process_start(pid)
     return parts[3] != "-" and start is not None and start != parts[3]
 

@@ -182,6 +182,30 @@ def test_worker_identity_tells_a_live_process_from_a_dead_one_and_doubts_other_h
     assert pid == str(os.getpid())
 
 
+def test_a_worker_that_exited_but_was_not_reaped_counts_as_dead():
+    """A killed worker whose parent died too is a zombie until something reaps it (in some
+    containers nothing ever does): its PID still answers signal 0, but it writes nothing."""
+    import subprocess
+    import sys
+    import time
+
+    from archiver_assets.archive.guard import _process_state, worker_identity, worker_is_dead
+
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    try:
+        identity = worker_identity(child.pid)
+        assert not worker_is_dead(identity)
+        child.stdin.close()  # the child exits; it is not waited for yet
+        deadline = time.monotonic() + 60
+        while _process_state(child.pid) != "Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.05)
+        assert worker_is_dead(identity)
+    finally:
+        child.wait()
+
+
 def test_guard_tags_its_run_and_does_not_wait_for_an_older_run_whose_worker_died():
     clock, log = FakeClock(), FakeLog()
     dead = FakeRecord("killed", 1.0, {"dagster/partition": "12",

@@ -55,6 +55,7 @@ def main(argv) -> int:
         install_kill_point(kill_at, int(count))
     import dagster as dg
 
+    from archiver_assets.archive.guard import WORKER_TAG, worker_identity
     from archiver_assets.definitions import build_definitions
 
     defs = build_definitions(config)
@@ -73,10 +74,15 @@ def main(argv) -> int:
         size = int(batch)
         for start in range(0, len(keys), size):
             chunk = keys[start:start + size]
+            # Tagged with this process's identity from its creation, as the command line's
+            # workers tag theirs: a kill before the first guarded step (the parent's kill at a
+            # random time can come that early on a loaded machine) must not leave an untagged
+            # STARTED run that the next child's guard waits for (nothing tells it is dead).
             result = job.execute_in_process(
                 instance=instance, raise_on_error=False,
                 tags={"dagster/asset_partition_range_start": chunk[0],
-                      "dagster/asset_partition_range_end": chunk[-1]})
+                      "dagster/asset_partition_range_end": chunk[-1],
+                      WORKER_TAG: worker_identity()})
             print(f"range {chunk[0]}-{chunk[-1]}: {'ok' if result.success else 'failed'}",
                   flush=True)
     return 0
