@@ -11,9 +11,10 @@ import os
 import re
 import uuid
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Callable, Iterable, Iterator, Mapping, Optional
 from archiver_resources.errors import (
     AlreadyArchivedError, AlreadyUpdatedError, ArtdaqDBError, NotArchivedError,
 )
@@ -500,6 +501,18 @@ class ArtdaqDB(ABC):
         if moment is None:
             raise ArtdaqDBError(f"configuration {name} has no assigned time", run=run)
         return moment
+
+    @contextmanager
+    def batch(self, *, flush_seconds: Optional[float] = None) -> Iterator["ArtdaqDB"]:
+        """Group commit of the writes made inside the block (one Dagster range step).
+
+        A backend that rewrites whole index files per write (filesystemdb) may defer them to
+        the end of the block, where they are written once; every run written inside is
+        complete or absent for every reader at every moment, and the stored bytes are the same
+        as without the block. ``flush_seconds``: also write the deferred indexes when that much
+        time has passed since the last flush. The default does nothing (each write commits on
+        its own); blocks nest (only the outermost one flushes)."""
+        yield self
 
     def describe(self) -> str:
         """The database URI without its password."""
