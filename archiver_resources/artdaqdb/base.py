@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Mapping, Optional
 from archiver_resources.errors import (
     AlreadyArchivedError, AlreadyUpdatedError, ArtdaqDBError, NotArchivedError,
@@ -313,16 +314,44 @@ def newest_per_entity(name: str, records: Iterable[Mapping]) -> dict[str, Mappin
     return {entity: record for entity, (_, record) in best.items()}
 
 
-def records_to_files(name: str, records: Iterable[Mapping]) -> dict[str, str]:
+class SpooledFiles(Mapping):
+    """``{<entity>.fcl: text}`` whose texts wait in files of a scratch directory and are read
+    back on each access (exactly: no newline translation, lone surrogates kept)."""
+
+    def __init__(self, paths: Mapping[str, Path]):
+        self._paths = dict(paths)
+
+    def __getitem__(self, key: str) -> str:
+        with open(self._paths[key], encoding="utf-8", errors="surrogatepass", newline="") as f:
+            return f.read()
+
+    def __iter__(self):
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+def _spool(directory: Path, number: int, text: str) -> Path:
+    path = Path(directory) / f"{number}.fcl.txt"
+    with open(path, "w", encoding="utf-8", errors="surrogatepass", newline="") as f:
+        f.write(text)
+    return path
+
+
+def records_to_files(name: str, records: Iterable[Mapping], *,
+                     spool_dir: Optional[Path] = None) -> Mapping[str, str]:
     """``{<entity>.fcl: regenerated FHiCL}`` from a configuration's records (highest version wins).
 
     Each record is turned into FHiCL text as it arrives, so a lazy ``records`` holds one
     document tree at a time (a tree is ~25× its FHiCL text); a record's error is raised only if
-    that record wins, as when choosing first.
+    that record wins, as when choosing first. ``spool_dir``: each text goes to a file there at
+    once and a :class:`SpooledFiles` is returned (a run's exported texts are not all held).
     """
     from archiver_resources.fhicl import record_to_fhicl
 
     best: dict[str, tuple[int, object]] = {}
+    spooled = 0
     for record in records:
         number = version_number(name, record.get("version", ""))
         if number is None:
@@ -333,6 +362,10 @@ def records_to_files(name: str, records: Iterable[Mapping]) -> dict[str, str]:
                 text: object = record_to_fhicl(dict(record))
             except Exception as error:  # noqa: BLE001 - raised below if this record wins
                 text = error
+            record = None  # the tree goes before the text is spooled
+            if spool_dir is not None and isinstance(text, str):
+                spooled += 1
+                text = _spool(spool_dir, spooled, text)
             best[entity] = (number, text)
         record = None  # not alive while the next record is read
     files = {}
@@ -340,7 +373,7 @@ def records_to_files(name: str, records: Iterable[Mapping]) -> dict[str, str]:
         if isinstance(text, Exception):
             raise text
         files[f"{entity}.fcl"] = text
-    return files
+    return SpooledFiles(files) if spool_dir is not None else files
 
 
 # --------------------------------------------------------------------------------------------
@@ -482,6 +515,15 @@ class ArtdaqDB(ABC):
         highest version winning per entity (so RunHistory2 and the newer schema are included)."""
         name = self._require(run, config)
         return records_to_files(name, self._iter_records(name))
+
+    def export_run_spooled(self, run: int, config: Optional[str], directory: Path) -> Mapping[str, str]:
+        """:meth:`export_run` with each regenerated text kept in a file under ``directory`` until
+        it is read (:class:`SpooledFiles`), so packing a big run never holds all its texts. A
+        backend with its own ``export_run`` (tools, conftoolp) returns that."""
+        if type(self).export_run is not ArtdaqDB.export_run:
+            return self.export_run(run, config)
+        name = self._require(run, config)
+        return records_to_files(name, self._iter_records(name), spool_dir=directory)
 
     def read_hashes(self, run: int, config: str) -> Optional[str]:
         """The ``hashes`` entity as regenerated FHiCL (compare with :func:`parse_hashes`)."""

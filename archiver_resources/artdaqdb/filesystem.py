@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from archiver_resources.errors import ArchiverError, ArtdaqDBError
-from archiver_resources.fhicl.jsonio import iter_json, loads_record
+from archiver_resources.fhicl.jsonio import iter_json, load_record_file
 
 from .base import (
     INDEX_KEYS, RUN_HISTORY, SYSTEM_LAYOUT, SYSTEM_METADATA, ArchiveResult, ArtdaqDB, Clock,
@@ -543,9 +543,10 @@ class Collection:
 
     def read_document(self, oid: str) -> Optional[dict]:
         try:
-            # Text, not bytes (json.loads(bytes) keeps both alive while decoding); equal leaf
-            # metadata shared (about half the tree for a big document): read-only records.
-            return loads_record(self.doc_path(oid).read_text(encoding="utf-8"))
+            # Read in 1 MB pieces (a big document's ~135 MB of text is never whole beside its
+            # tree); equal leaf metadata shared (about half the tree for a big document):
+            # read-only records.
+            return load_record_file(self.doc_path(oid))
         except FileNotFoundError:
             return None
         except ValueError as exc:
