@@ -109,6 +109,9 @@ def _iter_elements(sequence, piece_nodes: int) -> Iterator[str]:
     yield "]"
 
 
+_SHARED_TABLE = 32  # tables with at most this many members are shared when equal
+
+
 def _record_hook(keys: dict | None = None):
     """The ``object_pairs_hook`` of :func:`loads_record` (sharing within one document);
     ``keys``: also one object per key name of a table (the C scanner's memo does that only
@@ -117,6 +120,7 @@ def _record_hook(keys: dict | None = None):
     get = shared.get
     short = {}.setdefault  # one object per short value text (true, 0, 64, ...) in tables
     name = keys.setdefault if keys is not None else None
+    nodes = {}.setdefault  # equal small tables of strings and shared tables, as one object
 
     def hook(pairs: list) -> dict:
         if 3 <= len(pairs) <= 4 and pairs[0][0] == "type":
@@ -136,6 +140,24 @@ def _record_hook(keys: dict | None = None):
                      for k, v in pairs}
         if len(table) != len(pairs):  # a repeated key (artdaq_database keeps both definitions)
             return MultiTable(pairs)
+        if len(table) <= _SHARED_TABLE:
+            # metadata ``children`` of a table or sequence (key -> shared node) and the node
+            # holding them repeat for every element of a list of like tables: one object each
+            # (equal key and value objects; a dict compared by identity, so by what it holds
+            # once its own members were shared)
+            signature = []
+            tables = 0
+            for k, v in table.items():
+                cls = v.__class__
+                if cls is dict:
+                    signature.append((k, id(v)))
+                    tables += 1
+                elif cls is str:
+                    signature.append((k, "", v))
+                else:
+                    return table
+            if tables:  # (tables of strings only are data: rarely equal, not worth a signature)
+                return nodes(tuple(signature), table)
         return table
 
     return hook
