@@ -7,6 +7,7 @@ policy, and MD5 over the exact bytes sent and received.
 """
 
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -351,12 +352,16 @@ def verify_by_export(run: int, config: str, insert_files: Mapping[str, str], art
             + ", ".join(differing[:10]) + (" ..." if len(differing) > 10 else "") + ")", run=run)
 
 
-def _export(run: int, artdaqdb, configuration: Optional[str]):
+def _export(run: int, artdaqdb, configuration: Optional[str], spool_dir: Optional[Path] = None):
     config_full = configuration or artdaqdb.find_configuration(run)
     if not config_full:
         raise NotArchivedError("no configuration found in artdaqDB", run=run)
     config = config_full.split("/", 1)[1] if "/" in config_full else config_full
-    files = artdaqdb.export_run(run, config)
+    spooled = getattr(artdaqdb, "export_run_spooled", None) if spool_dir is not None else None
+    if spooled is not None:  # each text in a scratch file until packed
+        files = spooled(run, config, spool_dir)
+    else:
+        files = artdaqdb.export_run(run, config)
     packed_at = artdaqdb.archived_at(run, config)
     return f"{run}/{config}", files, packed_at
 
@@ -375,10 +380,17 @@ def build_blob_file(run: int, artdaqdb, directory: Path,
                     configuration: Optional[str] = None) -> tuple[str, int, object, PackedFile]:
     """:func:`build_blob` into ``directory/<run>.blob`` instead of memory (the same bytes);
     returns (config name, file count, packed_at, the packed file with its MD5 and Adler-32).
-    The exported files are dropped before this returns, so only the file holds the blob."""
-    name, files, packed_at = _export(run, artdaqdb, configuration)
-    packed = pack_to_file(Path(directory) / f"{run}.blob", run, files, packed_at, fsync=False)
-    return name, len(files), packed_at, packed
+    The exported texts wait in scratch files under ``directory`` (removed before this returns)
+    and are read back one at a time by the packer: neither the blob nor the run's texts are
+    ever whole in memory."""
+    spool = Path(tempfile.mkdtemp(prefix=f".export-{run}-", dir=directory))
+    try:
+        name, files, packed_at = _export(run, artdaqdb, configuration, spool_dir=spool)
+        packed = pack_to_file(Path(directory) / f"{run}.blob", run, files, packed_at,
+                              fsync=False)
+        return name, len(files), packed_at, packed
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
 
 
 def migrate_run(run: int, artdaqdb, ucondb, *, on_existing: str = "verify") -> MigrateOutcome:

@@ -297,7 +297,8 @@ class Timed:
 
 ARTDAQDB_CALLS = {"archive_run": ARTDAQDB_ARCHIVE_RUN, "update_run": ARTDAQDB_ARCHIVE_RUN,
                   "archived_runs": ARTDAQDB_GET_ARCHIVED_RUNS,
-                  "export_run": ARTDAQDB_EXPORT_RUN_CONFIGURATION}
+                  "export_run": ARTDAQDB_EXPORT_RUN_CONFIGURATION,
+                  "export_run_spooled": ARTDAQDB_EXPORT_RUN_CONFIGURATION}
 # blob_digest is the migration's streamed verification download: the legacy get_data timing.
 UCONDB_CALLS = {"put_blob": UCONDB_UPLOAD_BLOB, "get_blob": UCONDB_GET_DATA,
                 "blob_digest": UCONDB_GET_DATA, "existing_runs": UCONDB_GET_EXISTING_RUNS}

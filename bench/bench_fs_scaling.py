@@ -6,6 +6,13 @@ versions, find, export, archived_at) against a store already holding N runs, for
 
     .venv/bin/python bench/bench_fs_scaling.py --sizes 0,20000,100000 [--runs 20] [--realistic]
     .venv/bin/python bench/bench_fs_scaling.py --sizes 0,100000 --loop   # bench/run.py's figure
+    .venv/bin/python bench/bench_fs_scaling.py --sizes 0,50000 --realistic --runs 50 --batch 0,25
+
+``--batch 0,25`` measures each size twice, paired in one invocation on the same store: writes
+committed one by one (0, as before group commit) and ranges of 25 runs inside ``store.batch()``
+(what a Dagster range step does: the indexes are written once per range; the per-run figure is
+the range's time, flush included, divided by its runs). ``--reopen`` opens the store afresh for
+each range, as each Dagster step does (the first read of the indexes is then in the figure).
 
 ``--loop`` runs bench/run.py's plain loop (import_run + migrate_run with a local UconDB server,
 MD5 verification included); the default times the store operations alone (no server, quicker).
@@ -85,15 +92,38 @@ def store_cycle(db, run: int) -> None:
     db.archived_at(run, "standard")
 
 
-def measure_store(root: Path, size: int, runs: int, realistic: bool) -> list[float]:
-    db_root = build_store(root / f"db_{size}_archive", size, realistic=realistic)
-    db = open_artdaqdb(f"filesystemdb://{db_root}")
+def measure_store(root: Path, size: int, runs: int, realistic: bool, *, batch: int = 0,
+                  first_run: int = 0, reopen: bool = False) -> list[float]:
+    """ms per run: one figure per run (``batch`` 0) or per range of ``batch`` runs (its time,
+    flush included, over its runs); and the process CPU ms per run. The store is built on the
+    first call for ``size``."""
+    db_root = root / f"db_{size}_archive"
+    if not db_root.exists():
+        build_store(db_root, size, realistic=realistic)
+    uri = f"filesystemdb://{db_root}"
+    db = open_artdaqdb(uri)
+    db.collection("RunHistory").load_index()  # not in the figures unless --reopen
+    db.collection("SystemLayout").load_index()
+    first = size + 10 + first_run
+    numbers = list(range(first, first + runs))
     timings = []
-    for run in range(size + 10, size + 10 + runs):
+    cpu = time.process_time()
+    if not batch:
+        for run in numbers:
+            started = time.perf_counter()
+            store_cycle(db, run)
+            timings.append((time.perf_counter() - started) * 1000)
+        return timings, (time.process_time() - cpu) * 1000 / runs
+    for start in range(0, len(numbers), batch):
+        chunk = numbers[start:start + batch]
         started = time.perf_counter()
-        store_cycle(db, run)
-        timings.append((time.perf_counter() - started) * 1000)
-    return timings
+        if reopen:
+            db = open_artdaqdb(uri)
+        with db.batch():
+            for run in chunk:
+                store_cycle(db, run)
+        timings.append((time.perf_counter() - started) * 1000 / len(chunk))
+    return timings, (time.process_time() - cpu) * 1000 / runs
 
 
 def measure_loop(root: Path, size: int, runs: int, realistic: bool) -> list[float]:
@@ -119,18 +149,31 @@ def main(argv=None) -> int:
     parser.add_argument("--loop", action="store_true",
                         help="bench/run.py's plain loop (import + migrate, local UconDB)")
     parser.add_argument("--dir", default=None, help="directory on the disk to measure")
+    parser.add_argument("--batch", default="0",
+                        help="comma-separated range sizes (0: no group commit), each measured")
+    parser.add_argument("--reopen", action="store_true",
+                        help="with --batch: open the store afresh for each range (as a step)")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    baseline = None
+    batches = [int(b) for b in args.batch.split(",") if b]
+    baselines: dict = {}
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         for size in sizes:
-            measure = measure_loop if args.loop else measure_store
-            timings = measure(Path(tmp), size, args.runs, args.realistic)
-            median = statistics.median(timings)
-            baseline = baseline or median
-            print(f"{'loop' if args.loop else 'store'} {'realistic ' if args.realistic else ''}"
-                  f"N={size:>7,}: median {median:7.1f} ms/run, max {max(timings):7.1f} ms "
-                  f"({median / baseline:.2f}x the first size)", flush=True)
+            for number, batch in enumerate(batches if not args.loop else [0]):
+                if args.loop:
+                    timings, cpu = measure_loop(Path(tmp), size, args.runs, args.realistic), None
+                else:
+                    timings, cpu = measure_store(Path(tmp), size, args.runs, args.realistic,
+                                                 batch=batch, first_run=number * args.runs,
+                                                 reopen=args.reopen)
+                median = statistics.median(timings)
+                baseline = baselines.setdefault(batch, median)
+                what = "loop" if args.loop else \
+                    f"store batch={batch}{' reopen' if args.reopen and batch else ''}"
+                print(f"{what} {'realistic ' if args.realistic else ''}"
+                      f"N={size:>7,}: median {median:7.1f} ms/run, max {max(timings):7.1f} ms"
+                      + (f", process CPU {cpu:6.1f} ms/run" if cpu is not None else "")
+                      + f" ({median / baseline:.2f}x the first size)", flush=True)
     return 0
 
 

@@ -186,6 +186,21 @@ def _process_partitions(context, what: str, work: Callable[[int], object],
                                          "step_duration_s": round(elapsed, 3)})
 
 
+def _after(block, events: Iterator) -> Iterator:
+    """``events`` run inside the context manager ``block`` and yielded once it has exited (an
+    exception of ``events`` after the ones before it, as the step would have seen them)."""
+    collected, failure = [], None
+    with block:
+        try:
+            for event in events:
+                collected.append(event)
+        except Exception as error:  # noqa: BLE001 - re-raised below, after the block's exit
+            failure = error
+    yield from collected
+    if failure is not None:
+        raise failure
+
+
 def _import_metadata(outcome: ImportOutcome, artdaqdb_uri: str) -> dict:
     metadata = {
         "run": dg.MetadataValue.int(outcome.run),
@@ -290,9 +305,12 @@ def build_archive_assets(backfill_batch_size: int = DEFAULT_BACKFILL_BATCH):
             def work(run: int) -> ImportOutcome:
                 return import_run(run, directories.locate(run), store, settings, force=force)
 
-            yield from _process_partitions(context, "imported", work,
-                                           lambda outcome: _import_metadata(outcome, where),
-                                           secrets=artdaqdb.settings.get().secrets())
+            # Group commit over the range (filesystemdb writes its indexes once, at the end);
+            # the step's events are yielded after the flush, so nothing is reported
+            # materialized before it is committed.
+            yield from _after(raw_store.batch(), _process_partitions(
+                context, "imported", work, lambda outcome: _import_metadata(outcome, where),
+                secrets=artdaqdb.settings.get().secrets()))
 
     @dg.asset(
         partitions_def=runs_partitions,

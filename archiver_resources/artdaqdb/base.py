@@ -11,9 +11,11 @@ import os
 import re
 import uuid
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Iterable, Mapping, Optional
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping, Optional
 from archiver_resources.errors import (
     AlreadyArchivedError, AlreadyUpdatedError, ArtdaqDBError, NotArchivedError,
 )
@@ -315,16 +317,44 @@ def newest_per_entity(name: str, records: Iterable[Mapping]) -> dict[str, Mappin
     return {entity: record for entity, (_, record) in best.items()}
 
 
-def records_to_files(name: str, records: Iterable[Mapping]) -> dict[str, str]:
+class SpooledFiles(Mapping):
+    """``{<entity>.fcl: text}`` whose texts wait in files of a scratch directory and are read
+    back on each access (exactly: no newline translation, lone surrogates kept)."""
+
+    def __init__(self, paths: Mapping[str, Path]):
+        self._paths = dict(paths)
+
+    def __getitem__(self, key: str) -> str:
+        with open(self._paths[key], encoding="utf-8", errors="surrogatepass", newline="") as f:
+            return f.read()
+
+    def __iter__(self):
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+def _spool(directory: Path, number: int, text: str) -> Path:
+    path = Path(directory) / f"{number}.fcl.txt"
+    with open(path, "w", encoding="utf-8", errors="surrogatepass", newline="") as f:
+        f.write(text)
+    return path
+
+
+def records_to_files(name: str, records: Iterable[Mapping], *,
+                     spool_dir: Optional[Path] = None) -> Mapping[str, str]:
     """``{<entity>.fcl: regenerated FHiCL}`` from a configuration's records (highest version wins).
 
     Each record is turned into FHiCL text as it arrives, so a lazy ``records`` holds one
     document tree at a time (a tree is ~25× its FHiCL text); a record's error is raised only if
-    that record wins, as when choosing first.
+    that record wins, as when choosing first. ``spool_dir``: each text goes to a file there at
+    once and a :class:`SpooledFiles` is returned (a run's exported texts are not all held).
     """
     from archiver_resources.fhicl import record_to_fhicl
 
     best: dict[str, tuple[int, object]] = {}
+    spooled = 0
     for record in records:
         number = version_number(name, record.get("version", ""))
         if number is None:
@@ -335,6 +365,10 @@ def records_to_files(name: str, records: Iterable[Mapping]) -> dict[str, str]:
                 text: object = record_to_fhicl(dict(record))
             except Exception as error:  # noqa: BLE001 - raised below if this record wins
                 text = error
+            record = None  # the tree goes before the text is spooled
+            if spool_dir is not None and isinstance(text, str):
+                spooled += 1
+                text = _spool(spool_dir, spooled, text)
             best[entity] = (number, text)
         record = None  # not alive while the next record is read
     files = {}
@@ -342,7 +376,7 @@ def records_to_files(name: str, records: Iterable[Mapping]) -> dict[str, str]:
         if isinstance(text, Exception):
             raise text
         files[f"{entity}.fcl"] = text
-    return files
+    return SpooledFiles(files) if spool_dir is not None else files
 
 
 # --------------------------------------------------------------------------------------------
@@ -485,6 +519,15 @@ class ArtdaqDB(ABC):
         name = self._require(run, config)
         return records_to_files(name, self._iter_records(name))
 
+    def export_run_spooled(self, run: int, config: Optional[str], directory: Path) -> Mapping[str, str]:
+        """:meth:`export_run` with each regenerated text kept in a file under ``directory`` until
+        it is read (:class:`SpooledFiles`), so packing a big run never holds all its texts. A
+        backend with its own ``export_run`` (tools, conftoolp) returns that."""
+        if type(self).export_run is not ArtdaqDB.export_run:
+            return self.export_run(run, config)
+        name = self._require(run, config)
+        return records_to_files(name, self._iter_records(name), spool_dir=directory)
+
     def read_hashes(self, run: int, config: str) -> Optional[str]:
         """The ``hashes`` entity as regenerated FHiCL (compare with :func:`parse_hashes`)."""
         name = self._require(run, config)
@@ -503,6 +546,18 @@ class ArtdaqDB(ABC):
         if moment is None:
             raise ArtdaqDBError(f"configuration {name} has no assigned time", run=run)
         return moment
+
+    @contextmanager
+    def batch(self, *, flush_seconds: Optional[float] = None) -> Iterator["ArtdaqDB"]:
+        """Group commit of the writes made inside the block (one Dagster range step).
+
+        A backend that rewrites whole index files per write (filesystemdb) may defer them to
+        the end of the block, where they are written once; every run written inside is
+        complete or absent for every reader at every moment, and the stored bytes are the same
+        as without the block. ``flush_seconds``: also write the deferred indexes when that much
+        time has passed since the last flush. The default does nothing (each write commits on
+        its own); blocks nest (only the outermost one flushes)."""
+        yield self
 
     def describe(self) -> str:
         """The database URI without its password."""

@@ -4,6 +4,12 @@ Documents are written first (temp file, fsync, no-overwrite link), indexes next,
 journal file is removed last: that removal is the commit. A journal left behind by a killed writer
 is rolled back (its documents and index entries removed) by the next writer. Writers hold an
 ``fcntl.flock`` on every collection they touch, so concurrent processes never lose index entries.
+
+Group commit (:meth:`FilesystemArtdaqDB.batch`): inside a batch a write stops after its documents
+(its journal marked ``deferred``) and adds its index entries in memory only; the indexes are
+written once when the batch ends, then the batch's journals are removed. A deferred journal whose
+documents all exist is rolled *forward* by the next writer (its entries indexed from the journal),
+one whose documents are incomplete is rolled back, so every run is complete or absent.
 """
 
 from __future__ import annotations
@@ -17,13 +23,14 @@ import os
 import signal
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from archiver_resources.errors import ArchiverError, ArtdaqDBError
-from archiver_resources.fhicl.jsonio import iter_json, loads_record
+from archiver_resources.fhicl.jsonio import iter_json, load_record_file
 
 from .base import (
     INDEX_KEYS, RUN_HISTORY, SYSTEM_LAYOUT, SYSTEM_METADATA, ArchiveResult, ArtdaqDB, Clock,
@@ -156,6 +163,15 @@ def index_add(index: dict, oid: str, record: dict) -> None:
     for entry in record.get("configurations", []):
         if entry.get("name") and entry.get("assigned"):
             _add(index, "configurations.assigned", entry["name"], entry["assigned"])
+
+
+def planned_index_fields(entity: str, run: int, name: str, version: str, timestamp: str) -> dict:
+    """What :func:`index_add` reads from a document :func:`record_envelope` builds for
+    ``entity`` of one write: a deferred write is indexed from its journal with this."""
+    assigned = lambda value: {"name": value, "assigned": timestamp}  # noqa: E731
+    return {"version": version, "configurations": [assigned(name)],
+            "entities": [assigned(entity)], "aliases": {"active": [], "history": []},
+            "runs": [assigned(str(run))]}
 
 
 def index_remove(index: dict, oids: set[str], records: Iterable[dict] = ()) -> None:
@@ -343,9 +359,15 @@ class IndexDict(dict):
         self._version_keys = None
         self._runs = None
 
-    def encode(self) -> list[bytes]:
+    def follow(self) -> None:
+        """Have an encoder follow the inserts from now on (built from the mapping if there is
+        none or it lost track). A batched write calls this where an unbatched one encodes, so
+        the encoder sees the same inserts in both cases and the file bytes are the same."""
         if self.encoder is None or not self.encoder.consistent():
             self.encoder = IndexEncoder(self)
+
+    def encode(self) -> list[bytes]:
+        self.follow()
         return self.encoder.pieces()
 
     def versions_starting_with(self, prefix: str) -> list[str]:
@@ -521,9 +543,10 @@ class Collection:
 
     def read_document(self, oid: str) -> Optional[dict]:
         try:
-            # Text, not bytes (json.loads(bytes) keeps both alive while decoding); equal leaf
-            # metadata shared (about half the tree for a big document): read-only records.
-            return loads_record(self.doc_path(oid).read_text(encoding="utf-8"))
+            # Read in 1 MB pieces (a big document's ~135 MB of text is never whole beside its
+            # tree); equal leaf metadata shared (about half the tree for a big document):
+            # read-only records.
+            return load_record_file(self.doc_path(oid))
         except FileNotFoundError:
             return None
         except ValueError as exc:
@@ -548,14 +571,15 @@ class Collection:
     def load_index(self) -> dict:
         """The parsed ``index.json`` (empty template when missing); a corrupt index is rebuilt
         from the documents with a warning, and saved when this process holds the lock."""
-        try:
-            stat = self.index_path.stat()
-        except FileNotFoundError:
-            return IndexDict(empty_index())
-        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        key = self._disk_key()
         if self._cache and self._cache[0] == key:
             return self._cache[1]
         self._cache = None
+        if key is None:
+            # Cached too (key None): a batched write adds to it in memory before it exists.
+            data = IndexDict(empty_index())
+            self._cache = (None, data)
+            return data
         try:
             data = json.loads(self.index_path.read_bytes())
             if not _valid_index(data):
@@ -569,6 +593,18 @@ class Collection:
             return data
         self._cache = (key, data)
         return data
+
+    def _disk_key(self) -> Optional[tuple]:
+        try:
+            stat = self.index_path.stat()
+        except FileNotFoundError:
+            return None
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+    def cache_fresh(self) -> bool:
+        """Whether the parsed index in memory was read from (or written as) the file that is on
+        disk now, i.e. no other writer replaced ``index.json`` since."""
+        return self._cache is not None and self._cache[0] == self._disk_key()
 
     def forget_index(self) -> None:
         """Drop the parsed index (after a failed write changed it in memory only)."""
@@ -629,6 +665,68 @@ class FilesystemArtdaqDB(ArtdaqDB):
         self.fsync = fsync
         #: test hook called with a stage name during writes (crash-injection tests)
         self.hook: Optional[Callable[[str], None]] = None
+        self._batch: Optional[_Batch] = None
+
+    # ---- group commit -------------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self, *, flush_seconds: Optional[float] = None) -> Iterator["FilesystemArtdaqDB"]:
+        """Group commit: the writes inside the block write their documents at once and their
+        index entries in memory; both ``index.json`` files are written once when the block ends
+        (also when it raises), then the block's journals are removed (the commit).
+
+        No lock is held between writes. Until the flush, readers in other processes (and the
+        C++) do not see the block's runs (not in ``index.json``; our readers also skip runs with
+        a journal); this object sees them. A writer that takes the lock meanwhile (another
+        process, or a crash and the next write) indexes the block's complete writes from their
+        journals and removes them (roll forward); this object notices that the files changed
+        and leaves them to it. ``flush_seconds``: also flush after a write when that long has
+        passed since the last flush. Nested blocks join the outer one."""
+        if self._batch is not None:
+            yield self
+            return
+        self._batch = _Batch(flush_seconds)
+        try:
+            yield self
+        finally:
+            try:
+                self._flush()
+            finally:
+                self._batch = None
+
+    def _flush(self) -> None:
+        batch = self._batch
+        if batch is None or not batch.journals:
+            return
+        with sigterm_rolls_back() as guard, self._write_lock(), guard.deferred():
+            if not self._batch_fresh(batch):
+                self._hand_back(batch)
+                self._recover(reason=None)  # rolls our complete writes forward
+                return
+            try:
+                self._publish_indexes(sorted(batch.dirty))
+            except BaseException:
+                self._hand_back(batch)  # the journals stay: the next writer rolls them forward
+                raise
+            for journal in batch.journals:
+                journal.unlink(missing_ok=True)  # the commit of each write of the batch
+            if self.fsync:
+                fsync_paths([self._journal_dir])
+            batch.journals.clear()
+            batch.dirty.clear()
+            batch.last_flush = time.monotonic()
+            self._stage("flushed")
+
+    def _batch_fresh(self, batch: "_Batch") -> bool:
+        return all(self.collection(name).cache_fresh() for name in batch.dirty)
+
+    def _hand_back(self, batch: "_Batch") -> None:
+        """Another writer replaced an index (it rolled our deferred writes forward) or a flush
+        failed: forget the in-memory indexes and treat our journals like anyone else's."""
+        for store in self._collections.values():
+            store.forget_index()
+        batch.journals.clear()
+        batch.dirty.clear()
 
     # ---- primitives ---------------------------------------------------------------------------
 
@@ -724,28 +822,44 @@ class FilesystemArtdaqDB(ArtdaqDB):
 
     def _store_locked(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
                       initial: bool, once: bool = False) -> ArchiveResult:
+        batch = self._batch
         with sigterm_rolls_back() as guard, self._write_lock():
+            if batch is not None and batch.journals and not self._batch_fresh(batch):
+                self._hand_back(batch)  # another writer rolled them forward: see _recover
             self._recover()
             if initial:
                 self._forget_lost_documents(name)
             version = self._version_for(run, name, initial=initial, once=once)
             planned = [(doc, new_oid()) for doc in docs]
-            journal = self._write_journal(name, version, initial, planned)
+            journal = self._write_journal(name, version, initial, planned, run=run,
+                                          timestamp=timestamp, deferred=batch is not None)
             try:
                 self._stage("journal")
-                self._write_planned(run, name, version, planned, timestamp)
+                self._write_planned(run, name, version, planned, timestamp,
+                                    deferred=batch is not None)
             except BaseException:
                 with guard.deferred():  # a second SIGTERM waits for the rollback
-                    for store in self._collections.values():
-                        store.forget_index()  # may hold entries that never reached the disk
+                    if batch is None:
+                        for store in self._collections.values():
+                            store.forget_index()  # may hold entries that never reached the disk
+                    # (in a batch the indexes in memory hold the batch's deferred entries: the
+                    # rollback removes this write's entries from them instead)
                     self._rollback_quietly(sys.exc_info()[1])
                 raise
             with guard.deferred():  # from here on the write is committed: never interrupted
-                journal.unlink()  # the commit
-                if self.fsync:
-                    fsync_paths([journal.parent] + [self.collection(c).path
-                                                    for c in {d.collection for d in docs}])
-                self._stage("committed")
+                if batch is None:
+                    journal.unlink()  # the commit
+                    if self.fsync:
+                        fsync_paths([journal.parent] + [self.collection(c).path
+                                                        for c in {d.collection for d in docs}])
+                    self._stage("committed")
+                else:  # committed by the batch's flush (or rolled forward after a crash)
+                    batch.journals.append(journal)
+                    batch.dirty.update(doc.collection for doc in docs)
+                    self._stage("deferred")
+        if batch is not None and batch.flush_seconds is not None \
+                and time.monotonic() - batch.last_flush >= batch.flush_seconds:
+            self._flush()
         return ArchiveResult(
             run=run, configuration=name, version=version,
             entities=tuple(doc.entity for doc, _ in planned),
@@ -753,9 +867,11 @@ class FilesystemArtdaqDB(ArtdaqDB):
             assigned=parse_timestamp(timestamp))
 
     def _write_planned(self, run: int, name: str, version: str,
-                       planned: list[tuple[PlannedDocument, str]], timestamp: str) -> None:
+                       planned: list[tuple[PlannedDocument, str]], timestamp: str, *,
+                       deferred: bool = False) -> None:
         """Documents first (all staged, fsync'd together, then linked into place), then one index
-        per collection (staged, fsync'd together with the collection directories, replaced)."""
+        per collection (staged, fsync'd together with the collection directories, replaced);
+        ``deferred``: the index entries are added in memory only (written by the batch's flush)."""
         staged: list[tuple[PlannedDocument, str, dict, Path]] = []
         try:
             for doc, oid in planned:
@@ -777,13 +893,27 @@ class FilesystemArtdaqDB(ArtdaqDB):
         touched: dict[str, list[tuple[str, dict]]] = {}
         for doc, oid, record, _ in staged:
             touched.setdefault(doc.collection, []).append((oid, record))
-        indexes = []
         for collection_name, written in sorted(touched.items()):
-            store = self.collection(collection_name)
-            index = store.load_index()
+            index = self.collection(collection_name).load_index()
             for oid, record in written:
                 index_add(index, oid, record)
-            indexes.append((store, store.stage_index(index)))
+            if deferred and isinstance(index, IndexDict):
+                index.follow()  # where an unbatched write encodes (same file bytes at the flush)
+        if not deferred:
+            self._publish_indexes(sorted(touched))
+
+    def _publish_indexes(self, names: list[str]) -> None:
+        """Write the in-memory indexes of ``names``: staged, fsync'd together with the collection
+        directories (the documents' directory entries), then each moved into place."""
+        indexes = []
+        try:
+            for collection_name in names:
+                store = self.collection(collection_name)
+                indexes.append((store, store.stage_index(store.load_index())))
+        except BaseException:
+            for _, tmp in indexes:
+                tmp.unlink(missing_ok=True)
+            raise
         try:
             if self.fsync:  # documents' directory entries and the new indexes, together
                 fsync_paths([store.path for store, _ in indexes] + [tmp for _, tmp in indexes])
@@ -804,7 +934,8 @@ class FilesystemArtdaqDB(ArtdaqDB):
         the log does not read like a crash."""
         try:
             self._recover(reason=None if isinstance(cause, ArchiverError)
-                          else "failed" if isinstance(cause, Exception) else "interrupted")
+                          else "failed" if isinstance(cause, Exception) else "interrupted",
+                          roll_forward=False)
         except Exception:  # noqa: BLE001 - the original error is the one to report
             log.exception("could not roll back an interrupted artdaqDB write of %s", self.root)
 
@@ -826,8 +957,12 @@ class FilesystemArtdaqDB(ArtdaqDB):
         return self.collection(SYSTEM_LAYOUT).path / JOURNAL_DIR
 
     def _journal_paths(self) -> list[Path]:
+        """Journals of writes not committed, except this object's deferred writes of the
+        current batch (committed for this object; another process sees them pending)."""
+        own = set(self._batch.journals) if self._batch is not None else ()
         try:
-            return sorted(p for p in self._journal_dir.iterdir() if p.name.endswith(".journal"))
+            return sorted(p for p in self._journal_dir.iterdir()
+                          if p.name.endswith(".journal") and p not in own)
         except FileNotFoundError:
             return []
 
@@ -841,25 +976,34 @@ class FilesystemArtdaqDB(ArtdaqDB):
         return journals
 
     def _pending_oids(self) -> set[str]:
-        return {oid for j in self._journals() for _, oid in j.get("documents", [])}
+        return {entry[1] for j in self._journals() for entry in j.get("documents", [])}
 
     def _write_journal(self, name: str, version: str, initial: bool,
-                       planned: list[tuple[PlannedDocument, str]]) -> Path:
+                       planned: list[tuple[PlannedDocument, str]], *,
+                       run: Optional[int] = None, timestamp: Optional[str] = None,
+                       deferred: bool = False) -> Path:
+        """The journal of one write: what to undo, and for a ``deferred`` (batched) write what
+        to index when its documents are complete (run, time, entity of each document)."""
         self._journal_dir.mkdir(parents=True, exist_ok=True)
         path = self._journal_dir / (hashlib.md5(version.encode()).hexdigest() + ".journal")
         body = {"name": name, "version": version, "initial": initial, "pid": os.getpid(),
-                "tmp": temp_suffix(),
-                "documents": [[doc.collection, oid] for doc, oid in planned]}
+                "tmp": temp_suffix(), "run": run, "timestamp": timestamp, "deferred": deferred,
+                "documents": [[doc.collection, oid, doc.entity] for doc, oid in planned]}
         atomic_write(path, json.dumps(body).encode(), fsync=self.fsync, overwrite=True)
         return path
 
-    def _recover(self, *, sweep: bool = False, reason: Optional[str] = "interrupted") -> None:
-        """Roll back writes whose journal survived its writer (we hold every lock).
+    def _recover(self, *, sweep: bool = False, reason: Optional[str] = "interrupted",
+                 roll_forward: bool = True) -> None:
+        """Roll back writes whose journal survived its writer (we hold every lock); a deferred
+        (batched) write whose documents are all on disk is rolled forward instead: its index
+        entries are added from the journal (``roll_forward`` False: the failing write of this
+        process is undone, whatever its state).
 
         Temp files are removed by the names the journal records, so a commit never lists a
         collection directory (millions of files at 100,000 runs); ``sweep`` also removes every
         temp file of the collection directories (explicit :meth:`recover`, old journals)."""
         journals: list = []  # (path, parsed journal or None when unreadable), read once
+        forward: list = []  # complete deferred writes: (path, journal)
         for path in self._journal_paths():
             try:
                 journals.append((path, json.loads(path.read_text(encoding="utf-8"))))
@@ -880,6 +1024,9 @@ class FilesystemArtdaqDB(ArtdaqDB):
                 log.warning("discarding unreadable artdaqDB journal %s", path)
                 path.unlink(missing_ok=True)
                 continue
+            if roll_forward and self._complete_deferred(journal):
+                forward.append((path, journal))  # after the roll-backs, every index once
+                continue
             if reason:
                 log.warning("rolling back %s artdaqDB write of %s (version %s, pid %s)", reason,
                             journal.get("name"), journal.get("version"), journal.get("pid"))
@@ -887,7 +1034,7 @@ class FilesystemArtdaqDB(ArtdaqDB):
                 log.debug("undoing the refused artdaqDB write of %s (version %s)",
                           journal.get("name"), journal.get("version"))
             by_collection: dict[str, set[str]] = {}
-            for collection, oid in journal.get("documents", []):
+            for collection, oid, *_ in journal.get("documents", []):
                 by_collection.setdefault(collection, set()).add(oid)
             suffix = journal.get("tmp")
             if not (isinstance(suffix, str) and suffix.startswith("tmp-")):
@@ -906,6 +1053,47 @@ class FilesystemArtdaqDB(ArtdaqDB):
                     self._reassign(store, index, journal.get("name"))
                     store.save_index(index)
             path.unlink(missing_ok=True)
+        if forward:
+            self._roll_forward([journal for _, journal in forward])
+            for path, _ in forward:
+                path.unlink(missing_ok=True)
+            if self.fsync:
+                fsync_paths([self._journal_dir])
+
+    def _complete_deferred(self, journal: dict) -> bool:
+        """A batched write whose documents are all on disk (each was fsync'd before its link)."""
+        documents = journal.get("documents")
+        return journal.get("deferred") is True and isinstance(journal.get("run"), int) \
+            and all(isinstance(journal.get(k), str) for k in ("name", "version", "timestamp")) \
+            and isinstance(documents, list) and bool(documents) \
+            and all(isinstance(d, list) and len(d) == 3 and all(isinstance(x, str) for x in d)
+                    for d in documents) \
+            and all(self.collection(c).has_document(oid) for c, oid, _ in documents)
+
+    def _roll_forward(self, journals: list[dict]) -> None:
+        """Index complete deferred writes from their journals, each index written once (then
+        the caller removes the journals)."""
+        by_collection: dict[str, list[tuple[str, dict]]] = {}
+        for journal in journals:
+            (log.debug if journal.get("pid") == os.getpid() else log.warning)(
+                "indexing the batched artdaqDB write of %s (version %s, pid %s): its documents "
+                "are complete but its index entries were not written", journal["name"],
+                journal["version"], journal.get("pid"))
+            suffix = journal.get("tmp")
+            for collection, oid, entity in journal["documents"]:
+                store = self.collection(collection)
+                if isinstance(suffix, str) and suffix.startswith("tmp-"):
+                    temp_path(store.index_path, suffix).unlink(missing_ok=True)
+                    temp_path(store.doc_path(oid), suffix).unlink(missing_ok=True)  # 2nd link
+                by_collection.setdefault(collection, []).append((oid, planned_index_fields(
+                    entity, journal["run"], journal["name"], journal["version"],
+                    journal["timestamp"])))
+        for collection, written in sorted(by_collection.items()):
+            store = self.collection(collection)
+            index = store.load_index()
+            for oid, fields in written:
+                index_add(index, oid, fields)
+            store.save_index(index)
 
     @staticmethod
     def _reassign(store: "Collection", index: dict, name) -> None:
@@ -973,6 +1161,17 @@ class FilesystemArtdaqDB(ArtdaqDB):
                   "_id": {"$oid": oid}}
         atomic_write(directory / f"{oid}.json", json.dumps(record).encode(), fsync=self.fsync,
                      overwrite=False)
+
+
+class _Batch:
+    """The state of one :meth:`FilesystemArtdaqDB.batch`: journals of the writes made in it and
+    not yet flushed, and the collections whose index in memory is ahead of the file."""
+
+    def __init__(self, flush_seconds: Optional[float]):
+        self.flush_seconds = flush_seconds
+        self.journals: list[Path] = []
+        self.dirty: set[str] = set()
+        self.last_flush = time.monotonic()
 
 
 def filesystem_root(uri: str) -> Path:
