@@ -1,11 +1,14 @@
 """The sensor's tick planning (`plan_tick`), Dagster-free: ascending order, unfinished runs
 explained and re-checked, late finishers, directories appearing below the highest run, bad
-directories, the per-tick cap and the stop-time re-request for RunHistory2."""
+directories, the per-tick cap, the stop-time re-request for RunHistory2, and the grouping of a
+tick's new runs into partition-range runs."""
 
 import os
 import time
 
-from archiver_assets.archive.sensors import SensorCursor, plan_tick
+from archiver_assets.archive.sensors import (
+    SensorCursor, batch_request, batch_run_key, group_ranges, plan_tick,
+)
 from archiver_resources.samples import generate_run_record, mark_finished
 
 AGE = 3600.0
@@ -151,3 +154,106 @@ def test_the_cursor_keeps_the_time_of_the_newest_drift_repair(tmp_path):
     plan = plan_tick(tmp_path, cursor, min_age_seconds=AGE, known_partitions=lambda: [])
     assert SensorCursor.parse(plan.cursor.dump()).repairs_after == 1234.5
     assert SensorCursor.parse('{"highest": 3}').repairs_after == 0.0  # an older cursor
+
+
+# ---- grouping a tick's new runs into partition-range runs --------------------------------------
+
+def test_new_runs_are_grouped_in_ascending_ranges_of_at_most_the_batch_size(tmp_path):
+    for run in (7, 3, 1, 5, 2, 4, 6):  # created out of order
+        make(tmp_path, run)
+    plan = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=lambda: [],
+                     max_range_size=3)
+    assert plan.new_runs == [1, 2, 3, 4, 5, 6, 7]  # the order the partitions are added in
+    assert plan.batches == [[1, 2, 3], [4, 5, 6], [7]]  # ceil(7 / 3) Dagster runs
+    assert [batch_run_key(b) for b in plan.batches] == ["runs-1-3", "runs-4-6", "run-7"]
+
+
+def test_a_tick_with_one_new_run_requests_a_single_partition_run(tmp_path):
+    make(tmp_path, 1)
+    first = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=lambda: [],
+                      max_range_size=25)
+    assert first.batches == [[1]]
+    make(tmp_path, 2)
+    calls = []
+    second = plan_tick(tmp_path, first.cursor, min_age_seconds=AGE, max_range_size=25,
+                       known_partitions=lambda: calls.append(1) or ["1"])
+    assert second.batches == [[2]] and calls == []  # one run: no partition query either
+    request = batch_request(second.batches[0])
+    assert request.partition_key == "2" and request.run_key == "run-2"
+    assert "dagster/asset_partition_range_start" not in request.tags
+
+
+def test_batch_size_one_keeps_one_dagster_run_per_partition(tmp_path):
+    for run in (1, 2, 3):
+        make(tmp_path, run)
+    plan = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=lambda: [])
+    assert plan.batches == [[1], [2], [3]]  # the default, and app.batch_size: 1
+    assert [batch_run_key(b) for b in plan.batches] == ["run-1", "run-2", "run-3"]
+
+
+def test_a_range_request_names_its_first_and_last_run():
+    request = batch_request([11, 12, 14])  # 13 unfinished: 14's partition follows 12's
+    assert request.partition_key is None and request.run_key == "runs-11-14"
+    assert request.tags == {"dagster/asset_partition_range_start": "11",
+                            "dagster/asset_partition_range_end": "14"}
+
+
+def test_ranges_hold_only_partitions_adjacent_in_insertion_order():
+    # 4 is a partition already (added by the command line, say): it is not added again, so its
+    # partition sits elsewhere in the order; it is requested alone and ends the range before it.
+    assert group_ranges([1, 2, 3, 4, 5, 6], 10, existing={"4"}) == [[1, 2, 3], [4], [5, 6]]
+    assert group_ranges([1, 2], 10, existing={"1", "2"}) == [[1], [2]]
+    # Gaps in the numbers do not break a range: the tick adds 10 and 20 next to each other.
+    assert group_ranges([10, 20, 30], 10) == [[10, 20, 30]]
+
+
+def test_grouping_is_deterministic_and_requests_each_run_once():
+    assert group_ranges([5, 3, 3, 4, 5], 2) == [[3, 4], [5]]  # duplicates once, ascending
+    assert group_ranges([], 5) == []
+    assert group_ranges([1, 2, 3], 0) == [[1], [2], [3]]  # a nonsensical size: per partition
+    once = [batch_run_key(b) for b in group_ranges(range(1, 12), 5)]
+    again = [batch_run_key(b) for b in group_ranges(list(range(11, 0, -1)), 5)]
+    assert once == again == ["runs-1-5", "runs-6-10", "run-11"]
+
+
+def test_the_same_tick_evaluated_twice_gives_the_same_requests(tmp_path):
+    for run in range(1, 8):
+        make(tmp_path, run)
+    cursor = SensorCursor(highest=0, directories=0)
+    twice = [plan_tick(tmp_path, cursor, min_age_seconds=AGE, known_partitions=lambda: [],
+                       max_range_size=4) for _ in range(2)]
+    keys = [[batch_run_key(b) for b in plan.batches] for plan in twice]
+    assert keys[0] == keys[1] == ["runs-1-4", "runs-5-7"]  # the daemon launches each key once
+    assert twice[0].cursor == twice[1].cursor
+
+
+def test_incremental_tick_asks_once_which_new_runs_are_partitions_already(tmp_path):
+    make(tmp_path, 1)
+    first = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=lambda: [],
+                      max_range_size=5)
+    for run in (2, 3, 4):
+        make(tmp_path, run)
+    calls = []
+
+    def known():
+        calls.append(1)
+        return ["1", "3"]  # 3 was added by someone else meanwhile
+
+    second = plan_tick(tmp_path, first.cursor, min_age_seconds=AGE, known_partitions=known,
+                       max_range_size=5)
+    assert not second.full_scan and calls == [1]
+    assert second.new_runs == [2, 3, 4] and second.batches == [[2], [3], [4]]
+
+
+def test_unfinished_and_capped_runs_stay_out_of_the_ranges(tmp_path):
+    for run in (1, 2, 4, 5):
+        make(tmp_path, run)
+    make(tmp_path, 3, finished=False, fresh=True)
+    plan = plan_tick(tmp_path, SensorCursor(), min_age_seconds=AGE, known_partitions=lambda: [],
+                     max_range_size=10, max_new_runs=3)
+    assert plan.new_runs == [1, 2, 4] and plan.batches == [[1, 2, 4]]
+    assert plan.cursor.pending == [3] and plan.cursor.highest == 4  # 5: the next tick's
+    mark_finished(tmp_path / "3")
+    following = plan_tick(tmp_path, plan.cursor, min_age_seconds=AGE, max_range_size=10,
+                          known_partitions=lambda: ["1", "2", "4"])
+    assert following.batches == [[3, 5]]  # added together now, so adjacent in the order

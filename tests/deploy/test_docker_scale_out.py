@@ -106,7 +106,9 @@ def test_docker_runs_burst_then_killed_worker_is_retried(
     artdaqdb_uri = f"filesystemdb://{site / 'artdaqdb' / 'archive_db'}"
     config = write_config(site / "etc", ucondb_server, run_records=site / "run_records",
                           artdaqdb_uri=artdaqdb_uri, password_env="UCONDB_WRITER_PASSWORD",
-                          timeout_seconds=60)
+                          timeout_seconds=60,
+                          # one container per run: the sensor's per-partition mode
+                          extra_app="  batch_size: 1")
     home = tmp_path / "home"
     home.mkdir()
     # Run monitoring every 2 s instead of 120 s, slots of dead runs freed after 2 s, not 60 s.

@@ -13,6 +13,7 @@ from dagster import DagsterInstance
 
 from archiver_resources.samples import generate_run_records
 from tests.deploy.instance import DEPLOY, dagster_cli, dagster_services, render_home
+from tests.pipeline.conftest import write_config
 from tests.pipeline.test_daemon_webserver import CHECK_QUERY, STATUS_QUERY, _graphql
 from tests.pipeline.test_end_to_end import (
     IMPORT, MD5_CHECK, MIGRATE, check_results, client_for, failed_partitions, run_partitions, tick,
@@ -63,9 +64,17 @@ def test_template_needs_the_psycopg2_scheme_with_sqlalchemy_21(tmp_path, pg_env)
         DagsterInstance.from_config(str(home))
 
 
+def per_partition(env):
+    """The sensor's per-partition mode (app.batch_size 1): one Dagster run per run, as these
+    scenarios expect (the range runs are tested in tests/pipeline/test_automation.py)."""
+    write_config(env.root, env.ucondb, run_records=env.run_records,
+                 artdaqdb_uri=env.artdaqdb_uri, extra_app="  batch_size: 1")
+
+
 def test_pipeline_scenario_on_postgres_instance(tmp_path, pg_env, archive_env):
     """tests/pipeline/test_end_to_end.py's scenario, on the production template."""
     home = render_home(tmp_path / "home", TEMPLATE)
+    per_partition(archive_env)
     generate_run_records(archive_env.run_records, [4001, 4002, 4003])
     defs = archive_env.definitions()
     tick.cursor = None
@@ -154,6 +163,7 @@ def test_daemon_on_postgres_burst_with_explicit_pool_limits(tmp_path, pg_env, ar
     """Pool limits set with `dagster instance concurrency set` (not default_limit): a burst of
     concurrent sensor runs through the real daemon all succeed at their first attempt."""
     home = render_home(tmp_path / "home", TEMPLATE)
+    per_partition(archive_env)  # concurrent runs contending for the pools
     env = dict(os.environ, DAGSTER_HOME=str(home), ARCHIVER_CONFIG=str(archive_env.config_path),
                ARCHIVER_SENSOR_INTERVAL_SECONDS="3", PYTHONUNBUFFERED="1")
     for pool in POOLS:

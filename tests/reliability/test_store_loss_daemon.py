@@ -36,9 +36,9 @@ def test_the_daily_status_and_the_sensor_repair_lost_blobs_on_their_own(archive_
     job = defs.resolve_job_def("archive_runs")
     with dg.instance_for_test() as instance:
         data = tick(defs, instance)
-        for request in data.run_requests:
+        for request in data.run_requests:  # one range run (app.batch_size 5)
             assert job.execute_in_process(instance=instance, partition_key=request.partition_key,
-                                          raise_on_error=False).success
+                                          tags=dict(request.tags), raise_on_error=False).success
         delete_blobs(archive_env.ucondb, PIPELINE_FOLDER, lost)
 
         result = defs.resolve_job_def("archive_status_job").execute_in_process(
