@@ -95,7 +95,7 @@ def run_demo(demo_dir: Path, runs: range, port: int) -> int:
     import dagster as dg
 
     from archiver_assets.definitions import build_definitions
-    from archiver_assets.partitions import runs_partitions
+    from archiver_assets.partitions import runs_partitions, targeted_key_list
     from archiver_resources.samples import generate_run_records
 
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -118,18 +118,28 @@ def run_demo(demo_dir: Path, runs: range, port: int) -> int:
             tick = sensor.evaluate_tick(context)
         for request in tick.dynamic_partitions_requests or []:
             instance.add_dynamic_partitions(runs_partitions.name, list(request.partition_keys))
-        keys = [r.partition_key for r in tick.run_requests or []]
-        print(f"[demo] sensor tick: {len(keys)} run(s) to archive")
+        requests = list(tick.run_requests or [])
+        partition_order = lambda: instance.get_dynamic_partitions(runs_partitions.name)  # noqa: E731
+        # a tick that finds several runs requests them as range runs (range tags, no key)
+        targets = [[r.partition_key] if r.partition_key else
+                   targeted_key_list(dict(r.tags), partition_order) for r in requests]
+        keys = [key for target in targets for key in target]
+        print(f"[demo] sensor tick: {len(keys)} run(s) to archive in {len(requests)} "
+              f"Dagster run(s)")
         job = defs.resolve_job_def("archive_runs")
         failed = []
-        for key in keys:
-            result = job.execute_in_process(instance=instance, partition_key=key,
-                                            raise_on_error=False, run_config=QUIET,
-                                            tags={"dagster/sensor_name": "new_run_records"})
-            status = "ok" if result.success else "FAILED"
-            if not result.success:
-                failed.append(key)
-            print(f"[demo]   run {key}: {status} (dagster run {result.run_id[:8]})")
+        for request, target in zip(requests, targets):
+            result = job.execute_in_process(
+                instance=instance, partition_key=request.partition_key, raise_on_error=False,
+                run_config=QUIET, tags={**request.tags, "dagster/sensor_name": "new_run_records"})
+            label = target[0] if len(target) == 1 else f"{target[0]}-{target[-1]}"
+            if result.success:
+                status = "ok"
+            else:  # which runs of the range failed: the ones not archived
+                migrated = instance.get_materialized_partitions(dg.AssetKey("ucondb_blob"))
+                failed += [key for key in target if key not in migrated] or target
+                status = "FAILED"
+            print(f"[demo]   run(s) {label}: {status} (dagster run {result.run_id[:8]})")
         return summarize(instance, keys, failed, demo_dir, config)
     finally:
         server.terminate()
@@ -172,6 +182,8 @@ def _latest_check_results(instance) -> dict:
         latest = {}
         for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=100000):
             partition = record.partition
+            if partition is None:  # a range run's summary of its runs' own evaluations
+                continue
             if partition not in latest:
                 latest[partition] = record.status
         passed = sum(1 for s in latest.values() if status_value(s) == SUCCEEDED)
