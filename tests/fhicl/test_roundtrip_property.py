@@ -47,15 +47,16 @@ def _plain(text):
     """Ordinary FHiCL: no comment that looks like an #include (artdaq_database rewrites those
     everywhere; ``#include<tab>"x"`` is one too, as its line becomes the next key's comment), and
     no key of its own named like an include key (the writer turns those into #include lines);
-    keys repeated at top level with another type are excluded below."""
-    directives = re.sub(r'(^|[\n\r])#include "', r"\1", text)  # real ones: at a line start
-    return "#include" not in directives and "fhicl_pound_include" not in text
+    keys repeated at top level with another type are excluded below. Made so by renaming (a
+    filter would throw away nine generated documents in ten)."""
+    kept = re.sub(r'(^|[\n\r])#include "', "\\1\x00", text)  # real directives stay
+    kept = kept.replace("#include", "#inc").replace("fhicl_pound_include", "fhicl_pound_inc")
+    return kept.replace("\x00", '#include "')
 
 
 @SETTINGS
-@given(strategies.documents())
+@given(strategies.documents().map(_plain))
 def test_the_export_of_ordinary_fhicl_reads_back_to_the_same_data(text):
-    assume(_plain(text))
     try:
         parsed = parse_fhicl(text, "gen")
     except FhiclSyntaxError:
