@@ -80,6 +80,9 @@ _INCLUDE_LINE = re.compile(r"^#include", re.MULTILINE)
 _INDEX_KEYS = tuple(str(i) for i in range(1024))
 
 
+#: hex digits of a parameter-set id (a SHA-1 digest) after ``!id::``
+PSET_ID_DIGITS = 40
+
 #: tables and sequences with at most this many members share equal metadata (_Parser.nodes)
 _SHARED_CHILDREN = 32
 
@@ -639,14 +642,15 @@ class _Parser:
         return COMPLEX, raw, None, self.line_of(p), raw, q + 1
 
     def dbid(self, p: int):
-        """``!id::`` + 32 hex digits (fhicl-cpp's ``@id::``, renamed in snippet mode)."""
+        """``!id::`` + 40 hex digits (fhicl-cpp's ``@id::``, renamed in snippet mode): a
+        parameter-set id is a SHA-1 digest in hex, and fhicl-cpp takes exactly that many."""
         q = p + 5
         t = self.t
         end = q
         while end < self.n and t[end] in "0123456789abcdefABCDEF":
             end += 1
-        if end - q != 32 or not lx.munched_number(self.char(end)):
-            raise _Fail(q, "expected a 32-digit parameter-set id after '!id::'")
+        if end - q != PSET_ID_DIGITS or not lx.munched_number(self.char(end)):
+            raise _Fail(q, f"expected a {PSET_ID_DIGITS}-digit parameter-set id after '!id::'")
         raw = self.raw(p, end)
         return TABLEID, raw, None, self.line_of(p), raw, end
 

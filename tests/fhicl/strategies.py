@@ -86,7 +86,8 @@ WORDS = st.one_of(
                      "@protect_ignore", "@local::a.b[0]"]),
 )
 ODD_WORDS = st.sampled_from(["a.", "true.x", "a.b", "file.fcl", "a:b", "!local::a", "a-b", "@table::t",
-                             "!id::0123456789abcdef0123456789abcdef", "!id::12", "$x"])
+                             "!id::0123456789abcdef0123456789abcdef", "!id::12", "$x",
+                             "!id::0123456789abcdef0123456789abcdef01234567"])
 
 COMPLEX = st.one_of(
     st.builds(lambda a, s1, s2, b: f"({a}{s1},{s2}{b})", NUMBERS, st.sampled_from(["", " "]),

@@ -54,6 +54,17 @@ def test_a_complex_number_is_kept_whole_where_artdaq_database_would_cut_it():
     assert "complex_whole" not in parse_fhicl("b: (1,2)\n", "t.fcl").extensions
 
 
+def test_a_parameter_set_id_has_exactly_forty_hex_digits():
+    """``!id::`` takes a SHA-1 digest in hex (40 digits), as fhicl-cpp's dbid token does."""
+    good = "x: !id::0123456789abcdef0123456789abcdef01234567\n"
+    record = fhicl_to_record(good, "a.fcl")
+    assert record["document"]["metadata"]["main"]["children"]["x"]["type"] == "tableid"
+    assert record["document"]["data"]["main"]["x"] == good[3:-1]
+    for digits in (32, 39, 41):
+        with pytest.raises(FhiclSyntaxError, match="40-digit parameter-set id"):
+            parse_fhicl(f"x: !id::{'a' * digits}\n", "a.fcl")
+
+
 def test_a_word_glued_to_a_comment_is_a_string_not_a_bool():
     data, meta = main_of("t: true#c\nn: 5#c\n")
     assert data == {"t": "true", "n": "5"}

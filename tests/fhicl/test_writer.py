@@ -84,3 +84,11 @@ def test_every_case_here_matches_the_cpp():
     assert len(CASES) >= 10
     for text in CASES:
         assert compare_with_cpp(text) is None, text
+
+
+def test_a_repeated_key_of_another_shape_is_written_whole():
+    """Deliberate deviation: the C++ writer walks each definition of a repeated top-level key with
+    the first definition's children (cutting ``[1, 2]`` to ``[1]``, emptying ``{y: 2}``); the
+    archiver writes every definition whole, so nothing of the configuration is lost."""
+    exported = record_to_fhicl(fhicl_to_record("b: [0]\nb: [1, 2]\nt: {x: 1}\nt: {y: 2}\n", "r"))
+    assert exported == "\nb: [0] \n\nb: [1, 2] \n\nt: {\n\nx: 1 \n\n}\nt: {\n\ny: 2 \n\n}"
