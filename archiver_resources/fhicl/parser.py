@@ -85,6 +85,9 @@ PSET_ID_DIGITS = 40
 
 #: tables and sequences with at most this many members share equal metadata (_Parser.nodes)
 _SHARED_CHILDREN = 32
+#: texts from this size on share those nodes: the sharing saves memory on big files and costs
+#: ~15 % of the parse time, which small files (nearly all) need not pay
+_SHARE_NODES_FROM = 4 << 20
 
 
 def index_key(i: int) -> str:
@@ -192,6 +195,7 @@ class _Parser:
         # file of repeated tables (channel lists) is ~40 % smaller; nothing changes a node
         # once its table or sequence is parsed
         self.nodes: dict = {}
+        self.sharing = len(text) >= _SHARE_NODES_FROM
 
     # ---- positions -------------------------------------------------------------------------
 
@@ -261,7 +265,7 @@ class _Parser:
             node["protection"] = protection
         if children is not None:
             node["children"] = children
-            if len(children) <= _SHARED_CHILDREN:
+            if self.sharing and len(children) <= _SHARED_CHILDREN:
                 return self.nodes.setdefault(
                     ("node", typ, comment, has_annotation, annotation, protection, id(children)),
                     node)
@@ -269,7 +273,7 @@ class _Parser:
 
     def shared_children(self, children: dict) -> dict:
         """``children`` or an equal dict met before (small ones only; see ``nodes``)."""
-        if len(children) > _SHARED_CHILDREN:
+        if not self.sharing or len(children) > _SHARED_CHILDREN:
             return children
         return self.nodes.setdefault(tuple([(k, id(v)) for k, v in children.items()]), children)
 
