@@ -1,5 +1,6 @@
 """The archiver's domain core and its boundaries (artdaqDB, UconDB, notifications, metrics).
 
-Everything below this package works without Dagster except ``archiver_resources.dagster``,
-which wraps the plain classes as Dagster ``ConfigurableResource``s.
+Nothing in this package imports Dagster (tests/core/test_layering.py holds it to that): the
+Dagster ``ConfigurableResource``s that wrap these plain classes live in
+``archiver_assets/resources.py``.
 """
