@@ -120,3 +120,25 @@ def failure_lines(lines, run: int) -> list:
     error's type is known, ``✗ Run N failed (stage, ErrorType): cause``."""
     pattern = re.compile(rf"✗ Run {run} failed(?: \([a-z-]+, [A-Za-z_.]+\))?: ")
     return [line for line in lines if pattern.search(line)]
+
+
+def sigkill_when_paused(script: str, marker: Path, timeout: float = 60.0) -> None:
+    """Run ``script`` in a child Python, wait until it creates ``marker`` (its pause point),
+    then SIGKILL it: a crash at exactly that point."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            assert proc.poll() is None, "archiver exited before reaching the pause"
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from archiver_resources.artdaqdb.filesystem import (
 )
 from archiver_resources.errors import AlreadyArchivedError, ArtdaqDBError
 from tests.stores.samples import insert_files, update_files
+from tests.support import sigkill_when_paused
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -191,18 +191,7 @@ def _archiver_script(root: Path, run: int, pause_at: str = "", marker: str = "")
 def test_sigkill_mid_archive_leaves_run_unarchived(tmp_path, pause_at):
     root = tmp_path / "db_archive"
     marker = tmp_path / "paused"
-    proc = subprocess.Popen([sys.executable, "-c", _archiver_script(root, 77, pause_at, str(marker))])
-    try:
-        deadline = time.monotonic() + 30
-        while not marker.exists():
-            assert proc.poll() is None, "archiver exited before reaching the pause"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    sigkill_when_paused(_archiver_script(root, 77, pause_at, str(marker)), marker, timeout=30)
     db = FilesystemArtdaqDB(f"filesystemdb://{root}")
     assert not db.is_archived(77, "standard")
     assert db.archived_runs() == {}

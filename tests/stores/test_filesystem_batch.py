@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
-import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -21,6 +18,7 @@ import archiver_resources.artdaqdb.filesystem as fs
 from archiver_resources.artdaqdb import open_artdaqdb
 from archiver_resources.artdaqdb.filesystem import JOURNAL_DIR, FilesystemArtdaqDB
 from tests.stores.samples import insert_files, update_files
+from tests.support import sigkill_when_paused
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS_PER_RUN = 3 + 4 + 1  # 3 components + RunHistory, metadata, boot, hashes; RunHistory2
@@ -244,19 +242,7 @@ def _batch_script(root: Path, runs: list[int], pause_at: str, pause_run: int, ma
 
 def _kill_at(root: Path, tmp_path: Path, runs, pause_at: str, pause_run) -> None:
     marker = tmp_path / "paused"
-    proc = subprocess.Popen([sys.executable, "-c",
-                             _batch_script(root, runs, pause_at, pause_run, str(marker))])
-    try:
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert proc.poll() is None, "archiver exited before reaching the pause"
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    sigkill_when_paused(_batch_script(root, runs, pause_at, pause_run, str(marker)), marker)
 
 
 def assert_indexes_name_only_complete_runs(root: Path) -> list[str]:
