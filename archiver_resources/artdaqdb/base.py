@@ -429,6 +429,11 @@ class ArtdaqDB(ABC):
         """The records of :meth:`_records`, lazily where the backend can (one tree at a time)."""
         return iter(self._records(name))
 
+    def _iter_entity_records(self, name: str, entity: str) -> Iterable[dict]:
+        """The records of :meth:`_iter_records` whose :func:`record_entity` is ``entity``;
+        backends with an index by entity read only those documents."""
+        return (r for r in self._iter_records(name) if record_entity(r) == entity)
+
     @abstractmethod
     def _store(self, run: int, name: str, docs: list[PlannedDocument], timestamp: str, *,
                initial: bool, once: bool = False) -> ArchiveResult:
@@ -531,8 +536,7 @@ class ArtdaqDB(ABC):
     def read_hashes(self, run: int, config: str) -> Optional[str]:
         """The ``hashes`` entity as regenerated FHiCL (compare with :func:`parse_hashes`)."""
         name = self._require(run, config)
-        records = newest_per_entity(name, (r for r in self._iter_records(name)
-                                           if record_entity(r) == HASHES_ENTITY))
+        records = newest_per_entity(name, self._iter_entity_records(name, HASHES_ENTITY))
         if HASHES_ENTITY not in records:
             return None
         from archiver_resources.fhicl import record_to_fhicl

@@ -34,7 +34,7 @@ from archiver_resources.fhicl.jsonio import iter_json, load_record_file
 
 from .base import (
     INDEX_KEYS, RUN_HISTORY, SYSTEM_LAYOUT, SYSTEM_METADATA, ArchiveResult, ArtdaqDB, Clock,
-    PlannedDocument, build_record, format_timestamp, new_oid, parse_timestamp,
+    PlannedDocument, build_record, format_timestamp, new_oid, parse_timestamp, record_entity,
     split_configuration_name, system_metadata_document, version_number,
 )
 
@@ -342,6 +342,7 @@ class IndexDict(dict):
         self.encoder: Optional[IndexEncoder] = None
         self._version_keys: Optional[list[str]] = None
         self._runs: Optional[dict[int, list[str]]] = None
+        self._entity_oids: dict[str, set[str]] = {}
 
     def note_insert(self, section: str, key: Optional[str], position: int, value,
                     new_key: bool) -> None:
@@ -353,11 +354,14 @@ class IndexDict(dict):
             run = _run_of_name(key)
             if run is not None:
                 self._runs.setdefault(run, []).append(key)
+        if section == "entities.name" and key in self._entity_oids:
+            self._entity_oids[key].add(value)
 
     def note_reset(self) -> None:
         self.encoder = None
         self._version_keys = None
         self._runs = None
+        self._entity_oids = {}
 
     def follow(self) -> None:
         """Have an encoder follow the inserts from now on (built from the mapping if there is
@@ -380,6 +384,13 @@ class IndexDict(dict):
             if not keys[position].startswith(prefix):
                 break
             found.append(keys[position])
+        return found
+
+    def oids_of_entity(self, entity: str) -> set[str]:
+        """The oids listed under ``entities.name`` ``entity`` (a set built once per entity)."""
+        found = self._entity_oids.get(entity)
+        if found is None:
+            found = self._entity_oids[entity] = set(self["entities.name"].get(entity, ()))
         return found
 
     def names_of_run(self, run: int) -> list[str]:
@@ -778,17 +789,46 @@ class FilesystemArtdaqDB(ArtdaqDB):
         for collection in (RUN_HISTORY, SYSTEM_LAYOUT):
             store = self.collection(collection)
             for oid in self._committed_oids(collection, name):
-                record = store.read_document(oid)
-                if record is None:
-                    # A committed document deleted behind the index: exporting without it would
-                    # pack (and MD5-verify) a blob that silently lacks a file.
-                    entity = self._indexed_entity(store, oid)
-                    raise ArtdaqDBError(
-                        f"document {oid}.json of configuration {name} (entity {entity}) is listed "
-                        f"in {collection}/index.json but missing on disk; restore it from backup",
-                        run=(split_configuration_name(name) or (None,))[0])
+                record = self._read_committed(store, oid, name)
                 yield record
                 record = None  # not alive while the next document is read
+
+    def _read_committed(self, store: "Collection", oid: str, name: str) -> dict:
+        record = store.read_document(oid)
+        if record is None:
+            # A committed document deleted behind the index: exporting without it would pack
+            # (and MD5-verify) a blob that silently lacks a file.
+            entity = self._indexed_entity(store, oid)
+            raise ArtdaqDBError(
+                f"document {oid}.json of configuration {name} (entity {entity}) is listed "
+                f"in {store.name}/index.json but missing on disk; restore it from backup",
+                run=(split_configuration_name(name) or (None,))[0])
+        return record
+
+    def _iter_entity_records(self, name: str, entity: str) -> Iterator[dict]:
+        """The records of entity ``entity`` of configuration ``name``, reading only the documents
+        the collection indexes list under that entity (or under ``notprovided``, which
+        :func:`record_entity` looks past): one document of a run's ~25 for ``hashes``. A record
+        listed under no entity name at all (artdaq_database always writes one) is found by the
+        full scan this falls back to when the indexes name no such record."""
+        found = False
+        for collection in (RUN_HISTORY, SYSTEM_LAYOUT):
+            store = self.collection(collection)
+            index = store.load_index()
+            if isinstance(index, IndexDict):
+                listed, unnamed = index.oids_of_entity(entity), index.oids_of_entity("notprovided")
+            else:
+                listed = set(index["entities.name"].get(entity, ()))
+                unnamed = set(index["entities.name"].get("notprovided", ()))
+            for oid in self._committed_oids(collection, name):
+                if oid not in listed and oid not in unnamed:
+                    continue
+                record = self._read_committed(store, oid, name)
+                if record_entity(record) == entity:
+                    found = True
+                    yield record
+        if not found:
+            yield from super()._iter_entity_records(name, entity)
 
     @staticmethod
     def _indexed_entity(store: "Collection", oid: str) -> str:

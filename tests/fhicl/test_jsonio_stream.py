@@ -12,6 +12,7 @@ import archiver_resources.fhicl.writer as writer
 from archiver_resources.artdaqdb.base import SpooledFiles, records_to_files
 from archiver_resources.fhicl import fhicl_to_record, iter_json, loads_record, record_to_fhicl
 from archiver_resources.fhicl.jsonio import load_record_file
+from archiver_resources.fhicl.tables import MultiTable
 
 BIG_FHICL = "\n".join(
     ["# a boardreader", "BEGIN_PROLOG", "host_map: [ { rank: 0 host: \"a\" } ]", "END_PROLOG",
@@ -56,7 +57,7 @@ def test_random_documents_in_tiny_windows(tmp_path):
         text = json.dumps(value, ensure_ascii=rnd.random() < 0.5,
                           indent=rnd.choice([None, 2]),
                           separators=rnd.choice([(", ", ": "), (",", ":")]))
-        for piece in (1, 2, 3, 7, 64):
+        for piece in (1, 2, 3, 7, 64, 1 << 20):  # the last: the whole-text path
             _same(text, path, piece)
 
 
@@ -75,6 +76,25 @@ def test_a_record_with_repeated_keys_read_in_pieces(tmp_path):
         _same(text, tmp_path / "doc.json", piece)
     got = load_record_file(tmp_path / "doc.json", piece=997)
     assert record_to_fhicl(got) == record_to_fhicl(loads_record(text))
+
+
+def test_a_small_document_written_by_iter_json_takes_the_plain_decoder(tmp_path, monkeypatch):
+    """The documents the archiver writes are read by plain ``json.loads`` (checked by encoding
+    the value back); a repeated key still comes back as a MultiTable through the exact path."""
+    import archiver_resources.fhicl.jsonio as jsonio
+
+    record = fhicl_to_record("a: 1\nb: { c: [1, 2, \"x\"] }  # note\n", "small")
+    path = tmp_path / "doc.json"
+    path.write_text("".join(iter_json(record)), encoding="utf-8")
+    calls = []
+    exact = jsonio.loads_record
+    monkeypatch.setattr(jsonio, "loads_record", lambda text: calls.append(text) or exact(text))
+    assert load_record_file(path) == record and calls == []
+    repeated = fhicl_to_record("dup: 1\ndup: 2\n", "small")
+    path.write_text("".join(iter_json(repeated)), encoding="utf-8")
+    got = load_record_file(path)
+    assert len(calls) == 1 and record_to_fhicl(got) == record_to_fhicl(repeated)
+    assert type(got["document"]["data"]["main"]) is MultiTable
 
 
 def test_writer_compaction_changes_no_byte(monkeypatch):

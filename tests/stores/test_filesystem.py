@@ -347,3 +347,36 @@ def test_archived_at_from_the_index_equals_the_documents_answer_also_after_a_rol
     index_path.write_text(json.dumps(data))
     other = open_artdaqdb(f"filesystemdb://{fsdb.root}")
     assert other.archived_at(5001, "standard") == ArtdaqDB._assigned_of(other, name)
+
+
+def test_read_hashes_reads_only_the_hashes_document(fsdb, monkeypatch):
+    """The hashes check reads the one document the indexes list under entity ``hashes``, not
+    the run's every document; the per-entity lookup follows later inserts of the same store."""
+    from archiver_resources.artdaqdb.filesystem import Collection
+
+    fsdb.archive_run(21, "standard", insert_files(21))
+    expected = fsdb.read_hashes(21, "standard")
+    assert expected is not None
+    read = []
+    original = Collection.read_document
+    monkeypatch.setattr(Collection, "read_document",
+                        lambda self, oid: read.append(oid) or original(self, oid))
+    assert fsdb.read_hashes(21, "standard") == expected
+    assert len(read) == 1
+    fsdb.archive_run(22, "standard", insert_files(22))  # inserted after the lookup was built
+    read.clear()
+    assert fsdb.read_hashes(22, "standard") not in (None, expected)
+    assert len(read) == 1
+
+
+def test_read_hashes_finds_a_hashes_record_the_index_lists_under_no_entity(fsdb):
+    """A hashes record missing from ``entities.name`` (an index written by another tool) is
+    still found: when the indexes name none, every document of the configuration is read."""
+    fsdb.archive_run(23, "standard", insert_files(23))
+    expected = fsdb.read_hashes(23, "standard")
+    index_path = fsdb.root / "RunHistory" / "index.json"
+    index = json.loads(index_path.read_text())
+    assert index["entities.name"].pop("hashes")
+    index_path.write_text(json.dumps(index))
+    reopened = open_artdaqdb(f"filesystemdb://{fsdb.root}")
+    assert reopened.read_hashes(23, "standard") == expected
