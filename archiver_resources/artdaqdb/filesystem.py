@@ -492,6 +492,10 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool, overwrite: bool) -> No
     publish(tmp, path, overwrite=overwrite)
 
 
+#: FHiCL texts shorter than this are stored as one JSON string (its JSON is ~5-25x the text)
+WHOLE_JSON_BELOW_CHARS = 128 * 1024
+
+
 def encode_document(record: dict) -> bytes:
     return json.dumps(record, ensure_ascii=False).encode("utf-8")
 
@@ -545,9 +549,15 @@ class Collection:
         atomic_write(self.doc_path(oid), encode_document(record), fsync=self.fsync,
                      overwrite=False)
 
-    def stage_document(self, oid: str, record: dict) -> Path:
-        """The document as a temp file, not yet visible (publish with :func:`publish`)."""
+    def stage_document(self, oid: str, record: dict, *, source_chars: Optional[int] = None) -> Path:
+        """The document as a temp file, not yet visible (publish with :func:`publish`).
+
+        ``source_chars``: the length of the FHiCL text the record was made from; below
+        :data:`WHOLE_JSON_BELOW_CHARS` the JSON text is encoded in one piece (a few MB at most),
+        without the walk that sizes the pieces (it cost more than the encoding itself)."""
         self.path.mkdir(parents=True, exist_ok=True)
+        if source_chars is not None and source_chars < WHOLE_JSON_BELOW_CHARS:
+            return stage(self.doc_path(oid), encode_document(record))
         # Written in ~250 kB pieces (the same bytes as encode_document): a 135 MB document's
         # JSON text is never held whole.
         return stage(self.doc_path(oid), (piece.encode("utf-8") for piece in iter_json(record)))
@@ -917,7 +927,8 @@ class FilesystemArtdaqDB(ArtdaqDB):
             for doc, oid in planned:
                 record = build_record(doc, run=run, name=name, version=version,
                                       timestamp=timestamp, oid=oid)
-                tmp = self.collection(doc.collection).stage_document(oid, record)
+                tmp = self.collection(doc.collection).stage_document(
+                    oid, record, source_chars=len(doc.text))
                 # Only the index fields are kept: a document tree is ~25× its FHiCL text, and
                 # holding every tree of a 100 MB run until the index update cost GBs.
                 staged.append((doc, oid, _index_fields(record), tmp))

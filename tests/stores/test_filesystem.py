@@ -380,3 +380,18 @@ def test_read_hashes_finds_a_hashes_record_the_index_lists_under_no_entity(fsdb)
     index_path.write_text(json.dumps(index))
     reopened = open_artdaqdb(f"filesystemdb://{fsdb.root}")
     assert reopened.read_hashes(23, "standard") == expected
+
+
+def test_a_document_is_the_same_bytes_encoded_whole_or_in_pieces(tmp_path):
+    """Small FHiCL texts are encoded as one JSON string, big ones in pieces: the same file."""
+    from archiver_resources.artdaqdb.filesystem import WHOLE_JSON_BELOW_CHARS, Collection
+    from archiver_resources.fhicl import fhicl_to_record
+
+    text = "".join(f"p{i}: {{ a: [1, 2.5, \"x y\"] b: 'é' }}  # c{i}\n" for i in range(3000))
+    assert len(text) > WHOLE_JSON_BELOW_CHARS  # several pieces when not encoded whole
+    record = fhicl_to_record(text, "big")
+    collection = Collection(tmp_path, "RunHistory", fsync=False)
+    whole = collection.stage_document("a" * 24, record, source_chars=1)
+    pieces = collection.stage_document("b" * 24, record, source_chars=len(text))
+    assert whole.read_bytes() == pieces.read_bytes()
+    assert json.loads(whole.read_bytes()) == json.loads(json.dumps(record))
