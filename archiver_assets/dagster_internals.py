@@ -14,7 +14,10 @@ Uses that have a public fallback (used automatically when the canary fails):
    ``_store_asset_event``, ``run_connection``/``index_transaction``, the ``event_logs`` table.
    Buys: runless materializations at 330-377 events/s against 17/s through
    ``report_runless_asset_event`` (about 20x); a 10k-run reconcile in seconds instead of
-   minutes. (PostgreSQL needs no internals here: its own batch, 713-768/s against 24-26/s.) Fallback: ``instance.report_runless_asset_event`` per materialization, and
+   minutes. (PostgreSQL's own batch takes materializations, 713-768/s against 24-26/s, but
+   only loops over planned materializations: there this function writes a run's planned events
+   the same way, without the run-shard insert.) Fallback: ``instance.report_runless_asset_event``
+   per materialization, and
    ``instance.handle_new_event`` per planned event of a marker run.
 2. **A real ``store_event_batch`` on the instance's SQLite storage** (:func:`patch_batch_writes`,
    a monkeypatch of that one storage object): Dagster's opt-in batching (``DAGSTER_EVENT_BATCH_SIZE``)
@@ -390,12 +393,15 @@ def store_sqlite_events(storage, entries: Sequence[dg.EventLogEntry]) -> None:
 
     Every entry shares one run id and one asset key (the caller groups them): the run-shard
     insert is one statement, the index-shard inserts return their ids in order, the asset-key row
-    is updated from the last event (as the PostgreSQL batch does).
+    is updated from the last event (as the PostgreSQL batch does). On PostgreSQL (one database,
+    no run shard) the same without the run-shard insert: what its ``store_event`` does per
+    planned materialization, which its own batch write only loops over.
     """
     table = _S["SqlEventLogStorageTable"]
     rows = [storage._event_to_row(entry) for entry in entries]  # noqa: SLF001 - use 1
-    with storage.run_connection(entries[0].run_id) as conn:
-        conn.execute(table.insert(), rows)
+    if is_sqlite(storage):
+        with storage.run_connection(entries[0].run_id) as conn:
+            conn.execute(table.insert(), rows)
     with storage.index_transaction() as conn:
         result = conn.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True),
                               rows)
@@ -470,13 +476,16 @@ def _group_key(entry: dg.EventLogEntry):
 def store_batch(storage, events: Sequence[dg.EventLogEntry], original=None) -> None:
     """Store ``events`` in order. SQLite: runs of consecutive batchable events with one (run,
     asset, type) as one write each, anything else with ``store_event``. PostgreSQL (``original``:
-    its own ``store_event_batch``): check-evaluation runs as one write each, runs of the events
-    its batch takes through it, anything else with ``store_event``."""
+    its own ``store_event_batch``): check-evaluation and planned-materialization runs as one
+    write each (its own batch loops over planned events: a range run of 100 runs is created
+    with 200 of them), runs of the other events its batch takes through it, anything else with
+    ``store_event``."""
     def flush(group):
         check = group[0].dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
         if check:
             store_check_evaluations(storage, group)
-        elif original is None:
+        elif original is None or group[0].dagster_event.event_type == \
+                dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED:
             store_sqlite_events(storage, group)
         else:
             original(list(group))

@@ -132,6 +132,11 @@ def dagster_catchup(stores: Stores, runs: list[int], batch: int, home: Path,
     keys = [str(r) for r in runs]
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     with dagster_instance(home, dagster_yaml) as instance:
+        # As the command line's workers do before they create range runs (and the daemon with
+        # DAGSTER_EVENT_BATCH_SIZE in its environment): a run's planned events in one write.
+        from archiver_assets.event_batching import enable_batched_writes
+
+        enable_batched_writes(instance)
         timer = RunlessTimer(instance)
         cpu0 = _cpu()
         started = time.perf_counter()

@@ -112,3 +112,60 @@ def test_check_evaluations_batched_on_postgres_leave_the_per_event_records(
         written.clear()
     assert results[True] == results[False]
     assert results[True]["102"] == ("FAILED", 0) and results[True]["100"] == ("SUCCEEDED", 0)
+
+
+def _planned_through_the_instance(instance, keys, *, batched: bool):
+    """The planned materializations Dagster writes when it creates a range run (one per
+    partition, handed over with batch metadata when batching is on); returns what a reader
+    sees: each partition's planned event (run, partition) and the asset row's last run."""
+    import logging
+    import time
+
+    from dagster._core.events import AssetMaterializationPlannedData
+
+    from archiver_assets import event_batching
+
+    instance.add_dynamic_partitions("runs", keys)
+    run = instance.add_run(dg.DagsterRun(job_name="j", run_id=internals.new_run_id(),
+                                         status=dg.DagsterRunStatus.NOT_STARTED))
+    if batched:
+        assert event_batching.enable_batched_writes(instance)
+    batches = internals.evaluation_batch(len(keys), batched)
+    for key, batch in zip(keys, batches):
+        event = dg.DagsterEvent.build_asset_materialization_planned_event(
+            "j", "s", AssetMaterializationPlannedData(ASSET, partition=key))
+        instance.handle_new_event(dg.EventLogEntry(
+            user_message="", level=logging.DEBUG, job_name="j", run_id=run.run_id,
+            error_info=None, timestamp=time.time(), step_key="s", dagster_event=event),
+            batch_metadata=batch)
+    records = instance.fetch_planned_materializations(ASSET, limit=1000).records
+    planned = sorted((r.partition_key, r.run_id == run.run_id) for r in records)
+    (asset_record,) = instance.get_asset_records([ASSET])
+    status = instance.get_status_by_partition(ASSET, keys, runs_partitions)
+    return planned, asset_record.asset_entry.last_run_id == run.run_id, \
+        sorted(str(v) for v in status.values())
+
+
+def test_a_range_runs_planned_events_in_one_write_on_postgres(
+        tmp_path, postgres_server, postgres_db, monkeypatch):
+    """Dagster's PostgreSQL batch write loops over planned materializations (one transaction
+    each, 200 for a range run of 100 runs): the patched storage writes them in one, and a
+    reader sees the same planned events, asset row and partition status as one by one."""
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "500")
+    written = []
+    real = internals.store_sqlite_events
+    monkeypatch.setattr(internals, "store_sqlite_events", lambda storage, entries: (
+        written.append(len(entries)), real(storage, entries))[1])
+    keys = [str(r) for r in range(300, 340)]
+    results = {}
+    for batched, db_name in ((True, postgres_db), (False, postgres_server.create_database())):
+        for key, value in postgres_server.env(db_name).items():
+            monkeypatch.setenv(key, value)
+        home = render_home(tmp_path / f"home-{batched}", DEPLOY / "dagster.postgres.yaml")
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            results[batched] = _planned_through_the_instance(instance, keys, batched=batched)
+        assert written == ([40] if batched else []), batched
+        written.clear()
+    assert results[True] == results[False]
+    planned, last_run_is_ours, _ = results[True]
+    assert planned == [(k, True) for k in keys] and last_run_is_ours
