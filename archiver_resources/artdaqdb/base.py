@@ -317,15 +317,24 @@ def newest_per_entity(name: str, records: Iterable[Mapping]) -> dict[str, Mappin
     return {entity: record for entity, (_, record) in best.items()}
 
 
-class SpooledFiles(Mapping):
-    """``{<entity>.fcl: text}`` whose texts wait in files of a scratch directory and are read
-    back on each access (exactly: no newline translation, lone surrogates kept)."""
+#: exported texts from this size on wait in a spool file (smaller ones stay in memory: a
+#: file created per text cost more than the export of a typical run's text on this VM's ext4)
+SPOOL_FROM_CHARS = 256 * 1024
 
-    def __init__(self, paths: Mapping[str, Path]):
-        self._paths = dict(paths)
+
+class SpooledFiles(Mapping):
+    """``{<entity>.fcl: text}`` whose big texts wait in files of a scratch directory and are
+    read back on each access (exactly: no newline translation, lone surrogates kept); texts
+    under :data:`SPOOL_FROM_CHARS` are held as they are."""
+
+    def __init__(self, paths: Mapping[str, object]):
+        self._paths = dict(paths)  # a Path (spooled) or the text itself
 
     def __getitem__(self, key: str) -> str:
-        with open(self._paths[key], encoding="utf-8", errors="surrogatepass", newline="") as f:
+        found = self._paths[key]
+        if isinstance(found, str):
+            return found
+        with open(found, encoding="utf-8", errors="surrogatepass", newline="") as f:
             return f.read()
 
     def __iter__(self):
@@ -348,8 +357,9 @@ def records_to_files(name: str, records: Iterable[Mapping], *,
 
     Each record is turned into FHiCL text as it arrives, so a lazy ``records`` holds one
     document tree at a time (a tree is ~25× its FHiCL text); a record's error is raised only if
-    that record wins, as when choosing first. ``spool_dir``: each text goes to a file there at
-    once and a :class:`SpooledFiles` is returned (a run's exported texts are not all held).
+    that record wins, as when choosing first. ``spool_dir``: each big text goes to a file there
+    at once and a :class:`SpooledFiles` is returned (a big run's exported texts are not all
+    held; a run of small texts is kept in memory).
     """
     from archiver_resources.fhicl import record_to_fhicl
 
@@ -366,7 +376,7 @@ def records_to_files(name: str, records: Iterable[Mapping], *,
             except Exception as error:  # noqa: BLE001 - raised below if this record wins
                 text = error
             record = None  # the tree goes before the text is spooled
-            if spool_dir is not None and isinstance(text, str):
+            if spool_dir is not None and isinstance(text, str) and len(text) >= SPOOL_FROM_CHARS:
                 spooled += 1
                 text = _spool(spool_dir, spooled, text)
             best[entity] = (number, text)

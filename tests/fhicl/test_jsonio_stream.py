@@ -9,6 +9,7 @@ import random
 import pytest
 
 import archiver_resources.fhicl.writer as writer
+import archiver_resources.artdaqdb.base as base
 from archiver_resources.artdaqdb.base import SpooledFiles, records_to_files
 from archiver_resources.fhicl import fhicl_to_record, iter_json, loads_record, record_to_fhicl
 from archiver_resources.fhicl.jsonio import load_record_file
@@ -104,13 +105,21 @@ def test_writer_compaction_changes_no_byte(monkeypatch):
     assert record_to_fhicl(record) == whole
 
 
-def test_spooled_export_is_the_same_mapping(tmp_path):
+def test_spooled_export_is_the_same_mapping(tmp_path, monkeypatch):
     records = [fhicl_to_record(BIG_FHICL, "boardreader"), fhicl_to_record("a: x\nb: y\n", "odd")]
     # texts a spool must keep exactly: a CR LF (no newline translation), a lone surrogate
     records[1]["document"]["data"]["main"].update(a="x\r\ny", b="\ud800")
     for record, entity in zip(records, ("boardreader", "odd")):
         record.update(entities=[{"name": entity}], version="1/standard")
     in_memory = records_to_files("1/standard", records)
-    spooled = records_to_files("1/standard", records, spool_dir=tmp_path)
-    assert isinstance(spooled, SpooledFiles) and len(list(tmp_path.iterdir())) == 2
+    (tmp_path / "all").mkdir()
+    (tmp_path / "big").mkdir()
+    monkeypatch.setattr(base, "SPOOL_FROM_CHARS", 0)  # every text spooled
+    spooled = records_to_files("1/standard", records, spool_dir=tmp_path / "all")
+    assert isinstance(spooled, SpooledFiles) and len(list((tmp_path / "all").iterdir())) == 2
     assert dict(spooled) == in_memory and list(spooled) == list(in_memory)
+    # from the size on (the boardreader's text), the small one held as it is
+    monkeypatch.setattr(base, "SPOOL_FROM_CHARS", len(in_memory["boardreader.fcl"]))
+    mixed = records_to_files("1/standard", records, spool_dir=tmp_path / "big")
+    assert [p.read_text() for p in (tmp_path / "big").iterdir()] == [in_memory["boardreader.fcl"]]
+    assert dict(mixed) == in_memory and list(mixed) == list(in_memory)
