@@ -137,8 +137,8 @@ def _atom(key: str, value, meta: dict, out: list, depth: int) -> None:
     comment = _text(meta.get("comment", ""))
     if "#include " in comment:
         comment = ""
-    if (_SPLICE_KEY.match(key) and isinstance(value, str) and value.startswith("@table::")
-            and typ == "string_doublequoted"):
+    if (typ == "string_doublequoted" and isinstance(value, str) and value.startswith("@table::")
+            and _SPLICE_KEY.match(key)):
         out.append(comment + "\n" + value)
     else:
         name = key
@@ -153,7 +153,16 @@ def _atom(key: str, value, meta: dict, out: list, depth: int) -> None:
 
 def _value(value, typ: str, meta: dict, out: list, depth: int) -> None:
     """The value part of an item (``json2fcldb``'s atom conversion, then Karma)."""
-    if typ == "sequence" and isinstance(value, list):
+    if value.__class__ is str:  # most leaves: atom_text's string branch
+        if typ == "string_doublequoted":
+            out.append('"' + value + '"')
+        elif typ == "string_singlequoted":
+            out.append("'" + value + "'")
+        elif typ == "string" and _NEEDS_QUOTES.search(value):
+            out.append('"' + value + '"')
+        else:
+            out.append(value)
+    elif typ == "sequence" and isinstance(value, list):
         _sequence(value, _children(meta), out, depth + 1)
     elif typ == "table" and isinstance(value, dict):
         out.append("{\n")
