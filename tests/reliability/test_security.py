@@ -179,8 +179,13 @@ def sigterm_mid_write(tmp_path):
     filesystemdb root and the temp/journal files left when the child is gone."""
     generate_run_records(tmp_path / "records", [11, 12], profile="small", mtime=OLD)
     root = tmp_path / "db"
+    # The child starts with SIGTERM's default disposition, as a real archiver does. (An ignored
+    # signal is inherited across exec, and Dagster's in-process execution leaves SIGTERM with
+    # the SIGINT handler it found: in a test process started in the background, SIGINT is
+    # ignored, so SIGTERM ends up ignored too once any earlier test ran a job in process.)
     code = f"""
 import os, signal, sys
+signal.signal(signal.SIGTERM, signal.SIG_DFL)
 sys.path.insert(0, {REPO!r})
 from archiver_resources.artdaqdb.filesystem import FilesystemArtdaqDB
 from archiver_resources.artdaqdb import open_artdaqdb
