@@ -41,6 +41,8 @@ MODES = {
     "full": dict(runs=100, batches=[5, 25, 100], repeats=2, dagster_repeats=1,
                  sensor=[10_000, 100_000], partitions=100_000, materialize=200,
                  rss="huge:100", rss_modes=["core"], steady=(4, 20, [2, 4]), scaling=100_000,
+                 daemon_catchup=dict(runs=400, batch=100, concurrency=2, repeats=2,
+                                     sensor_interval=30),
                  postgres=dict(runs=100, batches=[25, 100], repeats=2, partitions=100_000,
                                materialize=200, steady=(4, 20, 2))),
 }
@@ -289,6 +291,62 @@ def measure_steady(cfg, scratch: Path, raw: dict) -> list[Row]:
     return rows
 
 
+def measure_daemon_catchup(cfg, scratch: Path, raw: dict) -> list[Row]:
+    """A backlog through the production path: the runs appear at once, the sensor requests
+    them as range runs of ``batch`` (app.batch_size), the daemon's run queue runs
+    ``concurrency`` of them at a time in run workers (both assets and all checks). Paired with
+    the plain loop doing the checks' work (one process) on the same runs right before."""
+    from archiver_resources.samples import generate_run_records
+    from bench.catchup import plain_loop
+    from bench.steady import steady_state
+
+    spec = cfg["daemon_catchup"]
+    n, batch, concurrency = spec["runs"], spec["batch"], spec["concurrency"]
+    # the production sensor interval: each tick of the sensors (the automation sensor evaluates
+    # every partition) costs the daemon and the code server CPU the run workers then lack
+    interval = spec["sensor_interval"]
+    pairs, first = [], 60_000
+    for i in range(spec["repeats"]):
+        records = scratch / f"daemon-catchup-records-{i}"
+        runs = list(range(first, first + n))
+        generate_run_records(records, runs)
+        with fresh_stores(scratch, records, f"daemon-catchup-loop-{i}") as stores:
+            loop = plain_loop(stores, runs, with_checks=True)
+        empty = scratch / f"daemon-catchup-empty-{i}"  # the daemon's run records start empty
+        empty.mkdir()
+        with fresh_stores(scratch, empty, f"daemon-catchup-{i}") as stores:
+            result = steady_state(stores, first, 0, n, scratch / f"daemon-catchup-home-{i}",
+                                  max_concurrent_runs=concurrency, batch_size=batch,
+                                  sensor_interval=interval)
+        result["loop_per_min"] = n / loop * 60
+        pairs.append(result)
+        first += 10_000
+    raw["daemon_catchup"] = pairs
+    rates = [r["burst_runs_per_min"] for r in pairs]
+    loops = [r["loop_per_min"] for r in pairs]
+    ended = [r["burst_runs"] / r["burst_drop_to_all_done_s"] * 60 for r in pairs]
+    ok = all(not r["burst_failed"] and not r["burst_not_archived"] for r in pairs)
+    return [Row(
+        key="1",
+        what=(f"catch-up through dagster-daemon: {n} typical runs appear at once, the sensor "
+              f"requests range runs of ≤ {batch} (app.batch_size {batch}), max_concurrent_runs "
+              f"{concurrency} (both assets + 3 checks in run workers), filesystemdb + local UconDB"),
+        figure=(f"{spread(rates)} runs/min, first run created → last finished "
+                f"({pairs[0]['burst_dagster_runs']} Dagster runs); {spread(ended)} runs/min from "
+                f"the runs' appearance (sensors every {interval} s)"),
+        baseline=f"plain loop doing the checks' work, one process, same runs: {spread(loops)} runs/min",
+        ratio=f"{spread([r / l for r, l in zip(rates, loops)])}× the loop's throughput",
+        target="≥ 1000 runs/min",
+        verdict=verdict(ok and min(rates) >= 1000),
+        note=(f"CPU {spread([r['burst_cpu_s_per_run'] for r in pairs])} s per archived run ("
+              + ", ".join(f"{name} {spread([r['burst_cpu_s_per_run_by_process'][name] for r in pairs])}"
+                          for name in pairs[0]["burst_cpu_s_per_run_by_process"])
+              + "; the local UconDB server, in the harness's process, not counted): at most "
+              f"{spread([r['cpu_bound_runs_per_min'] for r in pairs])} runs/min if CPU-bound on "
+              f"{os.cpu_count()} cores; failed {sum(r['burst_failed'] for r in pairs)}, not archived "
+              f"{sum(r['burst_not_archived'] for r in pairs)}"))]
+
+
 def measure_scaling(cfg, scratch: Path, raw: dict) -> list[Row]:
     """Per-run import + migrate cost against an artdaqDB already holding N runs (O(n²) hunt)."""
     from archiver_resources.samples import generate_run_records
@@ -468,6 +526,7 @@ def _postgres_steady(steady, server, scratch: Path, raw: dict) -> list[Row]:
 
 MEASUREMENTS = {
     "catchup": measure_catchup,
+    "daemon_catchup": measure_daemon_catchup,
     "sensor": measure_sensor,
     "partitions": measure_partitions,
     "scaling": measure_scaling,

@@ -33,15 +33,28 @@ def _home(path: Path, max_concurrent_runs: int, dagster_yaml: Path | None = None
 def _session_cpu_s(session: int) -> float:
     """CPU seconds of every process in ``session`` (the daemon, its code server, the run workers
     their parents reaped): what the machine spends on runs, whatever else shares it."""
-    total, tick = 0, os.sysconf("SC_CLK_TCK")
+    return sum(_session_cpu_parts(session).values())
+
+
+def _session_cpu_parts(session: int) -> dict:
+    """:func:`_session_cpu_s` by where it went: ``daemon`` (the daemon process itself),
+    ``code server`` (every other live process of the session, e.g. the gRPC code server) and
+    ``run workers`` (the processes they reaped: run workers, started by the daemon's launcher)."""
+    parts = {"daemon": 0.0, "code server": 0.0, "run workers": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # the process ended meanwhile
             continue
-        if int(fields[3]) == session:  # after "comm)": state, ppid, pgrp, session, ...
-            total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
-    return total / tick
+        if int(fields[3]) != session:  # after "comm)": state, ppid, pgrp, session, ...
+            continue
+        own = (int(fields[11]) + int(fields[12])) / tick  # utime stime
+        reaped = (int(fields[13]) + int(fields[14])) / tick  # cutime cstime
+        pid = int(stat.parent.name)
+        parts["daemon" if pid == session else "code server"] += own
+        parts["run workers"] += reaped
+    return parts
 
 
 def _wait(predicate, timeout: float, what: str, proc, poll: float = 0.2):
@@ -129,14 +142,18 @@ def steady_state(stores: Stores, first_run: int, singles: int, burst: int, home:
         out["submit_to_done_s"] = latencies
         out["drop_to_done_s"] = drop_to_done
 
-        cpu_before = _session_cpu_s(proc.pid)
+        parts_before = _session_cpu_parts(proc.pid)
+        cpu_before = sum(parts_before.values())
         dropped = time.time()
         for run in runs_burst:
             os.rename(staging / str(run), stores.run_records / str(run))
         keys = {str(r) for r in runs_burst}
         records = _wait(lambda: done(keys), 60 + 20 * burst, "the burst", proc, poll=0.5)
-        cpu = _session_cpu_s(proc.pid) - cpu_before
+        parts = _session_cpu_parts(proc.pid)
+        cpu = sum(parts.values()) - cpu_before
         out["burst_cpu_s_per_run"] = cpu / len(keys)  # per archived run, not per Dagster run
+        out["burst_cpu_s_per_run_by_process"] = {
+            name: (parts[name] - parts_before[name]) / len(keys) for name in parts}
         # The most a machine with this many cores could do if runs were CPU-bound only.
         out["cpu_bound_runs_per_min"] = 60 * (os.cpu_count() or 1) / (cpu / len(keys))
         failed = [r for r in records if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS]
