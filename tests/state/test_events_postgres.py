@@ -90,16 +90,16 @@ def _evaluations_through_the_instance(instance, keys, *, batched: bool):
 CHECK = dg.AssetCheckKey(ASSET, "md5_round_trip")
 
 
-def test_check_evaluations_batched_on_postgres_leave_the_per_event_records(
-        tmp_path, postgres_server, postgres_db, monkeypatch):
-    """PostgreSQL's store_event_batch refuses check evaluations; the patched storage writes a
-    step's evaluations in one transaction, with the same execution records as one by one."""
+def _batched_and_one_by_one(tmp_path, postgres_server, postgres_db, monkeypatch, writer: str,
+                            keys, through) -> dict:
+    """``through(instance, keys, batched=...)`` on two fresh PostgreSQL databases, batched and
+    one by one; asserts that only the batched one went through ``internals.<writer>`` (once,
+    with every event) and returns ``{batched: what through returned}``."""
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "500")
     written = []
-    real = internals.store_check_evaluations
-    monkeypatch.setattr(internals, "store_check_evaluations", lambda storage, entries: (
+    real = getattr(internals, writer)
+    monkeypatch.setattr(internals, writer, lambda storage, entries: (
         written.append(len(entries)), real(storage, entries))[1])
-    keys = [str(r) for r in range(100, 160)]
     results = {}
     for batched, db_name in ((True, postgres_db), (False, postgres_server.create_database())):
         for key, value in postgres_server.env(db_name).items():
@@ -107,10 +107,21 @@ def test_check_evaluations_batched_on_postgres_leave_the_per_event_records(
         home = render_home(tmp_path / f"home-{batched}", DEPLOY / "dagster.postgres.yaml")
         with dg.DagsterInstance.from_config(str(home)) as instance:
             assert internals.is_postgres(instance.event_log_storage)
-            results[batched] = _evaluations_through_the_instance(instance, keys, batched=batched)
-        assert written == ([60] if batched else []), batched
+            results[batched] = through(instance, keys, batched=batched)
+        assert written == ([len(keys)] if batched else []), batched
         written.clear()
     assert results[True] == results[False]
+    return results
+
+
+def test_check_evaluations_batched_on_postgres_leave_the_per_event_records(
+        tmp_path, postgres_server, postgres_db, monkeypatch):
+    """PostgreSQL's store_event_batch refuses check evaluations; the patched storage writes a
+    step's evaluations in one transaction, with the same execution records as one by one."""
+    keys = [str(r) for r in range(100, 160)]
+    results = _batched_and_one_by_one(tmp_path, postgres_server, postgres_db, monkeypatch,
+                                      "store_check_evaluations", keys,
+                                      _evaluations_through_the_instance)
     assert results[True]["102"] == ("FAILED", 0) and results[True]["100"] == ("SUCCEEDED", 0)
 
 
@@ -151,21 +162,8 @@ def test_a_range_runs_planned_events_in_one_write_on_postgres(
     """Dagster's PostgreSQL batch write loops over planned materializations (one transaction
     each, 200 for a range run of 100 runs): the patched storage writes them in one, and a
     reader sees the same planned events, asset row and partition status as one by one."""
-    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "500")
-    written = []
-    real = internals.store_sqlite_events
-    monkeypatch.setattr(internals, "store_sqlite_events", lambda storage, entries: (
-        written.append(len(entries)), real(storage, entries))[1])
     keys = [str(r) for r in range(300, 340)]
-    results = {}
-    for batched, db_name in ((True, postgres_db), (False, postgres_server.create_database())):
-        for key, value in postgres_server.env(db_name).items():
-            monkeypatch.setenv(key, value)
-        home = render_home(tmp_path / f"home-{batched}", DEPLOY / "dagster.postgres.yaml")
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            results[batched] = _planned_through_the_instance(instance, keys, batched=batched)
-        assert written == ([40] if batched else []), batched
-        written.clear()
-    assert results[True] == results[False]
+    results = _batched_and_one_by_one(tmp_path, postgres_server, postgres_db, monkeypatch,
+                                      "store_sqlite_events", keys, _planned_through_the_instance)
     planned, last_run_is_ours, _ = results[True]
     assert planned == [(k, True) for k in keys] and last_run_is_ours
