@@ -167,3 +167,44 @@ def test_a_range_runs_planned_events_in_one_write_on_postgres(
                                       "store_sqlite_events", keys, _planned_through_the_instance)
     planned, last_run_is_ours, _ = results[True]
     assert planned == [(k, True) for k in keys] and last_run_is_ours
+
+
+def _sessions(postgres_server, db_name: str) -> int:
+    """Connections ever made to ``db_name`` (PostgreSQL's own count, pg_stat_database)."""
+    import psycopg2
+
+    conn = psycopg2.connect(postgres_server.url(db_name, scheme="postgresql"))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_stat_clear_snapshot()")
+            cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = %s", (db_name,))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_range_run_holds_its_postgres_connections(tmp_path, postgres_server, postgres_db,
+                                                    monkeypatch):
+    """Dagster's PostgreSQL storages connect anew for every statement; once a range step has
+    enabled batched writes, the process keeps its connections open: 40 reads make 40
+    connections before and (nearly) none after, with the same answers."""
+    from archiver_assets import event_batching
+
+    for key, value in postgres_server.env(postgres_db).items():
+        monkeypatch.setenv(key, value)
+    home = render_home(tmp_path / "home", DEPLOY / "dagster.postgres.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("runs", ["1", "2"])
+
+        def reads() -> tuple[int, list]:
+            before = _sessions(postgres_server, postgres_db)
+            answers = [sorted(instance.get_dynamic_partitions("runs")) for _ in range(40)]
+            return _sessions(postgres_server, postgres_db) - before - 1, answers
+
+        opened, answers = reads()
+        assert opened >= 40
+        assert event_batching.enable_batched_writes(instance)
+        assert event_batching.hold_connections(instance)  # idempotent
+        opened_held, answers_held = reads()
+        assert opened_held <= 2, opened_held
+        assert answers_held == answers == [["1", "2"]] * 40
