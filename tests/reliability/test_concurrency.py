@@ -191,11 +191,20 @@ def test_backfill_range_waits_for_the_older_run_and_then_only_verifies(archive_e
                                              raise_on_error=False)))
         waiter.start()
         db = open_artdaqdb(archive_env.artdaqdb_uri)
+
+        def waiting_for_the_holder() -> bool:
+            # (8111's import is not visible in the store before the range's group commit at its
+            # end, so the guard's own log line tells that the range reached 8112)
+            return any("is being archived by an earlier Dagster run" in entry.user_message
+                       for run in instance.get_runs() if run.run_id != holder.run_id
+                       for entry in instance.all_logs(run.run_id))
+
         try:
             deadline = time.monotonic() + 60
-            while 8111 not in db.archived_runs() and time.monotonic() < deadline:
+            while not waiting_for_the_holder() and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(1.5)  # several of the guard's polls
+            assert waiting_for_the_holder()
             assert waiter.is_alive() and 8112 not in db.archived_runs()
             from archiver_resources.archiving import import_run
             from tests.reliability.conftest import import_settings
