@@ -322,7 +322,8 @@ def measure_daemon_catchup(cfg, scratch: Path, raw: dict) -> list[Row]:
         pairs.append(result)
         first += 10_000
     raw["daemon_catchup"] = pairs
-    rates = [r["burst_runs_per_min"] for r in pairs]
+    rates = [r["burst_runs_per_busy_min"] for r in pairs]
+    spans = [r["burst_runs_per_min"] for r in pairs]
     loops = [r["loop_per_min"] for r in pairs]
     ended = [r["burst_runs"] / r["burst_drop_to_all_done_s"] * 60 for r in pairs]
     ok = all(not r["burst_failed"] and not r["burst_not_archived"] for r in pairs)
@@ -331,9 +332,10 @@ def measure_daemon_catchup(cfg, scratch: Path, raw: dict) -> list[Row]:
         what=(f"catch-up through dagster-daemon: {n} typical runs appear at once, the sensor "
               f"requests range runs of ≤ {batch} (app.batch_size {batch}), max_concurrent_runs "
               f"{concurrency} (both assets + 3 checks in run workers), filesystemdb + local UconDB"),
-        figure=(f"{spread(rates)} runs/min, first run created → last finished "
-                f"({pairs[0]['burst_dagster_runs']} Dagster runs); {spread(ended)} runs/min from "
-                f"the runs' appearance (sensors every {interval} s)"),
+        figure=(f"{spread(rates)} runs/min while its Dagster runs existed "
+                f"({spread([r['burst_dagster_runs'] for r in pairs])} Dagster runs); first created → "
+                f"last finished {spread(spans)} runs/min; {spread(ended)} runs/min from the runs' "
+                f"appearance (sensors every {interval} s)"),
         baseline=f"plain loop doing the checks' work, one process, same runs: {spread(loops)} runs/min",
         ratio=f"{spread([r / l for r, l in zip(rates, loops)])}× the loop's throughput",
         target="≥ 1000 runs/min",
