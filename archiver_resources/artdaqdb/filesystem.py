@@ -589,7 +589,7 @@ class Collection:
 
     # ---- index --------------------------------------------------------------------------------
 
-    def load_index(self) -> dict:
+    def load_index(self) -> "IndexDict":
         """The parsed ``index.json`` (empty template when missing); a corrupt index is rebuilt
         from the documents with a warning, and saved when this process holds the lock."""
         key = self._disk_key()
@@ -824,12 +824,8 @@ class FilesystemArtdaqDB(ArtdaqDB):
         found = False
         for collection in (RUN_HISTORY, SYSTEM_LAYOUT):
             store = self.collection(collection)
-            index = store.load_index()
-            if isinstance(index, IndexDict):
-                listed, unnamed = index.oids_of_entity(entity), index.oids_of_entity("notprovided")
-            else:
-                listed = set(index["entities.name"].get(entity, ()))
-                unnamed = set(index["entities.name"].get("notprovided", ()))
+            index = store.load_index()  # always an IndexDict
+            listed, unnamed = index.oids_of_entity(entity), index.oids_of_entity("notprovided")
             for oid in self._committed_oids(collection, name):
                 if oid not in listed and oid not in unnamed:
                     continue
