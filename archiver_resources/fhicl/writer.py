@@ -153,15 +153,8 @@ def _atom(key: str, value, meta: dict, out: list, depth: int) -> None:
 
 def _value(value, typ: str, meta: dict, out: list, depth: int) -> None:
     """The value part of an item (``json2fcldb``'s atom conversion, then Karma)."""
-    if value.__class__ is str:  # most leaves: atom_text's string branch
-        if typ == "string_doublequoted":
-            out.append('"' + value + '"')
-        elif typ == "string_singlequoted":
-            out.append("'" + value + "'")
-        elif typ == "string" and _NEEDS_QUOTES.search(value):
-            out.append('"' + value + '"')
-        else:
-            out.append(value)
+    if value.__class__ is str:  # most leaves: straight to the quoting
+        out.append(_quoted_atom(value, typ))
     elif typ == "sequence" and isinstance(value, list):
         _sequence(value, _children(meta), out, depth + 1)
     elif typ == "table" and isinstance(value, dict):
@@ -206,7 +199,11 @@ def atom_text(value, typ: str | None) -> str:
         return str(value)
     if isinstance(value, float):
         return karma_double(value)
-    text = _text(value)
+    return _quoted_atom(_text(value), typ)
+
+
+def _quoted_atom(text: str, typ: str | None) -> str:
+    """A key-bound leaf's text quoted as its metadata type says."""
     if typ == "string_doublequoted":
         return '"' + text + '"'
     if typ == "string_singlequoted":
